@@ -1,0 +1,20 @@
+"""Errors meant for people.
+
+A `DialerError` carries one sentence that names the file, key or value at
+fault, what was expected and what to do. The CLI prints it without a
+traceback and exits with status 2; Dagster shows it as the run's failure.
+"""
+
+
+class DialerError(Exception):
+    """A problem with something a user controls: a file, a setting, a flag."""
+
+    exit_code = 2
+
+
+class NotFound(DialerError):
+    """A named workspace, campaign or list does not exist."""
+
+
+class DatabaseNotReady(DialerError):
+    """The database is unreachable or has not been migrated."""

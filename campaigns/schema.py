@@ -1,0 +1,293 @@
+"""The database: one SQLAlchemy Core schema for PostgreSQL and SQLite.
+
+The database is the contract between the Dagster half (ingestion, hopper fill,
+reports) and the daemon half (claims, calls, dispositions). Alembic migrations
+under `campaigns/migrations/` create exactly these tables; a test compares the
+two so they cannot drift.
+
+Indexes follow the two hot paths of DESIGN.md §1:
+- hopper fill: `prospects` by (campaign, status, zone group, next dial time,
+  priority), so the fill reads only the open zone groups' due rows and never
+  scans a campaign;
+- hopper claim: `hopper` by (campaign, status, priority, id), so a daemon's
+  `FOR UPDATE SKIP LOCKED` takes the best queued rows from the index head.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from campaigns.lifecycle import (
+    CampaignState,
+    HopperStatus,
+    ProspectStatus,
+    UploadStatus,
+)
+from campaigns.types import BigId, JSONType, UTCDateTime
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+def _one_of(column: str, values) -> str:
+    return f"{column} IN ({', '.join(repr(str(v)) for v in values)})"
+
+
+def _pk() -> sa.Column:
+    return sa.Column("id", BigId, primary_key=True, autoincrement=True)
+
+
+def _now() -> sa.sql.functions.Function:
+    return sa.func.current_timestamp()
+
+
+workspaces = sa.Table(
+    "workspaces",
+    metadata,
+    _pk(),
+    sa.Column("name", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+campaigns = sa.Table(
+    "campaigns",
+    metadata,
+    _pk(),
+    sa.Column("workspace_id", BigId, sa.ForeignKey("workspaces.id"), nullable=False),
+    sa.Column("slug", sa.String(64), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("locale", sa.String(8), nullable=False),
+    sa.Column("agent", sa.String(200), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    # Dial window in the prospect's local time, as minutes after midnight.
+    sa.Column("dial_earliest_min", sa.Integer, nullable=False),
+    sa.Column("dial_latest_min", sa.Integer, nullable=False),
+    sa.Column("blocked_states", JSONType, nullable=False),
+    sa.Column("holiday_filtering", sa.Boolean, nullable=False),
+    # Dialing controls.
+    sa.Column("call_ratio", sa.Float, nullable=False),
+    sa.Column("dialer_interval_s", sa.Integer, nullable=False),
+    sa.Column("max_active_calls", sa.Integer, nullable=False),
+    sa.Column("max_calls_per_prospect", sa.Integer, nullable=False),
+    sa.Column("min_minutes_between_calls", sa.Integer, nullable=False),
+    sa.Column("wrap_up_s", sa.Integer, nullable=False),
+    sa.Column("hopper_expiry_min", sa.Integer, nullable=False),
+    sa.Column("fill_interval_min", sa.Integer, nullable=False),
+    sa.Column("damper_mode", sa.String(32), nullable=False),
+    sa.Column("damper_threshold", sa.Float, nullable=False),
+    # Upload defaults, overridable per file.
+    sa.Column("dupe_days", sa.Integer, nullable=False),
+    sa.Column("expire_days", sa.Integer, nullable=False),
+    sa.Column("list_priority", sa.Integer, nullable=False),
+    # DNC: the lists are in campaign_dnc_lists.
+    sa.Column("dnc_disposition", sa.String(100), nullable=True),
+    sa.Column("check_on_dial", sa.Boolean, nullable=False),
+    # Reports.
+    sa.Column("report_schedule", sa.String(32), nullable=False),
+    sa.Column("report_format", sa.String(8), nullable=False),
+    sa.Column("report_compression", sa.String(8), nullable=False),
+    sa.Column("report_recipients", JSONType, nullable=False),
+    sa.Column("report_timezone", sa.String(64), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("workspace_id", "slug"),
+    sa.CheckConstraint(_one_of("state", CampaignState), name="state"),
+    sa.CheckConstraint("dial_earliest_min < dial_latest_min", name="dial_window"),
+)
+
+dispositions = sa.Table(
+    "dispositions",
+    metadata,
+    _pk(),
+    sa.Column(
+        "campaign_id", BigId, sa.ForeignKey("campaigns.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("title", sa.String(100), nullable=False),
+    sa.Column("qualified", sa.Boolean, nullable=False),
+    sa.Column("contacted", sa.Boolean, nullable=False),
+    sa.Column("callback", sa.Boolean, nullable=False),
+    sa.Column("dnc", sa.Boolean, nullable=False),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.UniqueConstraint("campaign_id", "title"),
+)
+
+dnc_lists = sa.Table(
+    "dnc_lists",
+    metadata,
+    _pk(),
+    sa.Column("workspace_id", BigId, sa.ForeignKey("workspaces.id"), nullable=False),
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("workspace_id", "name"),
+)
+
+dnc_numbers = sa.Table(
+    "dnc_numbers",
+    metadata,
+    sa.Column(
+        "dnc_list_id",
+        BigId,
+        sa.ForeignKey("dnc_lists.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    # E.164; the primary key serves "is this number on any of these lists?".
+    sa.Column("phone_e164", sa.String(20), primary_key=True),
+    sa.Column("added_at", UTCDateTime, nullable=False),
+    sa.Column("source", sa.String(200), nullable=True),
+)
+
+campaign_dnc_lists = sa.Table(
+    "campaign_dnc_lists",
+    metadata,
+    sa.Column(
+        "campaign_id",
+        BigId,
+        sa.ForeignKey("campaigns.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("dnc_list_id", BigId, sa.ForeignKey("dnc_lists.id"), primary_key=True),
+)
+
+prospect_lists = sa.Table(
+    "prospect_lists",
+    metadata,
+    _pk(),
+    sa.Column("campaign_id", BigId, sa.ForeignKey("campaigns.id"), nullable=False),
+    # The bucket key and its version (etag or mtime+size) make an upload idempotent.
+    sa.Column("source_key", sa.String(1024), nullable=False),
+    sa.Column("source_version", sa.String(200), nullable=False),
+    sa.Column("filename", sa.String(255), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("priority", sa.Integer, nullable=False),
+    sa.Column("dupe_days", sa.Integer, nullable=False),
+    sa.Column("expire_days", sa.Integer, nullable=False),
+    sa.Column("rows", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("loaded", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("duplicates", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("invalid", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("dnc", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("warnings", JSONType, nullable=False),
+    sa.Column("rejects_file", sa.String(1024), nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("completed_at", UTCDateTime, nullable=True),
+    sa.UniqueConstraint("campaign_id", "source_key", "source_version"),
+    sa.CheckConstraint(_one_of("status", UploadStatus), name="status"),
+)
+
+prospects = sa.Table(
+    "prospects",
+    metadata,
+    _pk(),
+    sa.Column("campaign_id", BigId, sa.ForeignKey("campaigns.id"), nullable=False),
+    sa.Column("list_id", BigId, sa.ForeignKey("prospect_lists.id"), nullable=False),
+    sa.Column("source_row", sa.Integer, nullable=False),
+    sa.Column("phone_e164", sa.String(20), nullable=False),
+    sa.Column("phone_ext", sa.String(10), nullable=True),
+    sa.Column("first_name", sa.String(200), nullable=True),
+    sa.Column("last_name", sa.String(200), nullable=True),
+    sa.Column("address_state", sa.String(2), nullable=True),
+    sa.Column("zip_code", sa.String(10), nullable=True),
+    # The state of the number's area code: FL, OK and CT apply their rules to it.
+    sa.Column("area_code_state", sa.String(2), nullable=True),
+    # Every IANA zone the prospect may be in, sorted, comma-separated.
+    sa.Column("candidate_zones", sa.String(400), nullable=False),
+    # Key of the rule group (zones + states) the hopper fill filters on.
+    sa.Column("zone_group", sa.String(400), nullable=False),
+    sa.Column("priority", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("disposition", sa.String(100), nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("last_attempt_at", UTCDateTime, nullable=True),
+    # When the prospect may next be dialed; for a callback, the time asked for.
+    sa.Column("next_dial_at", UTCDateTime, nullable=False),
+    sa.Column("callback_at", UTCDateTime, nullable=True),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Column("loaded_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("custom_fields", JSONType, nullable=False),
+    sa.UniqueConstraint("list_id", "source_row"),
+    sa.CheckConstraint(_one_of("status", ProspectStatus), name="status"),
+    sa.Index(
+        "ix_prospects_fill",
+        "campaign_id",
+        "status",
+        "zone_group",
+        "next_dial_at",
+        "priority",
+    ),
+    # Cross-upload dedupe: "was this number loaded into the campaign within dupe days?"
+    sa.Index("ix_prospects_dedupe", "campaign_id", "phone_e164", "loaded_at"),
+    sa.Index("ix_prospects_expiry", "status", "expires_at"),
+)
+
+hopper = sa.Table(
+    "hopper",
+    metadata,
+    _pk(),
+    sa.Column("campaign_id", BigId, sa.ForeignKey("campaigns.id"), nullable=False),
+    # Unique: a prospect is never queued twice.
+    sa.Column(
+        "prospect_id",
+        BigId,
+        sa.ForeignKey("prospects.id", ondelete="CASCADE"),
+        nullable=False,
+        unique=True,
+    ),
+    sa.Column("priority", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("queued_at", UTCDateTime, nullable=False),
+    sa.Column("claimed_at", UTCDateTime, nullable=True),
+    sa.Column("claimed_by", sa.String(100), nullable=True),
+    sa.CheckConstraint(_one_of("status", HopperStatus), name="status"),
+    sa.Index("ix_hopper_claim", "campaign_id", "status", "priority", "id"),
+    sa.Index("ix_hopper_expiry", "status", "queued_at"),
+)
+
+call_attempts = sa.Table(
+    "call_attempts",
+    metadata,
+    _pk(),
+    sa.Column("campaign_id", BigId, sa.ForeignKey("campaigns.id"), nullable=False),
+    sa.Column("prospect_id", BigId, sa.ForeignKey("prospects.id"), nullable=False),
+    sa.Column("attempt_number", sa.Integer, nullable=False),
+    # Sent with the request so a retry after a timeout never dials twice.
+    sa.Column("idempotency_key", sa.String(100), nullable=False, unique=True),
+    sa.Column("phone_e164", sa.String(20), nullable=False),
+    sa.Column("platform_call_id", sa.String(100), nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("outcome", sa.String(32), nullable=True),
+    sa.Column("disposition", sa.String(100), nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("placed_at", UTCDateTime, nullable=True),
+    sa.Column("answered_at", UTCDateTime, nullable=True),
+    sa.Column("ended_at", UTCDateTime, nullable=True),
+    sa.Column("duration_s", sa.Float, nullable=True),
+    sa.Column("callback_at", UTCDateTime, nullable=True),
+    sa.Column("failure_cause", sa.String(200), nullable=True),
+    sa.Column("daemon_id", sa.String(100), nullable=True),
+    sa.Index("ix_call_attempts_campaign_time", "campaign_id", "created_at"),
+    # Frequency caps: "calls to this prospect in the last 24 h".
+    sa.Index("ix_call_attempts_prospect_time", "prospect_id", "created_at"),
+    sa.Index("ix_call_attempts_live", "campaign_id", "ended_at"),
+)
+
+reports_sent = sa.Table(
+    "reports_sent",
+    metadata,
+    _pk(),
+    sa.Column("campaign_id", BigId, sa.ForeignKey("campaigns.id"), nullable=False),
+    sa.Column("report_date", sa.Date, nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("recipients", JSONType, nullable=False),
+    sa.Column("attachment", sa.String(1024), nullable=True),
+    sa.Column("sent_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("campaign_id", "report_date", "kind"),
+)

@@ -1,0 +1,232 @@
+"""The `dialer` command: what ops run from a terminal.
+
+A thin layer: every command parses its flags, opens the database and calls
+`campaigns/`. A problem with something the user controls is printed as one
+sentence on stderr with exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import sqlalchemy as sa
+import typer
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from campaigns import db, registry
+from campaigns.errors import DatabaseNotReady, DialerError
+from campaigns.lifecycle import CampaignState
+from campaigns.settings import load_settings_file
+from campaigns.status import campaign_status
+
+app = typer.Typer(
+    name="dialer",
+    help="Run outbound-calling campaigns: campaigns, prospect lists, the hopper and the daemon.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+campaign_app = typer.Typer(help="Create, inspect and steer campaigns.", no_args_is_help=True)
+app.add_typer(campaign_app, name="campaign")
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def user_errors(fn: Callable) -> Callable:
+    """Turn a DialerError into one red sentence and exit status 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except DialerError as exc:
+            err.print(f"[bold red]error:[/] {exc}", markup=True, soft_wrap=True)
+            raise typer.Exit(code=exc.exit_code) from None
+        except sa.exc.OperationalError as exc:
+            err.print(
+                f"[bold red]error:[/] the database refused the operation: {exc.orig}",
+                soft_wrap=True,
+            )
+            raise typer.Exit(code=1) from None
+
+    return wrapper
+
+
+@contextmanager
+def _database(*, ready: bool = True):
+    engine = db.make_engine()
+    try:
+        if ready:
+            db.check_ready(engine)
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def _print_json(payload) -> None:
+    sys.stdout.write(json.dumps(payload, indent=2, default=str, ensure_ascii=False) + "\n")
+
+
+@app.command()
+@user_errors
+def init() -> None:
+    """Create or migrate the database (DIALER_DATABASE_URL, default a SQLite file under DIALER_HOME)."""
+    with _database(ready=False) as engine:
+        before, after = db.migrate(engine)
+        where = db.describe(engine)
+    if before == after:
+        out.print(f"Database {where} is up to date (revision {after}).")
+    else:
+        out.print(f"Database {where} migrated from {before or 'empty'} to revision {after}.")
+
+
+@campaign_app.command("apply")
+@user_errors
+def campaign_apply(
+    file: Annotated[Path, typer.Argument(help="Campaign YAML file.")],
+    json_out: JsonFlag = False,
+) -> None:
+    """Create or update a campaign from a YAML file; applying the same file twice changes nothing."""
+    settings, keys = load_settings_file(file)
+    with _database() as engine, engine.begin() as conn:
+        result = registry.apply_campaign(conn, settings, _now(), keys_given=keys)
+    if json_out:
+        _print_json(
+            {
+                "action": result.action,
+                "workspace": result.workspace,
+                "slug": result.slug,
+                "changes": result.changes,
+                "created_dnc_lists": result.created_dnc_lists,
+                "created_workspace": result.created_workspace,
+            }
+        )
+        return
+    label = f"{result.workspace}/{result.slug}"
+    if result.created_workspace:
+        out.print(f"Created workspace {result.workspace}.")
+    for name in result.created_dnc_lists:
+        out.print(f"Created empty DNC list {result.workspace}/{name}.")
+    if result.action == "unchanged":
+        out.print(f"Campaign {label} unchanged.")
+    elif result.action == "created":
+        out.print(f"Campaign {label} created.")
+    else:
+        out.print(f"Campaign {label} updated:")
+        for change in result.changes:
+            out.print(f"  {change}", markup=False)
+
+
+@campaign_app.command("list")
+@user_errors
+def campaign_list(json_out: JsonFlag = False) -> None:
+    """List every campaign with its state and status."""
+    now = _now()
+    with _database() as engine, engine.connect() as conn:
+        reports = [campaign_status(conn, c.id, now) for c in registry.list_campaigns(conn)]
+    if json_out:
+        _print_json([r.as_dict() for r in reports])
+        return
+    if not reports:
+        out.print("No campaigns yet; create one with `dialer campaign apply FILE`.")
+        return
+    table = Table("workspace", "slug", "name", "state", "status", "prospects", "in flight")
+    for r in reports:
+        table.add_row(
+            r.workspace,
+            r.slug,
+            r.name,
+            r.state,
+            str(r.status),
+            str(sum(r.prospects.values())),
+            str(r.calls_in_flight),
+        )
+    out.print(table)
+
+
+@campaign_app.command("show")
+@user_errors
+def campaign_show(
+    campaign: Annotated[str, typer.Argument(help="SLUG or WORKSPACE/SLUG.")],
+    json_out: JsonFlag = False,
+) -> None:
+    """Print a campaign's effective settings (defaults filled in) as YAML."""
+    with _database() as engine, engine.connect() as conn:
+        ref = registry.resolve_campaign(conn, campaign)
+        settings = registry.load_settings(conn, ref.id)
+    data = settings.model_dump(mode="json")
+    if json_out:
+        _print_json(data)
+    else:
+        sys.stdout.write(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+
+
+@campaign_app.command("status")
+@user_errors
+def campaign_status_cmd(
+    campaign: Annotated[str, typer.Argument(help="SLUG or WORKSPACE/SLUG.")],
+    json_out: JsonFlag = False,
+) -> None:
+    """Show whether a campaign is Running, Stopped, Completed or Inactive, with prospect counts."""
+    with _database() as engine, engine.connect() as conn:
+        ref = registry.resolve_campaign(conn, campaign)
+        report = campaign_status(conn, ref.id, _now())
+    if json_out:
+        _print_json(report.as_dict())
+        return
+    out.print(
+        f"[bold]{report.workspace}/{report.slug}[/] — {report.name}\n"
+        f"state {report.state}, status [bold]{report.status}[/], "
+        f"{report.calls_in_flight} calls in flight, hopper {report.hopper_depth}, "
+        f"{report.uploads} uploads"
+    )
+    table = Table("prospect state", "count")
+    for state, count in report.prospects.items():
+        table.add_row(state, str(count))
+    table.add_row("[bold]total[/]", str(sum(report.prospects.values())))
+    out.print(table)
+
+
+def _state_command(name: str, state: CampaignState, verb: str) -> None:
+    @campaign_app.command(name, help=f"Set the campaign's state to {state}.")
+    @user_errors
+    def command(
+        campaign: Annotated[str, typer.Argument(help="SLUG or WORKSPACE/SLUG.")],
+    ) -> None:
+        with _database() as engine, engine.begin() as conn:
+            ref = registry.resolve_campaign(conn, campaign)
+            changed = registry.set_state(conn, ref, state, _now())
+        if changed:
+            out.print(f"Campaign {ref.qualified_slug} {verb} (state {ref.state} → {state}).")
+        else:
+            out.print(f"Campaign {ref.qualified_slug} is already {state}.")
+
+
+_state_command("pause", CampaignState.PAUSED, "paused")
+_state_command("resume", CampaignState.ACTIVE, "resumed")
+_state_command("deactivate", CampaignState.INACTIVE, "deactivated")
+_state_command("archive", CampaignState.ARCHIVED, "archived")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Dagster resources: the database now; the bucket, mailer and voice API as they arrive."""

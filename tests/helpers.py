@@ -1,0 +1,20 @@
+"""Small builders shared by tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+MINIMAL = {"name": "Spring Renewals", "workspace": "acme", "locale": "US", "agent": "agent_1"}
+
+
+def campaign_file(tmp_path: Path, data: dict[str, Any] | None = None, name: str = "c.yaml", **overrides) -> Path:
+    content = dict(MINIMAL if data is None else data)
+    content.update(overrides)
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(content, sort_keys=False), encoding="utf-8")
+    return path
