@@ -146,14 +146,19 @@ def campaign_list(json_out: JsonFlag = False) -> None:
     if not reports:
         out.print("No campaigns yet; create one with `dialer campaign apply FILE`.")
         return
-    table = Table("workspace", "slug", "name", "state", "status", "prospects", "in flight")
+    table = Table()
+    for column in ("workspace", "slug", "state", "status"):
+        table.add_column(column, no_wrap=True, min_width=len(column))
+    table.add_column("name", ratio=1)
+    table.add_column("prospects", justify="right", no_wrap=True, min_width=9)
+    table.add_column("live", justify="right", no_wrap=True)
     for r in reports:
         table.add_row(
             r.workspace,
             r.slug,
-            r.name,
             r.state,
             str(r.status),
+            r.name,
             str(sum(r.prospects.values())),
             str(r.calls_in_flight),
         )

@@ -18,3 +18,16 @@ def campaign_file(tmp_path: Path, data: dict[str, Any] | None = None, name: str 
     path = tmp_path / name
     path.write_text(yaml.safe_dump(content, sort_keys=False), encoding="utf-8")
     return path
+
+
+def snapshot(engine) -> dict[str, list[tuple]]:
+    """Every row of every project table, for 'nothing was written' assertions."""
+    import sqlalchemy as sa
+
+    from campaigns.schema import metadata
+
+    with engine.connect() as conn:
+        return {
+            name: sorted(map(tuple, conn.execute(sa.select(table)).all()), key=repr)
+            for name, table in metadata.tables.items()
+        }

@@ -1,0 +1,105 @@
+"""The migrations create exactly the schema `campaigns/schema.py` declares, on both backends."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from campaigns import db
+from campaigns import schema as t
+
+
+def test_migrations_match_the_declared_schema(engine):
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        diff = compare_metadata(context, t.metadata)
+    assert diff == []
+
+
+def test_migrate_is_idempotent_and_reports_revisions(blank_db_url):
+    engine = db.make_engine(blank_db_url)
+    try:
+        with pytest.raises(db.DatabaseNotReady, match="has not been initialised; run `dialer init`"):
+            db.check_ready(engine)
+        before, after = db.migrate(engine)
+        assert (before, after) == (None, db.head_revision())
+        assert db.migrate(engine) == (after, after)
+        db.check_ready(engine)
+    finally:
+        engine.dispose()
+
+
+def test_hot_path_indexes_exist(engine):
+    inspector = sa.inspect(engine)
+    prospect_indexes = {i["name"]: i["column_names"] for i in inspector.get_indexes("prospects")}
+    assert prospect_indexes["ix_prospects_fill"] == [
+        "campaign_id", "status", "zone_group", "next_dial_at", "priority"
+    ]
+    assert prospect_indexes["ix_prospects_dedupe"] == ["campaign_id", "phone_e164", "loaded_at"]
+    hopper_indexes = {i["name"]: i["column_names"] for i in inspector.get_indexes("hopper")}
+    assert hopper_indexes["ix_hopper_claim"] == ["campaign_id", "status", "priority", "id"]
+    hopper_unique = [u["column_names"] for u in inspector.get_unique_constraints("hopper")]
+    assert ["prospect_id"] in hopper_unique
+
+
+def _workspace(conn, now) -> int:
+    return conn.execute(
+        sa.insert(t.workspaces).values(name="acme", created_at=now).returning(t.workspaces.c.id)
+    ).scalar_one()
+
+
+def test_instants_round_trip_as_aware_utc(engine):
+    eastern = timezone(timedelta(hours=-5))
+    written = datetime(2026, 3, 8, 1, 59, 30, tzinfo=eastern)
+    with engine.begin() as conn:
+        _workspace(conn, written)
+    with engine.connect() as conn:
+        read = conn.execute(sa.select(t.workspaces.c.created_at)).scalar_one()
+    assert read == written and read.tzinfo is not None and read.utcoffset() == timedelta(0)
+
+
+def test_naive_datetimes_are_refused(engine):
+    with pytest.raises(sa.exc.StatementError, match="naive datetime"):
+        with engine.begin() as conn:
+            _workspace(conn, datetime(2026, 1, 1))
+
+
+def test_check_constraints_guard_lifecycle_states(engine):
+    now = datetime.now(UTC)
+    with pytest.raises(sa.exc.IntegrityError):
+        with engine.begin() as conn:
+            ws = _workspace(conn, now)
+            conn.execute(
+                sa.insert(t.campaigns).values(
+                    workspace_id=ws, slug="x", name="x", locale="US", agent="a", state="running",
+                    dial_earliest_min=540, dial_latest_min=1260, blocked_states=[],
+                    holiday_filtering=True, call_ratio=1.0, dialer_interval_s=10,
+                    max_active_calls=0, max_calls_per_prospect=10, min_minutes_between_calls=30,
+                    wrap_up_s=3, hopper_expiry_min=30, fill_interval_min=5, damper_mode="disabled",
+                    damper_threshold=0.5, dupe_days=90, expire_days=90, list_priority=50,
+                    check_on_dial=True, report_schedule="disabled", report_format="csv",
+                    report_compression="none", report_recipients=[],
+                    report_timezone="America/New_York", created_at=now, updated_at=now,
+                )
+            )
+
+
+def test_sqlite_runs_in_wal_mode_with_busy_timeout_and_foreign_keys(tmp_path):
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'x.sqlite3'}")
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == db.SQLITE_BUSY_TIMEOUT_MS
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    engine.dispose()
+
+
+def test_plain_postgresql_urls_use_psycopg3():
+    assert db.normalize_url("postgresql://u@h/d").drivername == "postgresql+psycopg"
+    with pytest.raises(db.DialerError, match="supports `sqlite` and `postgresql\\+psycopg` only"):
+        db.normalize_url("mysql://u@h/d")
+    with pytest.raises(db.DialerError, match="is not a database URL"):
+        db.normalize_url("not a url")
