@@ -159,3 +159,16 @@ def test_migration_state_mismatch_is_explained(blank_db_url, monkeypatch):
     engine.dispose()
     monkeypatch.setenv("DIALER_DATABASE_URL", blank_db_url)
     assert run("campaign", "list").exit_code == 0
+
+
+from tests.test_settings import BAD_VALUES  # noqa: E402
+
+
+@pytest.mark.parametrize(("change", "sentence"), BAD_VALUES, ids=[s for _, s in BAD_VALUES])
+def test_every_bad_value_exits_2_through_the_cli(tmp_path, monkeypatch, change, sentence):
+    monkeypatch.setenv("DIALER_DATABASE_URL", f"sqlite:///{tmp_path / 'untouched.sqlite3'}")
+    path = campaign_file(tmp_path, {**MINIMAL, **change})
+    result = run("campaign", "apply", str(path))
+    assert result.exit_code == 2
+    assert sentence in " ".join(result.stderr.split())
+    assert not (tmp_path / "untouched.sqlite3").exists()
