@@ -29,3 +29,25 @@ LOCALES: dict[str, dict] = {
 
 def regions_for(locale: str) -> frozenset[str]:
     return LOCALES[locale]["regions"]
+
+# Names as libphonenumber's English geocoder writes them, to the codes above.
+REGION_NAMES = {
+    "Alabama": "AL", "Alaska": "AK", "Arizona": "AZ", "Arkansas": "AR", "California": "CA",
+    "Colorado": "CO", "Connecticut": "CT", "Delaware": "DE", "Washington D.C.": "DC",
+    "Washington DC": "DC", "District of Columbia": "DC", "Florida": "FL", "Georgia": "GA",
+    "Hawaii": "HI", "Idaho": "ID", "Illinois": "IL", "Indiana": "IN", "Iowa": "IA",
+    "Kansas": "KS", "Kentucky": "KY", "Louisiana": "LA", "Maine": "ME", "Maryland": "MD",
+    "Massachusetts": "MA", "Michigan": "MI", "Minnesota": "MN", "Mississippi": "MS",
+    "Missouri": "MO", "Montana": "MT", "Nebraska": "NE", "Nevada": "NV",
+    "New Hampshire": "NH", "New Jersey": "NJ", "New Mexico": "NM", "New York": "NY",
+    "North Carolina": "NC", "North Dakota": "ND", "Ohio": "OH", "Oklahoma": "OK",
+    "Oregon": "OR", "Pennsylvania": "PA", "Rhode Island": "RI", "South Carolina": "SC",
+    "South Dakota": "SD", "Tennessee": "TN", "Texas": "TX", "Utah": "UT", "Vermont": "VT",
+    "Virginia": "VA", "Washington": "WA", "Washington State": "WA", "West Virginia": "WV",
+    "Wisconsin": "WI", "Wyoming": "WY", "Puerto Rico": "PR", "US Virgin Islands": "VI",
+    "Guam": "GU", "American Samoa": "AS", "Northern Mariana Islands": "MP",
+    "Alberta": "AB", "British Columbia": "BC", "Manitoba": "MB", "New Brunswick": "NB",
+    "Newfoundland and Labrador": "NL", "Newfoundland": "NL", "Nova Scotia": "NS",
+    "Northwest Territories": "NT", "Nunavut": "NU", "Ontario": "ON",
+    "Prince Edward Island": "PE", "Quebec": "QC", "Saskatchewan": "SK", "Yukon": "YT",
+}
