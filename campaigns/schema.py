@@ -21,6 +21,7 @@ from campaigns.lifecycle import (
     CampaignState,
     HopperStatus,
     ProspectStatus,
+    RowOutcome,
     UploadStatus,
 )
 from campaigns.types import BigId, JSONType, UTCDateTime
@@ -176,10 +177,44 @@ prospect_lists = sa.Table(
     sa.Column("warnings", JSONType, nullable=False),
     sa.Column("rejects_file", sa.String(1024), nullable=True),
     sa.Column("error", sa.Text, nullable=True),
+    # How the file was read (encoding, delimiter, header mapping) and its sidecar, for the UI.
+    sa.Column("file_format", JSONType, nullable=True),
+    sa.Column("sidecar_key", sa.String(1024), nullable=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("completed_at", UTCDateTime, nullable=True),
     sa.UniqueConstraint("campaign_id", "source_key", "source_version"),
     sa.CheckConstraint(_one_of("status", UploadStatus), name="status"),
+)
+
+upload_rows = sa.Table(
+    "upload_rows",
+    metadata,
+    # The staging table: every row of an upload, keyed by upload and row number,
+    # so dedupe, DNC scrub and load run as set-based SQL and a re-run starts clean.
+    sa.Column(
+        "upload_id",
+        BigId,
+        sa.ForeignKey("prospect_lists.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("row_number", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("phone_raw", sa.Text, nullable=True),
+    sa.Column("phone_e164", sa.String(20), nullable=True),
+    sa.Column("phone_ext", sa.String(10), nullable=True),
+    sa.Column("first_name", sa.String(200), nullable=True),
+    sa.Column("last_name", sa.String(200), nullable=True),
+    sa.Column("address_state", sa.String(2), nullable=True),
+    sa.Column("zip_code", sa.String(10), nullable=True),
+    sa.Column("area_code_state", sa.String(2), nullable=True),
+    sa.Column("candidate_zones", sa.String(400), nullable=True),
+    sa.Column("zone_group", sa.String(400), nullable=True),
+    sa.Column("custom_fields", sa.Text, nullable=True),  # JSON text, copied as is
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("duplicate_of", sa.String(200), nullable=True),
+    sa.Column("on_dnc", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.CheckConstraint(_one_of("outcome", RowOutcome), name="outcome"),
+    sa.Index("ix_upload_rows_phone", "upload_id", "phone_e164"),
 )
 
 prospects = sa.Table(

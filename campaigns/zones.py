@@ -174,44 +174,61 @@ def zone_group(zones: tuple[str, ...] | str, address_state: str | None, area_sta
     return f"{joined}|{address_state or '-'}|{area_state or '-'}"
 
 
+def _map_unique(values: np.ndarray, fn) -> np.ndarray:
+    """Apply `fn` once per distinct value (a batch has few distinct prefixes, ZIPs or states)."""
+    uniques, inverse = np.unique(values.astype(str), return_inverse=True)
+    return np.array([fn(u) for u in uniques], dtype=object)[inverse]
+
+
 def zones_for_frame(frame: pd.DataFrame, locale: str) -> pd.DataFrame:
     """Candidate zones for a batch.
 
-    Expects columns `e164` (valid numbers), `address_state` (code or None),
+    Expects columns `phone_e164` (valid numbers), `address_state` (code or None),
     `address_zone` (the ZIP's zone or None). Adds `area_code_state`,
     `candidate_zones`, `zone_group` and fills a missing `address_state` from
     the area code.
     """
-    national = frame["e164"].str.slice(2)
-    npa = national.str.slice(0, 3)
-    npa_nxx = national.str.slice(0, 6)
-    phone_zones = npa_nxx.map(lambda p: ",".join(number_zones(p)) if isinstance(p, str) else "")
-    area_state = npa.map(lambda p: area_code_region(p) if isinstance(p, str) else None)
-    address_state = frame["address_state"].where(frame["address_state"].notna(), area_state)
+    if frame.empty:
+        out = frame.copy()
+        for column in ("area_code_state", "candidate_zones", "zone_group"):
+            out[column] = pd.Series(dtype=object)
+        return out
+    e164 = frame["phone_e164"].to_numpy(dtype=object)
+    npa_nxx = np.array([x[2:8] for x in e164], dtype=object)
+    phone_zones = _map_unique(npa_nxx, lambda p: ",".join(number_zones(p)))
+    area_state = _map_unique(np.array([x[:3] for x in npa_nxx], dtype=object), area_code_region)
+    given_state = frame["address_state"].to_numpy(dtype=object)
+    address_state = np.where(pd.isna(given_state), area_state, given_state)
+    address_zone = frame["address_zone"].to_numpy(dtype=object)
     zones_of = region_zones()
 
-    def address_zones(state, zone) -> str:
-        if isinstance(zone, str) and zone:
-            return zone
-        if isinstance(state, str) and state in zones_of:
-            return ",".join(zones_of[state])
-        return ""
+    def text(value) -> str:
+        return value if isinstance(value, str) else ""
 
-    addr = [address_zones(s, z) for s, z in zip(address_state, frame["address_zone"])]
-    pairs = pd.DataFrame({"a": addr, "p": phone_zones.fillna("").to_numpy(dtype=object)})
-    combined = {}
-    for a, p in pairs.drop_duplicates().itertuples(index=False):
-        parts = tuple(x for x in a.split(",") if x) + tuple(x for x in p.split(",") if x)
-        combined[(a, p)] = ",".join(candidate_zones(parts, (), locale))
-    zones = np.array([combined[(a, p)] for a, p in zip(pairs["a"], pairs["p"])], dtype=object)
+    key = np.array(
+        [f"{text(z)}|{text(s)}|{p}" for z, s, p in zip(address_zone, address_state, phone_zones)],
+        dtype=object,
+    )
+
+    def combine(k: str) -> str:
+        zone, state, by_phone = k.split("|")
+        address = (zone,) if zone else zones_of.get(state, ())
+        parts = address + tuple(x for x in by_phone.split(",") if x)
+        return ",".join(candidate_zones(parts, (), locale))
+
+    candidates = _map_unique(key, combine)
+    group_key = np.array(
+        [
+            f"{c}|{text(s) or '-'}|{text(a) or '-'}"
+            for c, s, a in zip(candidates, address_state, area_state)
+        ],
+        dtype=object,
+    )
     out = frame.copy()
     out["address_state"] = address_state
-    out["area_code_state"] = area_state.to_numpy(dtype=object)
-    out["candidate_zones"] = zones
-    out["zone_group"] = [
-        zone_group(z, s if isinstance(s, str) else None, a if isinstance(a, str) else None)
-        for z, s, a in zip(zones, address_state, out["area_code_state"])
-    ]
+    out["area_code_state"] = area_state
+    out["candidate_zones"] = candidates
+    out["zone_group"] = group_key.astype(object)
     return out
 
 

@@ -6,10 +6,20 @@ schedules, and the resources are built here. Nothing is computed at import.
 
 import dagster as dg
 
+from assets.dnc import dnc_list_numbers, import_dnc_file
+from assets.expiry import daily_expiry, expire_prospects_job, expired_prospects
+from assets.ingestion import UPLOAD_ASSETS, load_prospect_list
+from pipelines.sensors import dnc_sensor, inbox_sensor
+from resources.bucket import BucketResource
 from resources.database import DatabaseResource
 
 defs = dg.Definitions(
+    assets=[*UPLOAD_ASSETS, dnc_list_numbers, expired_prospects],
+    jobs=[load_prospect_list, import_dnc_file, expire_prospects_job],
+    sensors=[inbox_sensor, dnc_sensor],
+    schedules=[daily_expiry],
     resources={
         "database": DatabaseResource(),
+        "bucket": BucketResource(),
     },
 )

@@ -1,6 +1,5 @@
 """The project database as a Dagster resource."""
 
-from __future__ import annotations
 
 import dagster as dg
 import sqlalchemy as sa

@@ -1,0 +1,245 @@
+"""Prospect list ingestion, one asset per stage, one partition per uploaded file.
+
+upload_file → validated_rows → deduplicated_rows → dnc_scrubbed_rows → loaded_prospects
+
+The stages share the staging table `upload_rows` rather than DataFrames, and
+each calls one function of `campaigns.ingest`; a re-run of any partition is
+idempotent.
+"""
+
+
+from collections import Counter
+from datetime import UTC, datetime
+
+import dagster as dg
+
+from campaigns import csvfile, ingest, uploads, validation
+from campaigns.lifecycle import RowOutcome
+from pipelines.partitions import uploads as uploads_partitions
+from resources.bucket import BucketResource
+from resources.database import DatabaseResource
+
+GROUP = "ingestion"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _summary_metadata(summary: ingest.Summary) -> dict:
+    return {
+        "upload_id": summary.upload_id,
+        "rows": summary.rows,
+        "loaded": summary.loaded,
+        "duplicates": summary.duplicates,
+        "invalid": summary.invalid,
+        "dnc": summary.dnc,
+        "warnings": dg.MetadataValue.json(summary.warnings),
+        "rejects_file": summary.rejects_file or "",
+        "balanced": summary.balanced,
+    }
+
+
+@dg.asset(partitions_def=uploads_partitions, group_name=GROUP, kinds={"csv", "s3"})
+def upload_file(
+    context: dg.AssetExecutionContext, database: DatabaseResource, bucket: BucketResource
+) -> dg.MaterializeResult:
+    """One prospect list as ops dropped it into the inbox: its campaign, version, encoding and columns.
+
+    A file that cannot be loaded at all (no phone column, no rows, binary,
+    unknown campaign) is moved to rejected/ beside an .error.txt, and the run
+    fails with that sentence.
+    """
+    store = bucket.get()
+    try:
+        opened = uploads.open_upload(database.engine, store, context.partition_key, _now())
+    except csvfile.FileRejected as exc:
+        raise dg.Failure(description=str(exc), metadata={"rejected": True}) from None
+    metadata = {
+        "campaign": f"{opened.campaign.workspace}/{opened.campaign.slug}",
+        "source": store.url_of(opened.source_key),
+        "version": opened.upload.source_version,
+        "upload_id": opened.upload.id,
+        "priority": opened.upload.priority,
+        "dupe_days": opened.upload.dupe_days,
+        "expire_days": opened.upload.expire_days,
+        "already_loaded": opened.already_loaded,
+    }
+    if opened.layout is not None:
+        layout = opened.layout
+        metadata.update(
+            encoding=layout.encoding,
+            delimiter=repr(layout.delimiter),
+            size_bytes=layout.size_bytes,
+            columns=dg.MetadataValue.json({k: layout.header[i] for k, i in layout.columns.items()}),
+            custom_fields=dg.MetadataValue.json(list(layout.custom)),
+        )
+    return dg.MaterializeResult(metadata=metadata)
+
+
+@dg.asset(
+    partitions_def=uploads_partitions,
+    group_name=GROUP,
+    kinds={"pandas", "sql"},
+    deps=[upload_file],
+    check_specs=[
+        dg.AssetCheckSpec(
+            "staged_rows_conform",
+            asset="validated_rows",
+            blocking=True,
+            description="The staging rows match the pandera contract (StagedRows); invalid rows are counted, not failures.",
+        )
+    ],
+)
+def validated_rows(
+    context: dg.AssetExecutionContext, database: DatabaseResource, bucket: BucketResource
+) -> dg.MaterializeResult:
+    """Every row of the file, normalised (E.164 phone, state, ZIP, candidate zones) or rejected with its reason.
+
+    Read in batches and written to the staging table keyed by upload and row number.
+    """
+    store = bucket.get()
+    opened = uploads.current_upload(database.engine, store, context.partition_key)
+    if opened.already_loaded or opened.layout is None:
+        return dg.MaterializeResult(
+            metadata={"upload_id": opened.upload.id, "already_loaded": True},
+            check_results=[_conformance(database, opened.upload.id)],
+        )
+
+    def progress(rows: int, _size: int) -> None:
+        context.log.info(f"staged {rows:,} rows")
+        ingest.report_progress(rows, _size)
+
+    counts = ingest.stage_rows(
+        database.engine,
+        opened.upload,
+        opened.campaign,
+        opened.opener(store),
+        opened.source_key,
+        opened.layout,
+        on_batch=progress,
+    )
+    with database.engine.connect() as conn:
+        reasons = Counter(
+            reason.split(":")[-1].strip()
+            for reason in ingest.rejected_rows(conn, opened.upload.id).values()
+        )
+    return dg.MaterializeResult(
+        metadata={
+            "upload_id": opened.upload.id,
+            **counts,
+            "invalid_by_reason": dg.MetadataValue.json(dict(reasons.most_common(20))),
+        },
+        check_results=[_conformance(database, opened.upload.id)],
+    )
+
+
+def _conformance(database: DatabaseResource, upload_id: int) -> dg.AssetCheckResult:
+    failures: Counter = Counter()
+    outcomes: Counter = Counter()
+    for frame in ingest.staged_frames(database.engine, upload_id):
+        failures.update(validation.failure_counts(frame))
+        outcomes.update(frame["outcome"].value_counts().to_dict())
+    return dg.AssetCheckResult(
+        check_name="staged_rows_conform",
+        passed=not failures,
+        metadata={
+            "schema_failures": dg.MetadataValue.json(dict(failures)),
+            "schema_failure_count": sum(failures.values()),
+            "invalid_rows": outcomes.get(str(RowOutcome.INVALID), 0),
+            "rows": sum(outcomes.values()),
+        },
+    )
+
+
+@dg.asset(partitions_def=uploads_partitions, group_name=GROUP, kinds={"sql"}, deps=[validated_rows])
+def deduplicated_rows(
+    context: dg.AssetExecutionContext, database: DatabaseResource, bucket: BucketResource
+) -> dg.MaterializeResult:
+    """Rows left once repeats within the file and numbers loaded within the dupe days are marked duplicate."""
+    opened = uploads.current_upload(database.engine, bucket.get(), context.partition_key)
+    if opened.already_loaded:
+        return dg.MaterializeResult(metadata={"upload_id": opened.upload.id, "already_loaded": True})
+    with database.engine.begin() as conn:
+        within = ingest.mark_duplicates_within(conn, opened.upload.id)
+        across = ingest.mark_duplicates_across(conn, opened.upload, opened.campaign.id, _now())
+    return dg.MaterializeResult(
+        metadata={
+            "upload_id": opened.upload.id,
+            "duplicates_within_file": within,
+            "duplicates_across_campaign": across,
+            "dupe_days": opened.upload.dupe_days,
+        }
+    )
+
+
+@dg.asset(partitions_def=uploads_partitions, group_name=GROUP, kinds={"sql"}, deps=[deduplicated_rows])
+def dnc_scrubbed_rows(
+    context: dg.AssetExecutionContext, database: DatabaseResource, bucket: BucketResource
+) -> dg.MaterializeResult:
+    """Rows checked against the campaign's DNC lists: flagged with the DNC disposition, or loud warnings without one."""
+    opened = uploads.current_upload(database.engine, bucket.get(), context.partition_key)
+    if opened.already_loaded:
+        return dg.MaterializeResult(metadata={"upload_id": opened.upload.id, "already_loaded": True})
+    with database.engine.begin() as conn:
+        matched, flagged = ingest.mark_dnc(conn, opened.upload, opened.campaign)
+    if matched and not flagged:
+        context.log.warning(
+            f"{matched} number(s) are on the campaign's DNC lists but the campaign has no DNC "
+            "disposition; they will load as normal prospects."
+        )
+    return dg.MaterializeResult(
+        metadata={
+            "upload_id": opened.upload.id,
+            "dnc_matched": matched,
+            "dnc_flagged": flagged,
+            "dnc_disposition": opened.campaign.dnc_disposition or "(none)",
+        }
+    )
+
+
+@dg.asset(
+    partitions_def=uploads_partitions,
+    group_name=GROUP,
+    kinds={"postgres", "sqlite"},
+    deps=[dnc_scrubbed_rows],
+    check_specs=[
+        dg.AssetCheckSpec(
+            "upload_accounting",
+            asset="loaded_prospects",
+            blocking=True,
+            description="rows == loaded + duplicates + invalid + dnc, and the prospects table holds loaded + dnc rows.",
+        )
+    ],
+)
+def loaded_prospects(
+    context: dg.AssetExecutionContext, database: DatabaseResource, bucket: BucketResource
+) -> dg.MaterializeResult:
+    """The upload's prospects in the campaign, ready for the hopper; rejects written and the file filed in processed/.
+
+    Metadata is the upload summary: rows = loaded + duplicates + invalid + dnc.
+    """
+    store = bucket.get()
+    opened = uploads.current_upload(database.engine, store, context.partition_key)
+    summary = ingest.load_prospects(database.engine, opened.upload, opened.campaign, _now())
+    summary = uploads.finish_upload(database.engine, store, opened)
+    for warning in summary.warnings:
+        context.log.warning(warning)
+    with database.engine.connect() as conn:
+        ok, recorded, detail = ingest.accounting_holds(conn, opened.upload.id)
+    accounting = dg.AssetCheckResult(
+        check_name="upload_accounting",
+        passed=ok,
+        metadata={**_summary_metadata(recorded), "staged": dg.MetadataValue.json(detail)},
+    )
+    return dg.MaterializeResult(metadata=_summary_metadata(summary), check_results=[accounting])
+
+
+UPLOAD_ASSETS = [upload_file, validated_rows, deduplicated_rows, dnc_scrubbed_rows, loaded_prospects]
+
+load_prospect_list = dg.define_asset_job(
+    "load_prospect_list",
+    selection=dg.AssetSelection.assets(*UPLOAD_ASSETS),
+    partitions_def=uploads_partitions,
+    description="Load one uploaded prospect list: validate, dedupe, DNC-scrub, load.",
+)

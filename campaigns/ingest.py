@@ -1,0 +1,664 @@
+"""Loading one prospect list: register → stage (validate) → dedupe → DNC scrub → load.
+
+Each stage is one function the matching Dagster asset calls, working on the
+staging table `upload_rows` keyed by upload and row number, so no DataFrame is
+passed between stages and every step after staging is set-based SQL. Every
+stage is idempotent: re-running an upload never loads a row twice.
+
+Accounting (DESIGN.md §4): `rows == loaded + duplicates + invalid + dnc` for
+every upload; `accounting_holds` checks it against the staging table.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from typing import BinaryIO
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+from campaigns import csvfile
+from campaigns import schema as t
+from campaigns.bucket import ObjectInfo
+from campaigns.errors import DialerError, NotFound
+from campaigns.inbox import InboxFile, UploadOptions
+from campaigns.lifecycle import ProspectStatus, RowOutcome, UploadStatus
+from campaigns.staging import STAGING_COLUMNS, normalize_batch
+from campaigns.types import UTCDateTime
+
+Opener = Callable[[], BinaryIO]
+
+
+@dataclass(frozen=True)
+class CampaignInfo:
+    """What loading a list needs to know about its campaign."""
+
+    id: int
+    workspace_id: int
+    workspace: str
+    slug: str
+    locale: str
+    state: str
+    dupe_days: int
+    expire_days: int
+    list_priority: int
+    dnc_disposition: str | None
+
+
+@dataclass(frozen=True)
+class Upload:
+    id: int
+    campaign_id: int
+    source_key: str
+    source_version: str
+    filename: str
+    status: str
+    priority: int
+    dupe_days: int
+    expire_days: int
+
+
+@dataclass
+class Summary:
+    """An upload's accounting, as shown in Dagster metadata, the CLI and `prospect_lists`."""
+
+    upload_id: int
+    status: str
+    rows: int = 0
+    loaded: int = 0
+    duplicates: int = 0
+    invalid: int = 0
+    dnc: int = 0
+    warnings: list[str] = field(default_factory=list)
+    rejects_file: str | None = None
+    error: str | None = None
+
+    @property
+    def balanced(self) -> bool:
+        return self.rows == self.loaded + self.duplicates + self.invalid + self.dnc
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def campaign_info(conn: sa.Connection, workspace: str, slug: str) -> CampaignInfo:
+    row = conn.execute(
+        sa.select(
+            t.campaigns.c.id,
+            t.campaigns.c.workspace_id,
+            t.workspaces.c.name.label("workspace"),
+            t.campaigns.c.slug,
+            t.campaigns.c.locale,
+            t.campaigns.c.state,
+            t.campaigns.c.dupe_days,
+            t.campaigns.c.expire_days,
+            t.campaigns.c.list_priority,
+            t.campaigns.c.dnc_disposition,
+        )
+        .join(t.workspaces, t.workspaces.c.id == t.campaigns.c.workspace_id)
+        .where(t.workspaces.c.name == workspace, t.campaigns.c.slug == slug)
+    ).one_or_none()
+    if row is None:
+        exists = conn.execute(
+            sa.select(t.workspaces.c.id).where(t.workspaces.c.name == workspace)
+        ).scalar_one_or_none()
+        what = f"campaign `{slug}` in workspace `{workspace}`" if exists else f"workspace `{workspace}`"
+        raise NotFound(f"There is no {what}; create it with `dialer campaign apply FILE` first.")
+    return CampaignInfo(**row._mapping)
+
+
+def _upload_from_row(row) -> Upload:
+    return Upload(
+        id=row.id,
+        campaign_id=row.campaign_id,
+        source_key=row.source_key,
+        source_version=row.source_version,
+        filename=row.filename,
+        status=row.status,
+        priority=row.priority,
+        dupe_days=row.dupe_days,
+        expire_days=row.expire_days,
+    )
+
+
+def find_upload(conn: sa.Connection, campaign_id: int, source_key: str, version: str) -> Upload | None:
+    row = conn.execute(
+        sa.select(t.prospect_lists).where(
+            t.prospect_lists.c.campaign_id == campaign_id,
+            t.prospect_lists.c.source_key == source_key,
+            t.prospect_lists.c.source_version == version,
+        )
+    ).one_or_none()
+    return None if row is None else _upload_from_row(row)
+
+
+def latest_upload(conn: sa.Connection, campaign_id: int, source_key: str) -> Upload | None:
+    """The newest upload of a bucket key (a key may be uploaded again with new content)."""
+    row = conn.execute(
+        sa.select(t.prospect_lists)
+        .where(t.prospect_lists.c.campaign_id == campaign_id, t.prospect_lists.c.source_key == source_key)
+        .order_by(t.prospect_lists.c.id.desc())
+        .limit(1)
+    ).one_or_none()
+    return None if row is None else _upload_from_row(row)
+
+
+def known_versions(conn: sa.Connection, source_keys: list[str]) -> set[tuple[str, str]]:
+    """(key, version) pairs already registered as uploads, for the inbox sensor."""
+    if not source_keys:
+        return set()
+    rows = conn.execute(
+        sa.select(t.prospect_lists.c.source_key, t.prospect_lists.c.source_version).where(
+            t.prospect_lists.c.source_key.in_(source_keys)
+        )
+    )
+    return {(r.source_key, r.source_version) for r in rows}
+
+
+def get_upload(conn: sa.Connection, upload_id: int) -> Upload:
+    return _upload_from_row(
+        conn.execute(sa.select(t.prospect_lists).where(t.prospect_lists.c.id == upload_id)).one()
+    )
+
+
+def register_upload(
+    conn: sa.Connection,
+    campaign: CampaignInfo,
+    inbox_file: InboxFile,
+    info: ObjectInfo,
+    options: UploadOptions,
+    now: datetime,
+    *,
+    sidecar_key: str | None = None,
+) -> Upload:
+    """The upload row for this file version, created on first sight (idempotent)."""
+    existing = find_upload(conn, campaign.id, inbox_file.key, info.version)
+    if existing is not None:
+        return existing
+    effective = UploadOptions(
+        priority=campaign.list_priority, dupe_days=campaign.dupe_days, expire_days=campaign.expire_days
+    ).merged(options)
+    upload_id = conn.execute(
+        sa.insert(t.prospect_lists)
+        .values(
+            campaign_id=campaign.id,
+            source_key=inbox_file.key,
+            source_version=info.version,
+            filename=inbox_file.filename,
+            status=str(UploadStatus.PROCESSING),
+            priority=effective.priority,
+            dupe_days=effective.dupe_days,
+            expire_days=effective.expire_days,
+            warnings=[],
+            created_at=now,
+            sidecar_key=sidecar_key,
+        )
+        .returning(t.prospect_lists.c.id)
+    ).scalar_one()
+    return get_upload(conn, upload_id)
+
+
+def reject_upload(conn: sa.Connection, upload_id: int, error: str, now: datetime) -> None:
+    conn.execute(sa.delete(t.upload_rows).where(t.upload_rows.c.upload_id == upload_id))
+    conn.execute(
+        sa.update(t.prospect_lists)
+        .where(t.prospect_lists.c.id == upload_id)
+        .values(status=str(UploadStatus.REJECTED), error=error, completed_at=now)
+    )
+
+
+def record_layout(conn: sa.Connection, upload_id: int, layout: csvfile.Layout) -> None:
+    conn.execute(
+        sa.update(t.prospect_lists)
+        .where(t.prospect_lists.c.id == upload_id)
+        .values(
+            file_format={
+                "encoding": layout.encoding,
+                "delimiter": layout.delimiter,
+                "header": list(layout.header),
+                "columns": {k: layout.header[i] for k, i in layout.columns.items()},
+                "custom_fields": list(layout.custom),
+                "compressed": layout.compressed,
+                "size_bytes": layout.size_bytes,
+            }
+        )
+    )
+
+
+# --- staging -----------------------------------------------------------------
+
+_progress_hooks: list[Callable[[int, int], None]] = []
+
+
+class progress_hook:
+    """Context manager: call `hook(rows, size_bytes)` after each staged batch (the CLI's progress bar)."""
+
+    def __init__(self, hook: Callable[[int, int], None]) -> None:
+        self.hook = hook
+
+    def __enter__(self):
+        _progress_hooks.append(self.hook)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        _progress_hooks.remove(self.hook)
+
+
+def report_progress(rows: int, size_bytes: int) -> None:
+    for hook in list(_progress_hooks):
+        hook(rows, size_bytes)
+
+
+
+def _write_staging_postgres(conn: sa.Connection, frame) -> None:
+    cursor = conn.connection.driver_connection.cursor()
+    columns = ", ".join(STAGING_COLUMNS)
+    with cursor.copy(f"COPY upload_rows ({columns}) FROM STDIN") as copy:
+        for record in frame.itertuples(index=False, name=None):
+            copy.write_row(record)
+
+
+def _write_staging(conn: sa.Connection, frame) -> None:
+    if conn.dialect.name == "postgresql":
+        _write_staging_postgres(conn, frame)
+        return
+    placeholders = ", ".join("?" for _ in STAGING_COLUMNS)
+    conn.exec_driver_sql(
+        f"INSERT INTO upload_rows ({', '.join(STAGING_COLUMNS)}) VALUES ({placeholders})",
+        list(frame.itertuples(index=False, name=None)),
+    )
+
+
+def stage_rows(
+    engine: sa.Engine,
+    upload: Upload,
+    campaign: CampaignInfo,
+    opener: Opener,
+    name: str,
+    layout: csvfile.Layout,
+    *,
+    batch_rows: int = csvfile.BATCH_ROWS,
+    on_batch: Callable[[int, int], None] | None = None,
+) -> dict[str, int]:
+    """Read the file in batches, normalise each row and write it to the staging table.
+
+    Starts clean (a re-run replaces the upload's staging rows). Each batch is
+    its own transaction, so the database never holds a long write lock.
+    Returns counts: rows, valid, invalid.
+    """
+    with engine.begin() as conn:
+        conn.execute(sa.delete(t.upload_rows).where(t.upload_rows.c.upload_id == upload.id))
+        record_layout(conn, upload.id, layout)
+    counts = {"rows": 0, "valid": 0, "invalid": 0}
+    for batch in csvfile.read_batches(opener, name, layout, batch_rows):
+        frame = normalize_batch(batch, campaign.locale, upload.id)
+        with engine.begin() as conn:
+            _write_staging(conn, frame)
+        invalid = int((frame["outcome"] == RowOutcome.INVALID).sum())
+        counts["rows"] += len(frame)
+        counts["invalid"] += invalid
+        counts["valid"] += len(frame) - invalid
+        if on_batch:
+            on_batch(counts["rows"], layout.size_bytes)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.update(t.prospect_lists)
+            .where(t.prospect_lists.c.id == upload.id)
+            .values(rows=counts["rows"], invalid=counts["invalid"])
+        )
+    return counts
+
+
+def staged_frames(engine: sa.Engine, upload_id: int, batch_rows: int = csvfile.BATCH_ROWS) -> Iterator:
+    """The staging rows of an upload, in batches of DataFrames (for validation checks)."""
+    import pandas as pd
+
+    last = 0
+    columns = [t.upload_rows.c[c] for c in STAGING_COLUMNS]
+    while True:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(*columns)
+                .where(t.upload_rows.c.upload_id == upload_id, t.upload_rows.c.row_number > last)
+                .order_by(t.upload_rows.c.row_number)
+                .limit(batch_rows)
+            ).all()
+        if not rows:
+            return
+        frame = pd.DataFrame(rows, columns=list(STAGING_COLUMNS))
+        last = int(frame["row_number"].iloc[-1])
+        yield frame
+
+
+# --- dedupe and DNC ----------------------------------------------------------
+
+_LIVE = (str(RowOutcome.VALID), str(RowOutcome.DNC))
+
+
+def mark_duplicates_within(conn: sa.Connection, upload_id: int) -> int:
+    """Later occurrences of a number in the same file are duplicates of the first."""
+    u = t.upload_rows
+    firsts = (
+        sa.select(u.c.phone_e164, sa.func.min(u.c.row_number).label("first_row"))
+        .where(u.c.upload_id == upload_id, u.c.outcome.in_(_LIVE))
+        .group_by(u.c.phone_e164)
+        .having(sa.func.count() > 1)
+        .subquery("firsts")
+    )
+    result = conn.execute(
+        sa.update(u)
+        .where(
+            u.c.upload_id == upload_id,
+            u.c.outcome.in_(_LIVE),
+            u.c.phone_e164 == firsts.c.phone_e164,
+            u.c.row_number > firsts.c.first_row,
+        )
+        .values(
+            outcome=str(RowOutcome.DUPLICATE),
+            duplicate_of=sa.literal("row ") + sa.cast(firsts.c.first_row, sa.String),
+            reason=sa.literal("duplicate of row ") + sa.cast(firsts.c.first_row, sa.String)
+            + sa.literal(" in this file"),
+        )
+    )
+    return result.rowcount
+
+
+def mark_duplicates_across(conn: sa.Connection, upload: Upload, campaign_id: int, now: datetime) -> int:
+    """Numbers loaded into the campaign within the upload's dupe days are duplicates (-1 disables)."""
+    if upload.dupe_days < 0:
+        return 0
+    u, p = t.upload_rows, t.prospects
+    cutoff = now - timedelta(days=upload.dupe_days)
+    earlier = (
+        sa.select(
+            p.c.phone_e164,
+            sa.func.min(p.c.id).label("prospect_id"),
+            sa.func.min(p.c.list_id).label("list_id"),
+        )
+        .where(
+            p.c.campaign_id == campaign_id,
+            p.c.list_id != upload.id,
+            p.c.loaded_at >= sa.literal(cutoff, UTCDateTime),
+            p.c.phone_e164.in_(
+                sa.select(u.c.phone_e164).where(u.c.upload_id == upload.id, u.c.outcome.in_(_LIVE))
+            ),
+        )
+        .group_by(p.c.phone_e164)
+        .subquery("earlier")
+    )
+    result = conn.execute(
+        sa.update(u)
+        .where(
+            u.c.upload_id == upload.id,
+            u.c.outcome.in_(_LIVE),
+            u.c.phone_e164 == earlier.c.phone_e164,
+        )
+        .values(
+            outcome=str(RowOutcome.DUPLICATE),
+            duplicate_of=sa.literal("prospect ") + sa.cast(earlier.c.prospect_id, sa.String),
+            reason=sa.literal(f"loaded into the campaign within {upload.dupe_days} days (upload ")
+            + sa.cast(earlier.c.list_id, sa.String)
+            + sa.literal(", prospect ")
+            + sa.cast(earlier.c.prospect_id, sa.String)
+            + sa.literal(")"),
+        )
+    )
+    return result.rowcount
+
+
+def mark_dnc(conn: sa.Connection, upload: Upload, campaign: CampaignInfo) -> tuple[int, int]:
+    """Flag numbers on any of the campaign's DNC lists; returns (matched, flagged as DNC).
+
+    With a DNC disposition, matches are loaded with it (never dialed, counted
+    as dnc); without one they load as normal and the summary warns.
+    """
+    u, d, link = t.upload_rows, t.dnc_numbers, t.campaign_dnc_lists
+    on_list = (
+        sa.select(sa.literal(1))
+        .select_from(d.join(link, link.c.dnc_list_id == d.c.dnc_list_id))
+        .where(link.c.campaign_id == campaign.id, d.c.phone_e164 == u.c.phone_e164)
+        .exists()
+    )
+    conn.execute(
+        sa.update(u)
+        .where(u.c.upload_id == upload.id, u.c.on_dnc.is_(True))
+        .values(on_dnc=False)
+    )
+    matched = conn.execute(
+        sa.update(u)
+        .where(u.c.upload_id == upload.id, u.c.outcome.in_(_LIVE), on_list)
+        .values(on_dnc=True)
+    ).rowcount
+    flagged = 0
+    if campaign.dnc_disposition:
+        flagged = conn.execute(
+            sa.update(u)
+            .where(u.c.upload_id == upload.id, u.c.on_dnc.is_(True), u.c.outcome.in_(_LIVE))
+            .values(
+                outcome=str(RowOutcome.DNC),
+                reason=sa.literal(f"on a DNC list; loaded with disposition {campaign.dnc_disposition!r}"),
+            )
+        ).rowcount
+    else:
+        conn.execute(
+            sa.update(u)
+            .where(u.c.upload_id == upload.id, u.c.outcome == str(RowOutcome.DNC))
+            .values(outcome=str(RowOutcome.VALID), reason=None)
+        )
+    return matched, flagged
+
+
+def outcome_counts(conn: sa.Connection, upload_id: int) -> dict[str, int]:
+    counts = {str(o): 0 for o in RowOutcome}
+    for outcome, count in conn.execute(
+        sa.select(t.upload_rows.c.outcome, sa.func.count())
+        .where(t.upload_rows.c.upload_id == upload_id)
+        .group_by(t.upload_rows.c.outcome)
+    ):
+        counts[outcome] = count
+    return counts
+
+
+def dnc_matches(conn: sa.Connection, upload_id: int) -> int:
+    return conn.execute(
+        sa.select(sa.func.count())
+        .select_from(t.upload_rows)
+        .where(t.upload_rows.c.upload_id == upload_id, t.upload_rows.c.on_dnc.is_(True))
+    ).scalar_one()
+
+
+# --- load --------------------------------------------------------------------
+
+
+def _lock_campaign(conn: sa.Connection, campaign_id: int) -> None:
+    """Serialise loads into one campaign, so two uploads cannot both load a number.
+
+    PostgreSQL: a row lock on the campaign, held to commit. SQLite: every
+    transaction already began with BEGIN IMMEDIATE, which admits one writer.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(
+            sa.select(t.campaigns.c.id).where(t.campaigns.c.id == campaign_id).with_for_update()
+        )
+
+
+def load_prospects(engine: sa.Engine, upload: Upload, campaign: CampaignInfo, now: datetime) -> Summary:
+    """Insert the upload's valid and DNC-flagged rows as prospects, in one transaction."""
+    u, p = t.upload_rows, t.prospects
+    with engine.begin() as conn:
+        current = get_upload(conn, upload.id)
+        if current.status == UploadStatus.LOADED:
+            return summary(conn, upload.id)
+        _lock_campaign(conn, campaign.id)
+        # Another upload may have loaded the same numbers since this one was deduplicated.
+        mark_duplicates_across(conn, upload, campaign.id, now)
+        custom = u.c.custom_fields
+        if conn.dialect.name == "postgresql":
+            custom = sa.cast(sa.func.coalesce(custom, "{}"), postgresql.JSONB)
+        else:
+            custom = sa.func.coalesce(custom, "{}")
+        is_dnc = u.c.outcome == str(RowOutcome.DNC)
+        source = sa.select(
+            sa.literal(campaign.id),
+            sa.literal(upload.id),
+            u.c.row_number,
+            u.c.phone_e164,
+            u.c.phone_ext,
+            u.c.first_name,
+            u.c.last_name,
+            u.c.address_state,
+            u.c.zip_code,
+            u.c.area_code_state,
+            u.c.candidate_zones,
+            u.c.zone_group,
+            sa.literal(upload.priority),
+            sa.case((is_dnc, str(ProspectStatus.DNC)), else_=str(ProspectStatus.READY)),
+            sa.case((is_dnc, sa.literal(campaign.dnc_disposition)), else_=sa.null()),
+            sa.literal(0),
+            sa.literal(now, UTCDateTime),
+            sa.literal(now + timedelta(days=upload.expire_days), UTCDateTime),
+            sa.literal(now, UTCDateTime),
+            sa.literal(now, UTCDateTime),
+            custom,
+        ).where(u.c.upload_id == upload.id, u.c.outcome.in_(_LIVE))
+        insert = (
+            (postgresql.insert(p) if conn.dialect.name == "postgresql" else sa.dialects.sqlite.insert(p))
+            .from_select(
+                [
+                    "campaign_id", "list_id", "source_row", "phone_e164", "phone_ext", "first_name",
+                    "last_name", "address_state", "zip_code", "area_code_state", "candidate_zones",
+                    "zone_group", "priority", "status", "disposition", "attempts", "next_dial_at",
+                    "expires_at", "loaded_at", "updated_at", "custom_fields",
+                ],
+                source,
+            )
+            .on_conflict_do_nothing(index_elements=["list_id", "source_row"])
+        )
+        conn.execute(insert)
+        conn.execute(
+            sa.update(u)
+            .where(u.c.upload_id == upload.id, u.c.outcome == str(RowOutcome.VALID))
+            .values(outcome=str(RowOutcome.LOADED))
+        )
+        counts = outcome_counts(conn, upload.id)
+        warnings = []
+        if not campaign.dnc_disposition:
+            matched = dnc_matches(conn, upload.id)
+            if matched:
+                warnings.append(
+                    f"{matched} number(s) are on the campaign's DNC lists but the campaign has no "
+                    "DNC disposition, so they were loaded as normal prospects; the dialer still "
+                    "skips them while they are listed. Set dnc.dnc_disposition to flag them at upload."
+                )
+        conn.execute(
+            sa.update(t.prospect_lists)
+            .where(t.prospect_lists.c.id == upload.id)
+            .values(
+                status=str(UploadStatus.LOADED),
+                rows=sum(counts.values()),
+                loaded=counts[RowOutcome.LOADED],
+                duplicates=counts[RowOutcome.DUPLICATE],
+                invalid=counts[RowOutcome.INVALID],
+                dnc=counts[RowOutcome.DNC],
+                warnings=warnings,
+                completed_at=now,
+            )
+        )
+        return summary(conn, upload.id)
+
+
+def summary(conn: sa.Connection, upload_id: int) -> Summary:
+    row = conn.execute(sa.select(t.prospect_lists).where(t.prospect_lists.c.id == upload_id)).one()
+    return Summary(
+        upload_id=row.id,
+        status=row.status,
+        rows=row.rows,
+        loaded=row.loaded,
+        duplicates=row.duplicates,
+        invalid=row.invalid,
+        dnc=row.dnc,
+        warnings=list(row.warnings or []),
+        rejects_file=row.rejects_file,
+        error=row.error,
+    )
+
+
+def accounting_holds(conn: sa.Connection, upload_id: int) -> tuple[bool, Summary, dict[str, int]]:
+    """The recorded summary balances, and agrees with the staging rows and the prospects table."""
+    recorded = summary(conn, upload_id)
+    staged = outcome_counts(conn, upload_id)
+    prospects = conn.execute(
+        sa.select(sa.func.count()).select_from(t.prospects).where(t.prospects.c.list_id == upload_id)
+    ).scalar_one()
+    detail = {**staged, "prospects": prospects}
+    ok = (
+        recorded.balanced
+        and recorded.rows == sum(staged.values())
+        and recorded.loaded == staged[RowOutcome.LOADED]
+        and recorded.duplicates == staged[RowOutcome.DUPLICATE]
+        and recorded.invalid == staged[RowOutcome.INVALID]
+        and recorded.dnc == staged[RowOutcome.DNC]
+        and prospects == recorded.loaded + recorded.dnc
+    )
+    return ok, recorded, detail
+
+
+# --- rejects file --------------------------------------------------------------
+
+
+def rejected_rows(conn: sa.Connection, upload_id: int) -> dict[int, str]:
+    u = t.upload_rows
+    rows = conn.execute(
+        sa.select(u.c.row_number, u.c.reason).where(
+            u.c.upload_id == upload_id,
+            u.c.outcome.in_((str(RowOutcome.INVALID), str(RowOutcome.DUPLICATE))),
+        )
+    )
+    return {r.row_number: r.reason or "rejected" for r in rows}
+
+
+def write_rejects(
+    opener: Opener, name: str, layout: csvfile.Layout, reasons: dict[int, str]
+) -> bytes:
+    """The rejects file: the rejected rows' original columns, plus `row` and `reason`."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    header = list(layout.header)
+    row_col = "row" if "row" not in header else "dialer_row"
+    reason_col = "reason" if "reason" not in header else "dialer_reason"
+    writer.writerow([*header, row_col, reason_col])
+    for number, cells in csvfile.iter_rows(opener, name, layout):
+        reason = reasons.get(number)
+        if reason is not None:
+            writer.writerow([*cells, number, reason])
+    return out.getvalue().encode("utf-8")
+
+
+def set_rejects_file(conn: sa.Connection, upload_id: int, key: str | None) -> None:
+    conn.execute(
+        sa.update(t.prospect_lists).where(t.prospect_lists.c.id == upload_id).values(rejects_file=key)
+    )
+
+
+def ensure_not_rejected(upload: Upload) -> None:
+    if upload.status == UploadStatus.REJECTED:
+        raise DialerError(f"{upload.source_key}: this version of the file was already rejected.")
+
+
+__all__ = [
+    "CampaignInfo",
+    "Summary",
+    "Upload",
+    "accounting_holds",
+    "campaign_info",
+    "load_prospects",
+    "mark_dnc",
+    "mark_duplicates_across",
+    "mark_duplicates_within",
+    "register_upload",
+    "stage_rows",
+]
