@@ -56,6 +56,5 @@ def dnc_list_numbers(
 import_dnc_file = dg.define_asset_job(
     "import_dnc_file",
     selection=dg.AssetSelection.assets(dnc_list_numbers),
-    partitions_def=dnc_files,
     description="Add one dropped DNC file's numbers to its workspace's list.",
 )

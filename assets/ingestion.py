@@ -106,9 +106,9 @@ def validated_rows(
             check_results=[_conformance(database, opened.upload.id)],
         )
 
-    def progress(rows: int, _size: int) -> None:
-        context.log.info(f"staged {rows:,} rows")
-        ingest.report_progress(rows, _size)
+    def progress(rows: int, share: float) -> None:
+        context.log.info(f"staged {rows:,} rows ({share:.0%} of the file)")
+        ingest.report_progress(rows, share)
 
     counts = ingest.stage_rows(
         database.engine,
@@ -240,6 +240,5 @@ UPLOAD_ASSETS = [upload_file, validated_rows, deduplicated_rows, dnc_scrubbed_ro
 load_prospect_list = dg.define_asset_job(
     "load_prospect_list",
     selection=dg.AssetSelection.assets(*UPLOAD_ASSETS),
-    partitions_def=uploads_partitions,
     description="Load one uploaded prospect list: validate, dedupe, DNC-scrub, load.",
 )

@@ -78,6 +78,8 @@ class Batch:
     zip: list[str] = field(default_factory=list)
     custom: list[dict[str, str]] = field(default_factory=list)
     problem: list[str | None] = field(default_factory=list)
+    # Share of the (possibly compressed) file read so far, for progress bars.
+    progress: float = 0.0
 
     def __len__(self) -> int:
         return len(self.row_numbers)
@@ -233,13 +235,27 @@ def inspect(opener: Callable[[], BinaryIO], name: str) -> Layout:
     )
 
 
-def iter_rows(opener: Callable[[], BinaryIO], name: str, layout: Layout) -> Iterator[tuple[int, list[str]]]:
+def _size_of(raw: BinaryIO) -> int:
+    try:
+        position = raw.tell()
+        size = raw.seek(0, 2)
+        raw.seek(position)
+        return size or 0
+    except (OSError, AttributeError, ValueError):
+        return 0
+
+
+def iter_rows(
+    opener: Callable[[], BinaryIO], name: str, layout: Layout, progress: list[float] | None = None
+) -> Iterator[tuple[int, list[str]]]:
     """(row number, cells) for every data row; row 1 is the first row after the header.
 
     Blank lines are not rows. Raises FileRejected when the CSV structure breaks
-    (e.g. an unterminated quote), naming the line.
+    (e.g. an unterminated quote), naming the line. When `progress` is given,
+    its first item is kept at the share of the file read so far.
     """
     with opener() as raw:
+        size = _size_of(raw) if progress is not None else 0
         text = io.TextIOWrapper(open_binary(raw, name), encoding=layout.encoding, newline="")
         reader = csv.reader(text, delimiter=layout.delimiter)
         seen_header = False
@@ -252,6 +268,8 @@ def iter_rows(opener: Callable[[], BinaryIO], name: str, layout: Layout) -> Iter
                     seen_header = True
                     continue
                 number += 1
+                if size and number % 1000 == 0:
+                    progress[0] = min(1.0, raw.tell() / size)
                 yield number, row
         except csv.Error as exc:
             raise FileRejected(
@@ -268,7 +286,8 @@ def read_batches(
     optional = {k: col.get(k) for k in ("first_name", "last_name", "state", "zip")}
     custom_items = list(layout.custom.items())
     batch = Batch()
-    for number, row in iter_rows(opener, name, layout):
+    progress = [0.0]
+    for number, row in iter_rows(opener, name, layout, progress):
         problem = None
         if len(row) > width:
             problem = f"row has {len(row)} fields, the header has {width}"
@@ -281,7 +300,9 @@ def read_batches(
         batch.custom.append({k: row[i] for k, i in custom_items if i < len(row) and row[i] != ""})
         batch.problem.append(problem)
         if len(batch) >= batch_rows:
+            batch.progress = progress[0]
             yield batch
             batch = Batch()
     if len(batch):
+        batch.progress = 1.0
         yield batch

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Annotated
-
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -108,9 +106,9 @@ class UploadOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    priority: Annotated[int, Field(ge=0, le=100)] | None = None
-    dupe_days: Annotated[int, Field(ge=-1, le=3650)] | None = None
-    expire_days: Annotated[int, Field(ge=1, le=3650)] | None = None
+    priority: int | None = Field(default=None, ge=0, le=100)
+    dupe_days: int | None = Field(default=None, ge=-1, le=3650)
+    expire_days: int | None = Field(default=None, ge=1, le=3650)
 
     def merged(self, other: UploadOptions) -> UploadOptions:
         """`other`'s values where set, else ours."""
@@ -129,10 +127,7 @@ def parse_options(data: object, source: str) -> UploadOptions:
     try:
         return UploadOptions.model_validate(data)
     except ValidationError as exc:
-        message = explain(exc, source)
-        if "unknown key" in message:
-            message = message.split(";")[0] + "; allowed keys are priority, dupe_days, expire_days."
-        raise DialerError(message) from None
+        raise DialerError(explain(exc, source, UploadOptions)) from None
 
 
 def read_sidecar(bucket: Bucket, inbox_file: InboxFile) -> tuple[UploadOptions, str | None]:

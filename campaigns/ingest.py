@@ -231,13 +231,13 @@ def record_layout(conn: sa.Connection, upload_id: int, layout: csvfile.Layout) -
 
 # --- staging -----------------------------------------------------------------
 
-_progress_hooks: list[Callable[[int, int], None]] = []
+_progress_hooks: list[Callable[[int, float], None]] = []
 
 
 class progress_hook:
-    """Context manager: call `hook(rows, size_bytes)` after each staged batch (the CLI's progress bar)."""
+    """Context manager: call `hook(rows, share_read)` after each staged batch (the CLI's progress bar)."""
 
-    def __init__(self, hook: Callable[[int, int], None]) -> None:
+    def __init__(self, hook: Callable[[int, float], None]) -> None:
         self.hook = hook
 
     def __enter__(self):
@@ -248,9 +248,9 @@ class progress_hook:
         _progress_hooks.remove(self.hook)
 
 
-def report_progress(rows: int, size_bytes: int) -> None:
+def report_progress(rows: int, share_read: float) -> None:
     for hook in list(_progress_hooks):
-        hook(rows, size_bytes)
+        hook(rows, share_read)
 
 
 
@@ -282,7 +282,7 @@ def stage_rows(
     layout: csvfile.Layout,
     *,
     batch_rows: int = csvfile.BATCH_ROWS,
-    on_batch: Callable[[int, int], None] | None = None,
+    on_batch: Callable[[int, float], None] | None = None,
 ) -> dict[str, int]:
     """Read the file in batches, normalise each row and write it to the staging table.
 
@@ -303,7 +303,7 @@ def stage_rows(
         counts["invalid"] += invalid
         counts["valid"] += len(frame) - invalid
         if on_batch:
-            on_batch(counts["rows"], layout.size_bytes)
+            on_batch(counts["rows"], batch.progress)
     with engine.begin() as conn:
         conn.execute(
             sa.update(t.prospect_lists)

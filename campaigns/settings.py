@@ -257,8 +257,8 @@ def _allowed_keys(loc: tuple) -> list[str]:
     return []
 
 
-def _range_of(loc: tuple) -> str | None:
-    field = _field_at(CampaignSettings, loc)
+def _range_of(loc: tuple, model: type[BaseModel] | None = None) -> str | None:
+    field = _field_at(model or CampaignSettings, loc)
     if field is None:
         return None
     low = high = None
@@ -277,7 +277,7 @@ def _range_of(loc: tuple) -> str | None:
 _RANGE_ERRORS = {"less_than_equal", "greater_than_equal", "greater_than", "less_than"}
 
 
-def explain(error: ValidationError, source: str) -> str:
+def explain(error: ValidationError, source: str, model: type[BaseModel] | None = None) -> str:
     """One sentence for the first problem pydantic found, naming the key."""
     first = error.errors(include_url=False)[0]
     loc = first["loc"]
@@ -285,12 +285,15 @@ def explain(error: ValidationError, source: str) -> str:
     kind = first["type"]
     given = first.get("input")
     shown = "" if isinstance(given, (dict, list)) else f" (got {given!r})"
+    if kind == "extra_forbidden" and model is not None:
+        allowed = list(model.model_fields)
+        return f"{source}: unknown key `{key}`; allowed keys here are {', '.join(allowed)}."
     if kind == "extra_forbidden":
         allowed = _allowed_keys(loc)
         return f"{source}: unknown key `{key}`; allowed keys here are {', '.join(allowed)}."
     if kind == "missing":
         return f"{source}: `{key}` is required."
-    if kind in _RANGE_ERRORS and (allowed_range := _range_of(loc)):
+    if kind in _RANGE_ERRORS and (allowed_range := _range_of(loc, model)):
         return f"{source}: `{key}` {allowed_range}{shown}."
     if kind == "string_pattern_mismatch":
         return (

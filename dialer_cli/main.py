@@ -230,6 +230,8 @@ _state_command("archive", CampaignState.ARCHIVED, "archived")
 
 
 def main() -> None:
+    import dialer_cli.lists  # noqa: F401  (registers `list` and `dnc`)
+
     app()
 
 

@@ -31,3 +31,72 @@ def snapshot(engine) -> dict[str, list[tuple]]:
             name: sorted(map(tuple, conn.execute(sa.select(table)).all()), key=repr)
             for name, table in metadata.tables.items()
         }
+
+
+UPLOADS_CAMPAIGN = {
+    "name": "Spring Renewals",
+    "slug": "renewals",
+    "workspace": "acme",
+    "locale": "US",
+    "agent": "agent_1",
+    "dnc": {"lists": ["internal"], "dnc_disposition": "Do Not Call"},
+    "dispositions": [{"title": "Do Not Call", "contacted": True, "dnc": True}],
+}
+
+
+def apply_campaign(engine, data: dict | None = None, now=None):
+    from datetime import UTC, datetime
+
+    from campaigns import registry
+    from campaigns.settings import parse_settings
+
+    with engine.begin() as conn:
+        return registry.apply_campaign(conn, parse_settings(data or UPLOADS_CAMPAIGN), now or datetime.now(UTC))
+
+
+def drop(home_bucket, key: str, content: bytes | str) -> str:
+    """Write a file into the bucket folder at `key`."""
+    from pathlib import Path
+
+    path = Path(home_bucket) / key
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content.encode("utf-8") if isinstance(content, str) else content)
+    return key
+
+
+def run_upload(partition_key: str, instance=None):
+    """Run the load_prospect_list job for one partition in process (as the sensor's run would)."""
+    import dagster as dg
+
+    from pipelines.definitions import defs
+
+    instance = instance or dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("uploads", [partition_key])
+    return defs.resolve_job_def("load_prospect_list").execute_in_process(
+        partition_key=partition_key, instance=instance, raise_on_error=False
+    )
+
+
+def materialized(result, asset: str) -> dict:
+    for event in result.all_events:
+        if event.event_type_value == "ASSET_MATERIALIZATION" and event.asset_key.path[-1] == asset:
+            return {k: v.value for k, v in event.event_specific_data.materialization.metadata.items()}
+    raise AssertionError(f"{asset} was not materialised")
+
+
+def check_results(result) -> dict[str, bool]:
+    return {
+        e.event_specific_data.check_name: e.event_specific_data.passed
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+    }
+
+
+def failure(result) -> str | None:
+    for event in result.all_events:
+        if event.event_type_value == "STEP_FAILURE":
+            data = event.event_specific_data
+            if data.user_failure_data is not None:
+                return data.user_failure_data.description
+            return data.error.message
+    return None

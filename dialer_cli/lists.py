@@ -1,0 +1,223 @@
+"""`dialer list upload` and `dialer dnc …`: loading prospect and DNC files from a terminal.
+
+`list upload` runs the same Dagster job the inbox sensor launches, in this
+process, on a copy of the file placed in the bucket's inbox; so a list loaded
+from the CLI and one dropped in the bucket take exactly the same path.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import yaml
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from campaigns import db, dnc, ingest, registry
+from campaigns.bucket import Bucket
+from campaigns.errors import DialerError
+from campaigns.inbox import InboxFile, UploadOptions, parse_inbox_key, parse_options
+from dialer_cli.main import JsonFlag, _database, _print_json, app, err, out, user_errors
+
+list_app = typer.Typer(help="Load prospect lists into campaigns.", no_args_is_help=True)
+dnc_app = typer.Typer(help="Manage do-not-call lists.", no_args_is_help=True)
+app.add_typer(list_app, name="list")
+app.add_typer(dnc_app, name="dnc")
+
+
+def _free_key(bucket: Bucket, workspace: str, slug: str, filename: str) -> InboxFile:
+    """An inbox key for the file that no earlier file occupies."""
+    candidate = parse_inbox_key(f"inbox/{workspace}/{slug}/{filename}")
+    n = 1
+    stem, suffix = (filename[:-7], ".csv.gz") if filename.lower().endswith(".csv.gz") else (filename[:-4], filename[-4:])
+    while any(bucket.exists(k) for k in (candidate.key, *candidate.sidecar_keys())):
+        candidate = parse_inbox_key(f"inbox/{workspace}/{slug}/{stem}.{n}{suffix}")
+        n += 1
+    return candidate
+
+
+def _run_job(partition_key: str):
+    """Run load_prospect_list for one partition in this process; returns the Dagster result."""
+    import dagster as dg
+
+    from pipelines.definitions import defs
+
+    instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("uploads", [partition_key])
+    job = defs.resolve_job_def("load_prospect_list")
+    return job.execute_in_process(
+        partition_key=partition_key,
+        instance=instance,
+        raise_on_error=False,
+        run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
+    )
+
+
+def _failure_message(result) -> str:
+    for event in result.all_events:
+        if event.event_type_value == "STEP_FAILURE":
+            error = event.event_specific_data.error
+            data = event.event_specific_data
+            user = getattr(data, "user_failure_data", None)
+            if user is not None and user.description:
+                return user.description
+            return error.message.strip().splitlines()[-1] if error else "the load failed"
+    return "the load failed"
+
+
+@list_app.command("upload")
+@user_errors
+def upload(
+    campaign: Annotated[str, typer.Argument(help="SLUG or WORKSPACE/SLUG.")],
+    file: Annotated[Path, typer.Argument(help="Prospect CSV (.csv or .csv.gz).")],
+    priority: Annotated[int | None, typer.Option(help="List priority 0–100 (higher dialed first).")] = None,
+    dupe_days: Annotated[int | None, typer.Option(help="Days a loaded number counts as a duplicate; -1 disables.")] = None,
+    expire_days: Annotated[int | None, typer.Option(help="Days before unresolved prospects expire.")] = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Load one prospect list through the same Dagster job the inbox sensor runs, and print its summary.
+
+    Exit 0 when the file was processed (even with rejected rows), 2 when the whole file was rejected.
+    """
+    flags = {"priority": priority, "dupe_days": dupe_days, "expire_days": expire_days}
+    try:
+        options = parse_options({k: v for k, v in flags.items() if v is not None}, "flags")
+    except DialerError as exc:
+        # "flags: `dupe_days` must be …" reads better as "--dupe-days must be …".
+        text = str(exc).removeprefix("flags: ")
+        for name in flags:
+            text = text.replace(f"`{name}`", "--" + name.replace("_", "-"))
+        raise DialerError(text) from None
+    if not file.is_file():
+        raise DialerError(f"{file}: no such file.")
+    if not file.name.lower().endswith((".csv", ".csv.gz")):
+        raise DialerError(f"{file}: expected a .csv or .csv.gz file.")
+    with _database() as engine, engine.connect() as conn:
+        ref = registry.resolve_campaign(conn, campaign)
+    bucket = Bucket()
+    target = _free_key(bucket, ref.workspace, ref.slug, file.name)
+    if options != UploadOptions():
+        sidecar = {k: v for k, v in options.model_dump().items() if v is not None}
+        bucket.write_text(target.sidecar_keys()[0], yaml.safe_dump(sidecar))
+    with file.open("rb") as source, bucket.open(target.key, "wb") as destination:
+        while chunk := source.read(1 << 20):
+            destination.write(chunk)
+
+    show_bar = not json_out and sys.stderr.isatty()
+    progress = Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), TaskProgressColumn(),
+        TextColumn("{task.fields[rows]:,} rows"), TimeElapsedColumn(),
+        console=err, transient=True, disable=not show_bar,
+    )
+    with progress:
+        task = progress.add_task(f"loading {file.name}", total=1.0, rows=0)
+        with ingest.progress_hook(lambda rows, share: progress.update(task, completed=share, rows=rows)):
+            result = _run_job(target.partition_key)
+    with _database() as engine, engine.connect() as conn:
+        info = ingest.campaign_info(conn, ref.workspace, ref.slug)
+        uploaded = ingest.latest_upload(conn, info.id, target.key)
+        summary = ingest.summary(conn, uploaded.id) if uploaded else None
+    if not result.success:
+        message = _failure_message(result)
+        if json_out:
+            _print_json({"error": message, **({} if summary is None else summary.as_dict())})
+        raise DialerError(message)
+    payload = {
+        "rows": summary.rows,
+        "loaded": summary.loaded,
+        "duplicates": summary.duplicates,
+        "invalid": summary.invalid,
+        "dnc": summary.dnc,
+        "warnings": summary.warnings,
+        "rejects_file": bucket.url_of(summary.rejects_file) if summary.rejects_file else None,
+        "upload_id": summary.upload_id,
+        "campaign": ref.qualified_slug,
+        "source": bucket.url_of(target.moved_key("processed")),
+    }
+    if json_out:
+        _print_json(payload)
+        return
+    table = Table(title=f"{file.name} → {ref.qualified_slug} (upload {summary.upload_id})")
+    table.add_column("rows", justify="right")
+    table.add_column("loaded", justify="right")
+    table.add_column("duplicates", justify="right")
+    table.add_column("invalid", justify="right")
+    table.add_column("dnc", justify="right")
+    table.add_row(*(f"{payload[k]:,}" for k in ("rows", "loaded", "duplicates", "invalid", "dnc")))
+    out.print(table)
+    for warning in summary.warnings:
+        out.print(f"[bold yellow]warning:[/] {warning}", soft_wrap=True)
+    if payload["rejects_file"]:
+        out.print(f"Rejected rows and their reasons: {payload['rejects_file']}", soft_wrap=True)
+
+
+def _split_list(name: str, workspace: str | None, engine) -> tuple[str, str]:
+    if "/" in name:
+        ws, _, list_name = name.partition("/")
+        return ws, list_name
+    if workspace:
+        return workspace, name
+    with engine.connect() as conn:
+        from campaigns import schema as t
+        import sqlalchemy as sa
+
+        names = [r[0] for r in conn.execute(sa.select(t.workspaces.c.name))]
+    if len(names) == 1:
+        return names[0], name
+    raise DialerError(
+        f"DNC list `{name}`: name its workspace as WORKSPACE/{name} or with --workspace "
+        f"(workspaces: {', '.join(names) or 'none yet'})."
+    )
+
+
+@dnc_app.command("import")
+@user_errors
+def dnc_import(
+    list_name: Annotated[str, typer.Argument(metavar="LIST", help="LIST or WORKSPACE/LIST.")],
+    file: Annotated[Path, typer.Argument(help="One number per line, area code,number pairs, or a CSV with a phone column.")],
+    workspace: Annotated[str | None, typer.Option(help="Workspace of the list.")] = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Add a file's numbers to a workspace's DNC list (created if missing)."""
+    from campaigns.settings import SLUG_PATTERN
+    import re
+
+    if not file.is_file():
+        raise DialerError(f"{file}: no such file.")
+    with _database() as engine:
+        ws, name = _split_list(list_name, workspace, engine)
+        if not re.match(SLUG_PATTERN, name):
+            raise DialerError(f"DNC list name {name!r} must be lowercase letters, digits, '-' or '_'.")
+        result = dnc.import_numbers(engine, ws, name, lambda: file.open("rb"), str(file), datetime.now(UTC))
+    if json_out:
+        _print_json(result.as_dict())
+        return
+    out.print(
+        f"DNC list {ws}/{name}: {result.rows:,} rows, {result.added:,} added, "
+        f"{result.already_listed:,} already listed, {result.invalid:,} invalid."
+    )
+    for example in result.examples:
+        out.print(f"  invalid: {example}", markup=False)
+
+
+@dnc_app.command("lists")
+@user_errors
+def dnc_lists(json_out: JsonFlag = False) -> None:
+    """Show every DNC list with its number count."""
+    with _database() as engine, engine.connect() as conn:
+        rows = dnc.list_counts(conn)
+    if json_out:
+        _print_json(rows)
+        return
+    table = Table("workspace", "list", "numbers")
+    for row in rows:
+        table.add_row(row["workspace"], row["list"], f"{row['numbers']:,}")
+    out.print(table)
+
+
+__all__ = ["db"]

@@ -1,0 +1,234 @@
+"""Loading prospect lists through the Dagster job, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from campaigns import schema as t
+from tests.helpers import (
+    UPLOADS_CAMPAIGN,
+    apply_campaign,
+    check_results,
+    drop,
+    failure,
+    materialized,
+    run_upload,
+)
+
+HEADER = "Phone Number,First Name,Last Name,State,ZIP,Account\n"
+
+
+@pytest.fixture
+def bucket_dir(dialer_env) -> Path:
+    return Path(dialer_env["DIALER_HOME"]) / "bucket"
+
+
+@pytest.fixture
+def campaign(engine, dialer_env):
+    return apply_campaign(engine)
+
+
+def _prospects(engine, **where) -> list:
+    query = sa.select(t.prospects).order_by(t.prospects.c.id)
+    for key, value in where.items():
+        query = query.where(t.prospects.c[key] == value)
+    with engine.connect() as conn:
+        return conn.execute(query).all()
+
+
+def test_a_list_loads_with_lineage_metadata_and_checks(engine, campaign, bucket_dir):
+    drop(
+        bucket_dir,
+        "inbox/acme/renewals/march.csv",
+        HEADER
+        + "(415) 555-1234,Ann,Lee,CA,94103,A-1\n"
+        + "928.555.1234,Bo,Ng,,86001,A-2\n"
+        + "415555123,Cy,Oh,,,A-3\n"  # too short
+        + "+1 415 555 1234,Ann,Again,,,A-4\n"  # duplicate of row 1
+        + "1-800-FLOWERS,Di,Ro,,,A-5\n",  # letters
+    )
+    result = run_upload("acme/renewals/march.csv")
+    assert result.success, failure(result)
+    summary = materialized(result, "loaded_prospects")
+    assert {k: summary[k] for k in ("rows", "loaded", "duplicates", "invalid", "dnc")} == {
+        "rows": 5, "loaded": 2, "duplicates": 1, "invalid": 2, "dnc": 0
+    }
+    assert summary["balanced"] is True
+    assert check_results(result) == {"staged_rows_conform": True, "upload_accounting": True}
+    assert materialized(result, "upload_file")["columns"] == {
+        "phone": "Phone Number", "first_name": "First Name", "last_name": "Last Name", "state": "State", "zip": "ZIP"
+    }
+
+    ann, bo = _prospects(engine)
+    assert (ann.phone_e164, ann.address_state, ann.candidate_zones, ann.status) == (
+        "+14155551234", "CA", "America/Los_Angeles", "ready"
+    )
+    assert ann.custom_fields == {"Account": "A-1"}
+    assert (bo.address_state, bo.zip_code, bo.zone_group) == ("AZ", "86001", "America/Phoenix|AZ|AZ")
+    assert ann.expires_at - ann.loaded_at == timedelta(days=90)
+
+    assert not (bucket_dir / "inbox/acme/renewals/march.csv").exists()
+    assert (bucket_dir / "processed/acme/renewals/march.csv").exists()
+    rejects = (bucket_dir / "rejects/acme/renewals/march.csv.rejects.csv").read_text()
+    lines = rejects.splitlines()
+    assert lines[0] == "Phone Number,First Name,Last Name,State,ZIP,Account,row,reason"
+    assert lines[1].startswith("415555123,Cy,Oh,,,A-3,3,phone '415555123': too few digits")
+    assert "duplicate of row 1 in this file" in lines[2]
+    assert "contains letters" in lines[3]
+
+
+def test_rerunning_a_partition_never_loads_a_row_twice(engine, campaign, bucket_dir):
+    drop(bucket_dir, "inbox/acme/renewals/a.csv", HEADER + "4155551234,A,,,,\n4155551235,B,,,,\n")
+    first = run_upload("acme/renewals/a.csv")
+    again = run_upload("acme/renewals/a.csv")
+    assert first.success and again.success, failure(again)
+    assert materialized(again, "upload_file")["already_loaded"] is True
+    assert len(_prospects(engine)) == 2
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(t.prospect_lists)).scalar_one() == 1
+
+
+def test_rerun_after_a_crash_mid_way_starts_clean(engine, campaign, bucket_dir):
+    """A run that died after staging (file still in the inbox) is simply run again."""
+    import dagster as dg
+
+    from assets.ingestion import upload_file, validated_rows
+
+    drop(bucket_dir, "inbox/acme/renewals/b.csv", HEADER + "4155551234,A,,,,\n4155551234,B,,,,\n")
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("uploads", ["acme/renewals/b.csv"])
+    from pipelines.definitions import defs
+
+    partial = dg.materialize(
+        [upload_file, validated_rows], partition_key="acme/renewals/b.csv", instance=instance,
+        resources=defs.resources,
+    )
+    assert partial.success
+    result = run_upload("acme/renewals/b.csv", instance)
+    assert result.success, failure(result)
+    summary = materialized(result, "loaded_prospects")
+    assert (summary["rows"], summary["loaded"], summary["duplicates"]) == (2, 1, 1)
+
+
+@pytest.mark.parametrize(("dupe_days", "age_days", "duplicate"), [(90, 10, True), (90, 100, False), (-1, 1, False), (5, 4, True)])
+def test_dupe_days_across_the_campaign(engine, bucket_dir, dialer_env, dupe_days, age_days, duplicate):
+    apply_campaign(engine, {**UPLOADS_CAMPAIGN, "uploads": {"dupe_days": dupe_days}})
+    drop(bucket_dir, "inbox/acme/renewals/first.csv", HEADER + "4155551234,A,,,,\n")
+    assert run_upload("acme/renewals/first.csv").success
+    with engine.begin() as conn:
+        conn.execute(sa.update(t.prospects).values(loaded_at=datetime.now(UTC) - timedelta(days=age_days)))
+    drop(bucket_dir, "inbox/acme/renewals/second.csv", HEADER + "(415) 555-1234,A,,,,\n")
+    result = run_upload("acme/renewals/second.csv")
+    summary = materialized(result, "loaded_prospects")
+    assert (summary["duplicates"], summary["loaded"]) == ((1, 0) if duplicate else (0, 1))
+
+
+def _dnc(engine, numbers: list[str]):
+    with engine.begin() as conn:
+        list_id = conn.execute(sa.select(t.dnc_lists.c.id).where(t.dnc_lists.c.name == "internal")).scalar_one()
+        conn.execute(
+            sa.insert(t.dnc_numbers),
+            [{"dnc_list_id": list_id, "phone_e164": n, "added_at": datetime.now(UTC)} for n in numbers],
+        )
+
+
+def test_dnc_numbers_load_with_the_dnc_disposition(engine, campaign, bucket_dir):
+    _dnc(engine, ["+14155551234"])
+    drop(bucket_dir, "inbox/acme/renewals/d.csv", HEADER + "4155551234,A,,,,\n4155551235,B,,,,\n")
+    result = run_upload("acme/renewals/d.csv")
+    summary = materialized(result, "loaded_prospects")
+    assert (summary["loaded"], summary["dnc"], summary["warnings"]) == (1, 1, [])
+    flagged = _prospects(engine, phone_e164="+14155551234")[0]
+    assert (flagged.status, flagged.disposition) == ("dnc", "Do Not Call")
+
+
+def test_dnc_without_a_disposition_loads_as_normal_and_warns(engine, bucket_dir, dialer_env):
+    apply_campaign(engine, {**UPLOADS_CAMPAIGN, "dnc": {"lists": ["internal"]}, "dispositions": []})
+    _dnc(engine, ["+14155551234"])
+    drop(bucket_dir, "inbox/acme/renewals/d.csv", HEADER + "4155551234,A,,,,\n4155551235,B,,,,\n")
+    summary = materialized(run_upload("acme/renewals/d.csv"), "loaded_prospects")
+    assert (summary["loaded"], summary["dnc"]) == (2, 0)
+    assert len(summary["warnings"]) == 1 and summary["warnings"][0].startswith("1 number(s) are on the campaign's DNC lists")
+
+
+def test_sidecar_overrides_upload_options(engine, campaign, bucket_dir):
+    drop(bucket_dir, "inbox/acme/renewals/vip.csv", HEADER + "4155551234,A,,,,\n")
+    drop(bucket_dir, "inbox/acme/renewals/vip.yaml", "priority: 90\nexpire_days: 7\n")
+    result = run_upload("acme/renewals/vip.csv")
+    assert result.success, failure(result)
+    prospect = _prospects(engine)[0]
+    assert prospect.priority == 90
+    assert prospect.expires_at - prospect.loaded_at == timedelta(days=7)
+    assert (bucket_dir / "processed/acme/renewals/vip.yaml").exists()
+
+
+def test_bad_sidecar_rejects_the_file(engine, campaign, bucket_dir):
+    drop(bucket_dir, "inbox/acme/renewals/vip.csv", HEADER + "4155551234,A,,,,\n")
+    drop(bucket_dir, "inbox/acme/renewals/vip.csv.yaml", "priority: 500\n")
+    result = run_upload("acme/renewals/vip.csv")
+    assert not result.success
+    assert "`priority` must be between 0 and 100 (got 500)" in failure(result)
+    assert (bucket_dir / "rejected/acme/renewals/vip.csv").exists()
+    assert "priority" in (bucket_dir / "rejected/acme/renewals/vip.csv.error.txt").read_text()
+
+
+def test_whole_file_rejection_moves_it_aside_with_an_explanation(engine, campaign, bucket_dir):
+    drop(bucket_dir, "inbox/acme/renewals/names.csv", "name,email\nAnn,a@example.com\n")
+    result = run_upload("acme/renewals/names.csv")
+    assert not result.success
+    assert failure(result).startswith("inbox/acme/renewals/names.csv: has no phone column")
+    assert not (bucket_dir / "inbox/acme/renewals/names.csv").exists()
+    error = (bucket_dir / "rejected/acme/renewals/names.csv.error.txt").read_text()
+    assert "has no phone column" in error
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(t.prospect_lists)).one()
+    assert row.status == "rejected" and "no phone column" in row.error
+
+
+@pytest.mark.parametrize(
+    ("key", "sentence"),
+    [
+        ("inbox/globex/renewals/x.csv", "There is no workspace `globex`"),
+        ("inbox/acme/unknown/x.csv", "There is no campaign `unknown` in workspace `acme`"),
+    ],
+)
+def test_unknown_workspace_or_campaign_is_rejected_never_loaded(engine, campaign, bucket_dir, key, sentence):
+    drop(bucket_dir, key, HEADER + "4155551234,A,,,,\n")
+    result = run_upload(key.removeprefix("inbox/"))
+    assert not result.success and sentence in failure(result)
+    assert (bucket_dir / key.replace("inbox/", "rejected/", 1)).exists()
+    assert _prospects(engine) == []
+
+
+def test_concurrent_uploads_do_not_both_load_a_number(engine, campaign, bucket_dir):
+    """Two uploads of the same numbers, loaded at the same time: each number is loaded once."""
+    import threading
+
+    numbers = "".join(f"415555{i:04d},P{i},,,,\n" for i in range(200))
+    for name in ("one.csv", "two.csv"):
+        drop(bucket_dir, f"inbox/acme/renewals/{name}", HEADER + numbers)
+    import dagster as dg
+
+    results = {}
+    instances = {n: dg.DagsterInstance.ephemeral() for n in ("one.csv", "two.csv")}
+
+    def run(name):
+        results[name] = run_upload(f"acme/renewals/{name}", instances[name])
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in ("one.csv", "two.csv")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(r.success for r in results.values()), [failure(r) for r in results.values()]
+    with engine.connect() as conn:
+        per_number = conn.execute(
+            sa.select(t.prospects.c.phone_e164, sa.func.count()).group_by(t.prospects.c.phone_e164)
+        ).all()
+    assert len(per_number) == 200 and {c for _, c in per_number} == {1}
+    loaded = sorted(materialized(r, "loaded_prospects")["loaded"] for r in results.values())
+    assert loaded == [0, 200]
