@@ -141,6 +141,27 @@ class Bucket:
         self.fs.mv(self.path(source), self.path(target))
         return target
 
+    def quarantine(self, listed_key: str, destination: str) -> str:
+        """Move a file found by `list` whose key is unsafe (e.g. an S3 key with '..') to a safe key.
+
+        The source is addressed literally under the root, never resolved, so
+        it cannot reach outside the bucket; the destination is checked as usual.
+        """
+        if listed_key.startswith("/") or "\x00" in listed_key:
+            raise UnsafeKey(f"bucket key {listed_key!r} cannot be moved")
+        source = f"{self.root}/{listed_key}"
+        if not self.fs.exists(source):
+            raise FileNotFoundError(listed_key)
+        target = destination
+        n = 1
+        while self.exists(target):
+            target = f"{destination}.{n}"
+            n += 1
+        if self.is_local:
+            self.fs.makedirs(posixpath.dirname(self.path(target)), exist_ok=True)
+        self.fs.mv(source, self.path(target))
+        return target
+
     def walk_keys(self, prefix: str) -> Iterator[str]:
         for info in self.list(prefix):
             yield info.key

@@ -43,7 +43,7 @@ def _error_text(key: str, message: str, now: datetime) -> str:
 def reject_key(bucket: Bucket, key: str, message: str, now: datetime) -> str:
     """Move a file that does not fit the layout aside; returns where it went."""
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", key.replace("/", "__"))[:200] or "file"
-    destination = bucket.move(key, f"rejected/_unsorted/{safe}")
+    destination = bucket.quarantine(key, f"rejected/_unsorted/{safe}")
     bucket.write_text(destination + ".error.txt", _error_text(key, message, now))
     return destination
 
