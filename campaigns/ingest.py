@@ -76,6 +76,7 @@ class Summary:
     warnings: list[str] = field(default_factory=list)
     rejects_file: str | None = None
     error: str | None = None
+    archived_key: str | None = None
 
     @property
     def balanced(self) -> bool:
@@ -281,7 +282,7 @@ def stage_rows(
     name: str,
     layout: csvfile.Layout,
     *,
-    batch_rows: int = csvfile.BATCH_ROWS,
+    batch_rows: int | None = None,
     on_batch: Callable[[int, float], None] | None = None,
 ) -> dict[str, int]:
     """Read the file in batches, normalise each row and write it to the staging table.
@@ -294,7 +295,7 @@ def stage_rows(
         conn.execute(sa.delete(t.upload_rows).where(t.upload_rows.c.upload_id == upload.id))
         record_layout(conn, upload.id, layout)
     counts = {"rows": 0, "valid": 0, "invalid": 0}
-    for batch in csvfile.read_batches(opener, name, layout, batch_rows):
+    for batch in csvfile.read_batches(opener, name, layout, batch_rows or csvfile.BATCH_ROWS):
         frame = normalize_batch(batch, campaign.locale, upload.id)
         with engine.begin() as conn:
             _write_staging(conn, frame)
@@ -584,6 +585,7 @@ def summary(conn: sa.Connection, upload_id: int) -> Summary:
         warnings=list(row.warnings or []),
         rejects_file=row.rejects_file,
         error=row.error,
+        archived_key=row.archived_key,
     )
 
 
@@ -641,6 +643,12 @@ def write_rejects(
 def set_rejects_file(conn: sa.Connection, upload_id: int, key: str | None) -> None:
     conn.execute(
         sa.update(t.prospect_lists).where(t.prospect_lists.c.id == upload_id).values(rejects_file=key)
+    )
+
+
+def set_archived_key(conn: sa.Connection, upload_id: int, key: str) -> None:
+    conn.execute(
+        sa.update(t.prospect_lists).where(t.prospect_lists.c.id == upload_id).values(archived_key=key)
     )
 
 

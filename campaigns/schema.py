@@ -180,6 +180,8 @@ prospect_lists = sa.Table(
     # How the file was read (encoding, delimiter, header mapping) and its sidecar, for the UI.
     sa.Column("file_format", JSONType, nullable=True),
     sa.Column("sidecar_key", sa.String(1024), nullable=True),
+    # Where the file went once loaded (processed/…, numbered if the name was taken).
+    sa.Column("archived_key", sa.String(1024), nullable=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("completed_at", UTCDateTime, nullable=True),
     sa.UniqueConstraint("campaign_id", "source_key", "source_version"),

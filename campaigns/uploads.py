@@ -81,9 +81,9 @@ def open_upload(engine: sa.Engine, bucket: Bucket, partition_key: str, now: date
     if info is None:
         with engine.begin() as conn:
             previous = ingest.latest_upload(conn, campaign.id, inbox_file.key)
-        processed = inbox_file.moved_key("processed")
-        if previous is not None and previous.status == UploadStatus.LOADED and bucket.exists(processed):
-            return OpenedUpload(inbox_file, campaign, previous, None, processed)
+            archived = ingest.summary(conn, previous.id).archived_key if previous else None
+        if previous is not None and previous.status == UploadStatus.LOADED and archived:
+            return OpenedUpload(inbox_file, campaign, previous, None, archived)
         raise csvfile.FileRejected(
             f"{inbox_file.key}: is not in the bucket {bucket.url} any more; drop it into the inbox again."
         )
@@ -114,7 +114,10 @@ def current_upload(engine: sa.Engine, bucket: Bucket, partition_key: str) -> Ope
         upload = ingest.latest_upload(conn, campaign.id, inbox_file.key)
     if upload is None:
         raise DialerError(f"{inbox_file.key}: has not been registered; materialise upload_file first.")
-    source = inbox_file.key if bucket.exists(inbox_file.key) else inbox_file.moved_key("processed")
+    source = inbox_file.key
+    if not bucket.exists(source):
+        with engine.connect() as conn:
+            source = ingest.summary(conn, upload.id).archived_key or source
     layout = None
     if upload.status != UploadStatus.LOADED and bucket.exists(source):
         layout = csvfile.inspect(lambda: bucket.open(source), source)
@@ -136,10 +139,12 @@ def finish_upload(engine: sa.Engine, bucket: Bucket, opened: OpenedUpload) -> in
         with engine.begin() as conn:
             ingest.set_rejects_file(conn, opened.upload.id, rejects_key)
     if bucket.exists(inbox_file.key):
-        bucket.move(inbox_file.key, inbox_file.moved_key("processed"))
+        archived = bucket.move(inbox_file.key, inbox_file.moved_key("processed"))
         for sidecar in inbox_file.sidecar_keys():
             if bucket.exists(sidecar):
-                bucket.move(sidecar, "processed/" + sidecar.split("/", 1)[1])
+                bucket.move(sidecar, archived.rsplit("/", 1)[0] + "/" + sidecar.rsplit("/", 1)[1])
+        with engine.begin() as conn:
+            ingest.set_archived_key(conn, opened.upload.id, archived)
     with engine.connect() as conn:
         return ingest.summary(conn, opened.upload.id)
 

@@ -137,7 +137,7 @@ def upload(
         "rejects_file": bucket.url_of(summary.rejects_file) if summary.rejects_file else None,
         "upload_id": summary.upload_id,
         "campaign": ref.qualified_slug,
-        "source": bucket.url_of(target.moved_key("processed")),
+        "source": bucket.url_of(summary.archived_key) if summary.archived_key else None,
     }
     if json_out:
         _print_json(payload)

@@ -158,6 +158,12 @@ def test_migration_state_mismatch_is_explained(blank_db_url, monkeypatch):
     db.migrate(engine, "0001")
     engine.dispose()
     monkeypatch.setenv("DIALER_DATABASE_URL", blank_db_url)
+    result = run("campaign", "list")
+    assert result.exit_code == 2
+    assert f"is at schema revision 0001, this code expects {db.head_revision()}; run `dialer init`" in " ".join(
+        result.stderr.split()
+    )
+    assert run("init").exit_code == 0
     assert run("campaign", "list").exit_code == 0
 
 

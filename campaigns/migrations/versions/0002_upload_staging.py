@@ -45,11 +45,13 @@ def upgrade() -> None:
     with op.batch_alter_table('prospect_lists', schema=None) as batch_op:
         batch_op.add_column(sa.Column('file_format', JSONType, nullable=True))
         batch_op.add_column(sa.Column('sidecar_key', sa.String(length=1024), nullable=True))
+        batch_op.add_column(sa.Column('archived_key', sa.String(length=1024), nullable=True))
 
 
 
 def downgrade() -> None:
     with op.batch_alter_table('prospect_lists', schema=None) as batch_op:
+        batch_op.drop_column('archived_key')
         batch_op.drop_column('sidecar_key')
         batch_op.drop_column('file_format')
 
