@@ -76,7 +76,7 @@ class Batch:
     last_name: list[str] = field(default_factory=list)
     state: list[str] = field(default_factory=list)
     zip: list[str] = field(default_factory=list)
-    custom: list[dict[str, str]] = field(default_factory=list)
+    custom_columns: dict[str, list[str]] = field(default_factory=dict)
     problem: list[str | None] = field(default_factory=list)
     # Share of the (possibly compressed) file read so far, for progress bars.
     progress: float = 0.0
@@ -285,7 +285,10 @@ def read_batches(
     phone_i = col["phone"]
     optional = {k: col.get(k) for k in ("first_name", "last_name", "state", "zip")}
     custom_items = list(layout.custom.items())
-    batch = Batch()
+    def new_batch() -> Batch:
+        return Batch(custom_columns={k: [] for k, _ in custom_items})
+
+    batch = new_batch()
     progress = [0.0]
     for number, row in iter_rows(opener, name, layout, progress):
         problem = None
@@ -297,12 +300,13 @@ def read_batches(
         batch.phone.append(row[phone_i])
         for key, index in optional.items():
             getattr(batch, key).append(row[index] if index is not None else "")
-        batch.custom.append({k: row[i] for k, i in custom_items if i < len(row) and row[i] != ""})
+        for key, index in custom_items:
+            batch.custom_columns[key].append(row[index])
         batch.problem.append(problem)
         if len(batch) >= batch_rows:
             batch.progress = progress[0]
             yield batch
-            batch = Batch()
+            batch = new_batch()
     if len(batch):
         batch.progress = 1.0
         yield batch

@@ -21,13 +21,14 @@ from typing import BinaryIO
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-from campaigns import csvfile
+from campaigns import csvfile, validation
 from campaigns import schema as t
 from campaigns.bucket import ObjectInfo
 from campaigns.errors import DialerError, NotFound
 from campaigns.inbox import InboxFile, UploadOptions
 from campaigns.lifecycle import ProspectStatus, RowOutcome, UploadStatus
 from campaigns.staging import STAGING_COLUMNS, normalize_batch
+from campaigns.staging import records as staging_records
 from campaigns.types import UTCDateTime
 
 Opener = Callable[[], BinaryIO]
@@ -255,23 +256,18 @@ def report_progress(rows: int, share_read: float) -> None:
 
 
 
-def _write_staging_postgres(conn: sa.Connection, frame) -> None:
-    cursor = conn.connection.driver_connection.cursor()
-    columns = ", ".join(STAGING_COLUMNS)
-    with cursor.copy(f"COPY upload_rows ({columns}) FROM STDIN") as copy:
-        for record in frame.itertuples(index=False, name=None):
-            copy.write_row(record)
-
-
 def _write_staging(conn: sa.Connection, frame) -> None:
+    """Bulk-write a batch: COPY on PostgreSQL, one executemany on SQLite."""
+    rows = staging_records(frame)
+    columns = ", ".join(STAGING_COLUMNS)
     if conn.dialect.name == "postgresql":
-        _write_staging_postgres(conn, frame)
+        cursor = conn.connection.driver_connection.cursor()
+        with cursor.copy(f"COPY upload_rows ({columns}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
         return
     placeholders = ", ".join("?" for _ in STAGING_COLUMNS)
-    conn.exec_driver_sql(
-        f"INSERT INTO upload_rows ({', '.join(STAGING_COLUMNS)}) VALUES ({placeholders})",
-        list(frame.itertuples(index=False, name=None)),
-    )
+    conn.exec_driver_sql(f"INSERT INTO upload_rows ({columns}) VALUES ({placeholders})", rows)
 
 
 def stage_rows(
@@ -289,14 +285,18 @@ def stage_rows(
 
     Starts clean (a re-run replaces the upload's staging rows). Each batch is
     its own transaction, so the database never holds a long write lock.
-    Returns counts: rows, valid, invalid.
+    Each batch is checked against the staging contract (`validation.StagedRows`)
+    before it is written. Returns counts: rows, valid, invalid, and the
+    contract's failures by check under "schema_failures".
     """
     with engine.begin() as conn:
         conn.execute(sa.delete(t.upload_rows).where(t.upload_rows.c.upload_id == upload.id))
         record_layout(conn, upload.id, layout)
-    counts = {"rows": 0, "valid": 0, "invalid": 0}
+    counts: dict = {"rows": 0, "valid": 0, "invalid": 0, "schema_failures": {}}
     for batch in csvfile.read_batches(opener, name, layout, batch_rows or csvfile.BATCH_ROWS):
         frame = normalize_batch(batch, campaign.locale, upload.id)
+        for check, failed in validation.failure_counts(frame).items():
+            counts["schema_failures"][check] = counts["schema_failures"].get(check, 0) + failed
         with engine.begin() as conn:
             _write_staging(conn, frame)
         invalid = int((frame["outcome"] == RowOutcome.INVALID).sum())
@@ -315,7 +315,7 @@ def stage_rows(
 
 
 def staged_frames(engine: sa.Engine, upload_id: int, batch_rows: int = csvfile.BATCH_ROWS) -> Iterator:
-    """The staging rows of an upload, in batches of DataFrames (for validation checks)."""
+    """The staging rows of an upload, in batches of DataFrames (for checks and tests)."""
     import pandas as pd
 
     last = 0
@@ -327,10 +327,10 @@ def staged_frames(engine: sa.Engine, upload_id: int, batch_rows: int = csvfile.B
                 .where(t.upload_rows.c.upload_id == upload_id, t.upload_rows.c.row_number > last)
                 .order_by(t.upload_rows.c.row_number)
                 .limit(batch_rows)
-            ).all()
+            ).tuples().all()
         if not rows:
             return
-        frame = pd.DataFrame(rows, columns=list(STAGING_COLUMNS))
+        frame = pd.DataFrame.from_records(rows, columns=list(STAGING_COLUMNS))
         last = int(frame["row_number"].iloc[-1])
         yield frame
 
@@ -540,11 +540,7 @@ def load_prospects(engine: sa.Engine, upload: Upload, campaign: CampaignInfo, no
             .on_conflict_do_nothing(index_elements=["list_id", "source_row"])
         )
         conn.execute(insert)
-        conn.execute(
-            sa.update(u)
-            .where(u.c.upload_id == upload.id, u.c.outcome == str(RowOutcome.VALID))
-            .values(outcome=str(RowOutcome.LOADED))
-        )
+        # Once the upload is marked loaded (below, same transaction), its valid rows are its prospects.
         counts = outcome_counts(conn, upload.id)
         warnings = []
         if not campaign.dnc_disposition:
@@ -561,7 +557,7 @@ def load_prospects(engine: sa.Engine, upload: Upload, campaign: CampaignInfo, no
             .values(
                 status=str(UploadStatus.LOADED),
                 rows=sum(counts.values()),
-                loaded=counts[RowOutcome.LOADED],
+                loaded=counts[RowOutcome.VALID],
                 duplicates=counts[RowOutcome.DUPLICATE],
                 invalid=counts[RowOutcome.INVALID],
                 dnc=counts[RowOutcome.DNC],
@@ -597,10 +593,13 @@ def accounting_holds(conn: sa.Connection, upload_id: int) -> tuple[bool, Summary
         sa.select(sa.func.count()).select_from(t.prospects).where(t.prospects.c.list_id == upload_id)
     ).scalar_one()
     detail = {**staged, "prospects": prospects}
+    if sum(staged.values()) == 0 and recorded.status == UploadStatus.LOADED:
+        # Staging rows are purged once the file is filed away; the totals remain.
+        return recorded.balanced and prospects == recorded.loaded + recorded.dnc, recorded, detail
     ok = (
         recorded.balanced
         and recorded.rows == sum(staged.values())
-        and recorded.loaded == staged[RowOutcome.LOADED]
+        and recorded.loaded == staged[RowOutcome.VALID]
         and recorded.duplicates == staged[RowOutcome.DUPLICATE]
         and recorded.invalid == staged[RowOutcome.INVALID]
         and recorded.dnc == staged[RowOutcome.DNC]
@@ -644,6 +643,11 @@ def set_rejects_file(conn: sa.Connection, upload_id: int, key: str | None) -> No
     conn.execute(
         sa.update(t.prospect_lists).where(t.prospect_lists.c.id == upload_id).values(rejects_file=key)
     )
+
+
+def purge_staging(conn: sa.Connection, upload_id: int) -> int:
+    """Drop a loaded upload's staging rows: prospects, counts and the rejects file hold what matters."""
+    return conn.execute(sa.delete(t.upload_rows).where(t.upload_rows.c.upload_id == upload_id)).rowcount
 
 
 def set_archived_key(conn: sa.Connection, upload_id: int, key: str) -> None:

@@ -57,11 +57,10 @@ class UploadStatus(StrEnum):
 class RowOutcome(StrEnum):
     """Where each row of an upload ended up (the staging table's view)."""
 
-    VALID = "valid"  # normalised; waiting for dedupe, DNC scrub and load
+    VALID = "valid"  # normalised; a prospect once its upload is loaded
     INVALID = "invalid"  # rejected, with its reason
     DUPLICATE = "duplicate"  # same number earlier in the file or loaded within dupe days
     DNC = "dnc"  # on a DNC list; loaded with the campaign's DNC disposition
-    LOADED = "loaded"  # a prospect now
 
 
 class HopperStatus(StrEnum):

@@ -40,6 +40,22 @@ def _mapped(values: list[str], parse) -> list:
     return out
 
 
+def _custom_json(batch: Batch) -> np.ndarray:
+    """Each row's custom fields as a JSON object (empty cells left out), built by pandas in C."""
+    if not batch.custom_columns:
+        return np.full(len(batch), None, dtype=object)
+    frame = pd.DataFrame(batch.custom_columns, dtype=object).replace("", None)
+    lines = frame.to_json(orient="records", lines=True, force_ascii=False).splitlines()
+    empty = frame.isna().all(axis=1).to_numpy()
+    out = np.array(lines, dtype=object)
+    out[empty] = None
+    # Dropping null members keeps the stored object to the cells the file filled in.
+    has_null = np.array(['":null' in line for line in lines], dtype=bool) & ~empty
+    for i in np.flatnonzero(has_null):
+        out[i] = json.dumps({k: v for k, v in json.loads(out[i]).items() if v is not None}, ensure_ascii=False)
+    return out
+
+
 def normalize_batch(batch: Batch, locale: str, upload_id: int) -> pd.DataFrame:
     n = len(batch)
     allowed = regions_for(locale)
@@ -91,14 +107,16 @@ def normalize_batch(batch: Batch, locale: str, upload_id: int) -> pd.DataFrame:
             "address_state": address_state,
             "address_zone": address_zone,
             "zip_code": zip_code,
-            "custom_fields": np.array(
-                [json.dumps(c, ensure_ascii=False) if c else None for c in batch.custom], dtype=object
-            ),
+            "custom_fields": _custom_json(batch),
             "outcome": np.where(valid, str(RowOutcome.VALID), str(RowOutcome.INVALID)).astype(object),
             "reason": reason,
         }
     )
-    frame.loc[~valid, ["phone_e164", "phone_ext"]] = None
+    for column in ("phone_e164", "phone_ext"):
+        values = frame[column].to_numpy(dtype=object).copy()
+        values[~valid] = None
+        values[pd.isna(values)] = None
+        frame[column] = pd.Series(values, dtype=object, index=frame.index)
     with_zones = np.full(n, None, dtype=object), np.full(n, None, dtype=object), np.full(n, None, dtype=object)
     if valid.any():
         located = zones.zones_for_frame(frame.loc[valid, ["phone_e164", "address_state", "address_zone"]], locale)
@@ -107,5 +125,19 @@ def normalize_batch(batch: Batch, locale: str, upload_id: int) -> pd.DataFrame:
         address_state[valid] = located["address_state"].to_numpy(dtype=object)
         frame["address_state"] = address_state
     frame["area_code_state"], frame["candidate_zones"], frame["zone_group"] = with_zones
-    frame = frame.astype(object).where(frame.notna(), None)
     return frame[list(STAGING_COLUMNS)]
+
+
+def records(frame: pd.DataFrame) -> list[tuple]:
+    """The staging rows as tuples in STAGING_COLUMNS order, missing values as None (NULL)."""
+    columns = []
+    for column in STAGING_COLUMNS:
+        values = frame[column].to_numpy(dtype=object)
+        missing = pd.isna(values)
+        if missing.any():
+            values = values.copy()
+            values[missing] = None
+        if column in ("upload_id", "row_number"):
+            values = [int(v) for v in values]
+        columns.append(values)
+    return list(zip(*columns))

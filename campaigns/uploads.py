@@ -145,7 +145,8 @@ def finish_upload(engine: sa.Engine, bucket: Bucket, opened: OpenedUpload) -> in
                 bucket.move(sidecar, archived.rsplit("/", 1)[0] + "/" + sidecar.rsplit("/", 1)[1])
         with engine.begin() as conn:
             ingest.set_archived_key(conn, opened.upload.id, archived)
-    with engine.connect() as conn:
+    with engine.begin() as conn:
+        ingest.purge_staging(conn, opened.upload.id)
         return ingest.summary(conn, opened.upload.id)
 
 

@@ -14,7 +14,12 @@ from campaigns import csvfile
 def _read(data: bytes, name: str = "list.csv"):
     opener = lambda: io.BytesIO(data)  # noqa: E731
     layout = csvfile.inspect(opener, name)
-    rows = [r for b in csvfile.read_batches(opener, name, layout) for r in zip(b.row_numbers, b.phone, b.first_name, b.state, b.zip, b.custom, b.problem)]
+    rows = []
+    for b in csvfile.read_batches(opener, name, layout):
+        custom = [
+            {k: values[i] for k, values in b.custom_columns.items() if values[i] != ""} for i in range(len(b))
+        ]
+        rows += list(zip(b.row_numbers, b.phone, b.first_name, b.state, b.zip, custom, b.problem))
     return layout, rows
 
 

@@ -35,7 +35,7 @@ def upgrade() -> None:
     sa.Column('reason', sa.Text(), nullable=True),
     sa.Column('duplicate_of', sa.String(length=200), nullable=True),
     sa.Column('on_dnc', sa.Boolean(), server_default=sa.false(), nullable=False),
-    sa.CheckConstraint("outcome IN ('valid', 'invalid', 'duplicate', 'dnc', 'loaded')", name=op.f('ck_upload_rows_outcome')),
+    sa.CheckConstraint("outcome IN ('valid', 'invalid', 'duplicate', 'dnc')", name=op.f('ck_upload_rows_outcome')),
     sa.ForeignKeyConstraint(['upload_id'], ['prospect_lists.id'], name=op.f('fk_upload_rows_upload_id_prospect_lists'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('upload_id', 'row_number', name=op.f('pk_upload_rows'))
     )
