@@ -27,7 +27,7 @@ from campaigns.bucket import ObjectInfo
 from campaigns.errors import DialerError, NotFound
 from campaigns.inbox import InboxFile, UploadOptions
 from campaigns.lifecycle import ProspectStatus, RowOutcome, UploadStatus
-from campaigns.staging import STAGING_COLUMNS, normalize_batch
+from campaigns.staging import STAGING_COLUMNS, as_frame, normalize_batch
 from campaigns.staging import records as staging_records
 from campaigns.types import UTCDateTime
 
@@ -294,15 +294,15 @@ def stage_rows(
         record_layout(conn, upload.id, layout)
     counts: dict = {"rows": 0, "valid": 0, "invalid": 0, "schema_failures": {}}
     for batch in csvfile.read_batches(opener, name, layout, batch_rows or csvfile.BATCH_ROWS):
-        frame = normalize_batch(batch, campaign.locale, upload.id)
-        for check, failed in validation.failure_counts(frame).items():
+        staged = normalize_batch(batch, campaign.locale, upload.id)
+        for check, failed in validation.failure_counts(as_frame(staged)).items():
             counts["schema_failures"][check] = counts["schema_failures"].get(check, 0) + failed
         with engine.begin() as conn:
-            _write_staging(conn, frame)
-        invalid = int((frame["outcome"] == RowOutcome.INVALID).sum())
-        counts["rows"] += len(frame)
+            _write_staging(conn, staged)
+        invalid = int((staged["outcome"] == str(RowOutcome.INVALID)).sum())
+        counts["rows"] += len(batch)
         counts["invalid"] += invalid
-        counts["valid"] += len(frame) - invalid
+        counts["valid"] += len(batch) - invalid
         if on_batch:
             on_batch(counts["rows"], batch.progress)
     with engine.begin() as conn:

@@ -118,6 +118,11 @@ def normalize_one(raw: object, locale: str) -> Normalized:
     return Normalized(e164, number.extension or None, region, None)
 
 
+@lru_cache(maxsize=65_536)
+def _normalize_cached(raw: str, locale: str) -> Normalized:
+    return normalize_one(raw, locale)
+
+
 def _anchored(pattern: str) -> str:
     return f"^(?:{pattern})$"
 
@@ -202,8 +207,12 @@ def normalize_many(values: pd.Series, locale: str) -> pd.DataFrame:
     }
     if n == 0:
         return pd.DataFrame(out, index=values.index)
-    as_text = values.astype("string").fillna("")
-    array = pa.array(as_text.to_numpy(dtype=object), type=pa.string())
+    raw = values.to_numpy(dtype=object)
+    missing = pd.isna(raw)
+    if missing.any():
+        raw = raw.copy()
+        raw[missing] = ""
+    array = pa.array(raw, type=pa.string(), from_pandas=True)
     parts = pc.extract_regex(array, _FAST)
     fast = pc.is_valid(parts).to_numpy(zero_copy_only=False)
     fast_rows = np.flatnonzero(fast)
@@ -220,7 +229,7 @@ def normalize_many(values: pd.Series, locale: str) -> pd.DataFrame:
         region, valid = _classify(national)
         national_np = national.to_numpy(zero_copy_only=False)
         ext = pc.struct_field(matched, "e").to_numpy(zero_copy_only=False)
-        in_locale = np.array([r in countries for r in region], dtype=bool)
+        in_locale = np.isin(region.astype(str), list(countries))
         ok = valid & in_locale
         out["region"][fast_rows[valid]] = region[valid]
         ok_rows = fast_rows[ok]
@@ -233,9 +242,9 @@ def normalize_many(values: pd.Series, locale: str) -> pd.DataFrame:
         out["reason"][fast_rows[outside]] = "outside_locale"
         out["detail"][fast_rows[outside]] = [f"{r} is not in locale {locale}" for r in region[outside]]
     slow_rows = np.flatnonzero(~fast)
-    raw = as_text.to_numpy(dtype=object)
     for row in slow_rows:
-        result = normalize_one(raw[row], locale)
+        # Junk repeats ("", "N/A", "unknown"): the reference answer is cached per value.
+        result = _normalize_cached(str(raw[row]), locale)
         out["e164"][row] = result.e164
         out["extension"][row] = result.extension
         out["region"][row] = result.region

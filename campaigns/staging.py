@@ -1,8 +1,9 @@
 """Turning raw CSV rows into staging rows: normalised phones, states, ZIPs and zones.
 
-One batch at a time (DataFrame in, DataFrame out), so a million-row file never
-sits in memory whole. Every row comes out either `valid` or `invalid` with a
-reason naming the column, the value and what was wrong.
+One batch at a time, as column arrays (no DataFrame round-trips), so a
+million-row file never sits in memory whole. Every row comes out either
+`valid` or `invalid` with a reason naming the column, the value and what was
+wrong.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ STAGING_COLUMNS = (
 NAME_LIMIT = 200
 RAW_LIMIT = 100
 
+StagedBatch = dict[str, np.ndarray]
+
 
 def _clip(values: list[str], limit: int) -> np.ndarray:
     return np.array([v.strip()[:limit] or None for v in values], dtype=object)
@@ -38,6 +41,15 @@ def _mapped(values: list[str], parse) -> list:
             cache[v] = parse(v)
         out.append(cache[v])
     return out
+
+
+def _none_for_missing(values: np.ndarray) -> np.ndarray:
+    values = np.asarray(values, dtype=object)
+    missing = pd.isna(values)
+    if missing.any():
+        values = values.copy()
+        values[missing] = None
+    return values
 
 
 def _custom_json(batch: Batch) -> np.ndarray:
@@ -56,7 +68,8 @@ def _custom_json(batch: Batch) -> np.ndarray:
     return out
 
 
-def normalize_batch(batch: Batch, locale: str, upload_id: int) -> pd.DataFrame:
+def normalize_batch(batch: Batch, locale: str, upload_id: int) -> StagedBatch:
+    """One batch of raw rows → staging columns (object arrays, None for NULL)."""
     n = len(batch)
     allowed = regions_for(locale)
     phone = phones.normalize_many(pd.Series(batch.phone, dtype=object), locale)
@@ -67,16 +80,16 @@ def normalize_batch(batch: Batch, locale: str, upload_id: int) -> pd.DataFrame:
     address_state = np.full(n, None, dtype=object)
     address_zone = np.full(n, None, dtype=object)
     zip_code = np.full(n, None, dtype=object)
-    phone_reason = phone["reason"].to_numpy(dtype=object)
-    phone_detail = phone["detail"].to_numpy(dtype=object)
+    phone_reason = _none_for_missing(phone["reason"].to_numpy(dtype=object))
+    phone_detail = _none_for_missing(phone["detail"].to_numpy(dtype=object))
     for i in range(n):
         problem = batch.problem[i]
         if problem:
             reason[i] = problem
             continue
-        if isinstance(phone_reason[i], str):
+        if phone_reason[i] is not None:
             shown = batch.phone[i].strip()[:40]
-            text = phones.message_for(phone_reason[i], phone_detail[i] if isinstance(phone_detail[i], str) else None)
+            text = phones.message_for(phone_reason[i], phone_detail[i])
             reason[i] = f"phone {shown!r}: {text}" if shown else f"phone: {text}"
             continue
         region = regions[i]
@@ -95,49 +108,43 @@ def normalize_batch(batch: Batch, locale: str, upload_id: int) -> pd.DataFrame:
         address_zone[i] = zone if (region is None or zip_region in (None, region)) else None
 
     valid = np.array([r is None for r in reason], dtype=bool)
-    frame = pd.DataFrame(
-        {
-            "upload_id": np.full(n, upload_id, dtype=np.int64),
-            "row_number": np.array(batch.row_numbers, dtype=np.int64),
-            "phone_raw": _clip(batch.phone, RAW_LIMIT),
-            "phone_e164": phone["e164"].to_numpy(dtype=object),
-            "phone_ext": phone["extension"].to_numpy(dtype=object),
-            "first_name": _clip(batch.first_name, NAME_LIMIT),
-            "last_name": _clip(batch.last_name, NAME_LIMIT),
-            "address_state": address_state,
-            "address_zone": address_zone,
-            "zip_code": zip_code,
-            "custom_fields": _custom_json(batch),
-            "outcome": np.where(valid, str(RowOutcome.VALID), str(RowOutcome.INVALID)).astype(object),
-            "reason": reason,
-        }
-    )
-    for column in ("phone_e164", "phone_ext"):
-        values = frame[column].to_numpy(dtype=object).copy()
-        values[~valid] = None
-        values[pd.isna(values)] = None
-        frame[column] = pd.Series(values, dtype=object, index=frame.index)
-    with_zones = np.full(n, None, dtype=object), np.full(n, None, dtype=object), np.full(n, None, dtype=object)
+    e164 = _none_for_missing(phone["e164"].to_numpy(dtype=object))
+    extension = _none_for_missing(phone["extension"].to_numpy(dtype=object))
+    e164[~valid] = None
+    extension[~valid] = None
+    located = {k: np.full(n, None, dtype=object) for k in ("area_code_state", "candidate_zones", "zone_group")}
     if valid.any():
-        located = zones.zones_for_frame(frame.loc[valid, ["phone_e164", "address_state", "address_zone"]], locale)
-        for column, target in zip(("area_code_state", "candidate_zones", "zone_group"), with_zones):
-            target[valid] = located[column].to_numpy(dtype=object)
-        address_state[valid] = located["address_state"].to_numpy(dtype=object)
-        frame["address_state"] = address_state
-    frame["area_code_state"], frame["candidate_zones"], frame["zone_group"] = with_zones
-    return frame[list(STAGING_COLUMNS)]
+        found = zones.locate(e164[valid], address_state[valid], address_zone[valid], locale)
+        address_state[valid] = found["address_state"]
+        for column in located:
+            located[column][valid] = found[column]
+    return {
+        "upload_id": np.full(n, upload_id, dtype=np.int64),
+        "row_number": np.array(batch.row_numbers, dtype=np.int64),
+        "phone_raw": _clip(batch.phone, RAW_LIMIT),
+        "phone_e164": e164,
+        "phone_ext": extension,
+        "first_name": _clip(batch.first_name, NAME_LIMIT),
+        "last_name": _clip(batch.last_name, NAME_LIMIT),
+        "address_state": _none_for_missing(address_state),
+        "zip_code": zip_code,
+        "area_code_state": _none_for_missing(located["area_code_state"]),
+        "candidate_zones": located["candidate_zones"],
+        "zone_group": located["zone_group"],
+        "custom_fields": _custom_json(batch),
+        "outcome": np.where(valid, str(RowOutcome.VALID), str(RowOutcome.INVALID)).astype(object),
+        "reason": reason,
+    }
 
 
-def records(frame: pd.DataFrame) -> list[tuple]:
+def as_frame(staged: StagedBatch) -> pd.DataFrame:
+    """The batch as a DataFrame of Python objects (for the pandera contract and tests)."""
+    return pd.DataFrame({c: pd.Series(staged[c], dtype=object) for c in STAGING_COLUMNS}).astype(
+        {"upload_id": "int64", "row_number": "int64"}
+    )
+
+
+def records(staged: StagedBatch) -> list[tuple]:
     """The staging rows as tuples in STAGING_COLUMNS order, missing values as None (NULL)."""
-    columns = []
-    for column in STAGING_COLUMNS:
-        values = frame[column].to_numpy(dtype=object)
-        missing = pd.isna(values)
-        if missing.any():
-            values = values.copy()
-            values[missing] = None
-        if column in ("upload_id", "row_number"):
-            values = [int(v) for v in values]
-        columns.append(values)
+    columns = [staged[c].tolist() for c in STAGING_COLUMNS]
     return list(zip(*columns))

@@ -8,7 +8,7 @@ zone data at NPA-NXX precision). The dial window must be open in every one.
 Everything here is data lookup: ZIPs from the `zipcodes` package, number
 zones and area-code regions from libphonenumber's own tables, and the zones
 of each state or province from `data/region_zones.csv`. All lookups are
-cached, and `zones_for_frame` works on a whole batch by mapping unique keys.
+cached, and `locate` works on a whole batch by mapping unique keys.
 """
 
 from __future__ import annotations
@@ -180,56 +180,50 @@ def _map_unique(values: np.ndarray, fn) -> np.ndarray:
     return np.array([fn(u) for u in uniques], dtype=object)[inverse]
 
 
-def zones_for_frame(frame: pd.DataFrame, locale: str) -> pd.DataFrame:
-    """Candidate zones for a batch.
+def locate(
+    e164: np.ndarray, address_state: np.ndarray, address_zone: np.ndarray, locale: str
+) -> dict[str, np.ndarray]:
+    """Candidate zones for a batch of valid numbers (object arrays, None for unknown).
 
-    Expects columns `phone_e164` (valid numbers), `address_state` (code or None),
-    `address_zone` (the ZIP's zone or None). Adds `area_code_state`,
-    `candidate_zones`, `zone_group` and fills a missing `address_state` from
-    the area code.
+    Returns `address_state` (the given one, else the area code's),
+    `area_code_state`, `candidate_zones` and `zone_group`, one per row. Each
+    lookup runs once per distinct value: a batch has few distinct prefixes.
     """
-    if frame.empty:
-        out = frame.copy()
-        for column in ("area_code_state", "candidate_zones", "zone_group"):
-            out[column] = pd.Series(dtype=object)
-        return out
-    e164 = frame["phone_e164"].to_numpy(dtype=object)
+    n = len(e164)
+    if n == 0:
+        empty = np.full(0, None, dtype=object)
+        return {k: empty for k in ("address_state", "area_code_state", "candidate_zones", "zone_group")}
     npa_nxx = np.array([x[2:8] for x in e164], dtype=object)
     phone_zones = _map_unique(npa_nxx, lambda p: ",".join(number_zones(p)))
     area_state = _map_unique(np.array([x[:3] for x in npa_nxx], dtype=object), area_code_region)
-    given_state = frame["address_state"].to_numpy(dtype=object)
-    address_state = np.where(pd.isna(given_state), area_state, given_state)
-    address_zone = frame["address_zone"].to_numpy(dtype=object)
+    state = np.where(pd.isna(address_state), area_state, address_state)
     zones_of = region_zones()
 
     def text(value) -> str:
         return value if isinstance(value, str) else ""
 
     key = np.array(
-        [f"{text(z)}|{text(s)}|{p}" for z, s, p in zip(address_zone, address_state, phone_zones)],
+        [f"{text(z)}|{text(s)}|{p}" for z, s, p in zip(address_zone, state, phone_zones)],
         dtype=object,
     )
 
     def combine(k: str) -> str:
-        zone, state, by_phone = k.split("|")
-        address = (zone,) if zone else zones_of.get(state, ())
+        zone, region, by_phone = k.split("|")
+        address = (zone,) if zone else zones_of.get(region, ())
         parts = address + tuple(x for x in by_phone.split(",") if x)
         return ",".join(candidate_zones(parts, (), locale))
 
     candidates = _map_unique(key, combine)
-    group_key = np.array(
-        [
-            f"{c}|{text(s) or '-'}|{text(a) or '-'}"
-            for c, s, a in zip(candidates, address_state, area_state)
-        ],
+    group = np.array(
+        [f"{c}|{text(s) or '-'}|{text(a) or '-'}" for c, s, a in zip(candidates, state, area_state)],
         dtype=object,
     )
-    out = frame.copy()
-    out["address_state"] = address_state
-    out["area_code_state"] = area_state
-    out["candidate_zones"] = candidates
-    out["zone_group"] = group_key.astype(object)
-    return out
+    return {
+        "address_state": state.astype(object),
+        "area_code_state": area_state,
+        "candidate_zones": candidates,
+        "zone_group": group,
+    }
 
 
 def check_zone(name: str) -> bool:
@@ -249,5 +243,5 @@ __all__ = [
     "parse_region",
     "region_zones",
     "zone_group",
-    "zones_for_frame",
+    "locate",
 ]
