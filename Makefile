@@ -25,10 +25,11 @@ install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
 # Until the full demo lands, this initialises the embedded SQLite database under
-# DIALER_HOME (./.dialer) and applies the example campaign.
+# DIALER_HOME (./.dialer), applies the example campaign and loads the example list.
 demo: install
 	$(BIN)/dialer init
 	$(BIN)/dialer campaign apply $(CAMPAIGN)
+	$(BIN)/dialer list upload feb-reminders examples/prospects.csv
 	$(BIN)/dialer campaign status feb-reminders
 
 test: install-test

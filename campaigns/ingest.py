@@ -24,7 +24,7 @@ from sqlalchemy.dialects import postgresql
 from campaigns import csvfile, validation
 from campaigns import schema as t
 from campaigns.bucket import ObjectInfo
-from campaigns.errors import DialerError, NotFound
+from campaigns.errors import NotFound
 from campaigns.inbox import InboxFile, UploadOptions
 from campaigns.lifecycle import ProspectStatus, RowOutcome, UploadStatus
 from campaigns.staging import STAGING_COLUMNS, as_frame, normalize_batch
@@ -654,11 +654,6 @@ def set_archived_key(conn: sa.Connection, upload_id: int, key: str) -> None:
     conn.execute(
         sa.update(t.prospect_lists).where(t.prospect_lists.c.id == upload_id).values(archived_key=key)
     )
-
-
-def ensure_not_rejected(upload: Upload) -> None:
-    if upload.status == UploadStatus.REJECTED:
-        raise DialerError(f"{upload.source_key}: this version of the file was already rejected.")
 
 
 __all__ = [

@@ -14,7 +14,7 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from campaigns import csvfile, ingest
-from campaigns.bucket import Bucket, ObjectInfo
+from campaigns.bucket import Bucket
 from campaigns.errors import DialerError
 from campaigns.inbox import BadKey, InboxFile, inbox_file_for_partition, read_sidecar
 from campaigns.lifecycle import UploadStatus
@@ -148,7 +148,3 @@ def finish_upload(engine: sa.Engine, bucket: Bucket, opened: OpenedUpload) -> in
     with engine.begin() as conn:
         ingest.purge_staging(conn, opened.upload.id)
         return ingest.summary(conn, opened.upload.id)
-
-
-def object_info(bucket: Bucket, key: str) -> ObjectInfo | None:
-    return bucket.info(key)

@@ -18,7 +18,7 @@ import re
 from collections import Counter
 from functools import lru_cache
 from pathlib import Path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+from zoneinfo import available_timezones
 
 import numpy as np
 import pandas as pd
@@ -226,12 +226,6 @@ def locate(
     }
 
 
-def check_zone(name: str) -> bool:
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return False
-    return True
 
 
 __all__ = [

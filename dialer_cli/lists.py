@@ -18,7 +18,7 @@ import yaml
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from campaigns import db, dnc, ingest, registry
+from campaigns import dnc, ingest, registry
 from campaigns.bucket import Bucket
 from campaigns.errors import DialerError
 from campaigns.inbox import InboxFile, UploadOptions, parse_inbox_key, parse_options
@@ -219,5 +219,3 @@ def dnc_lists(json_out: JsonFlag = False) -> None:
         table.add_row(row["workspace"], row["list"], f"{row['numbers']:,}")
     out.print(table)
 
-
-__all__ = ["db"]

@@ -1,4 +1,5 @@
-"""`dagster dev` starts from the project folder with the README's environment and loads the code location."""
+"""`dagster dev` with the README's environment: the code location loads, and a list dropped into
+the local inbox is loaded by the inbox sensor without any other action."""
 
 from __future__ import annotations
 
@@ -38,14 +39,38 @@ def _locations(port: int) -> list[dict] | None:
         return None
 
 
-def test_dagster_dev_shows_the_code_location_loaded(tmp_path):
+def _dialer(env, *args):
+    dialer = Path(sys.executable).parent / "dialer"
+    done = subprocess.run([str(dialer), *args], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+
+def _upload_status(env) -> str | None:
+    import sqlalchemy as sa
+
+    from campaigns import db
+    from campaigns import schema as t
+
+    engine = db.make_engine(f"sqlite:///{env['DIALER_HOME']}/dialer.sqlite3")
+    try:
+        with engine.connect() as conn:
+            return conn.execute(sa.select(t.prospect_lists.c.status)).scalar_one_or_none()
+    finally:
+        engine.dispose()
+
+
+def test_dagster_dev_loads_the_location_and_a_dropped_list(tmp_path):
     port = _free_port()
     env = {
         **os.environ,
         "DAGSTER_HOME": str(tmp_path / "dagster"),
         "DIALER_HOME": str(tmp_path / "dialer"),
+        "DIALER_DATABASE_URL": "",
+        "DIALER_BUCKET_URL": "",
     }
     (tmp_path / "dagster").mkdir()
+    _dialer(env, "init")
+    _dialer(env, "campaign", "apply", str(ROOT / "examples/campaign.yaml"))
     dagster = Path(sys.executable).parent / "dagster"
     process = subprocess.Popen(
         [str(dagster), "dev", "-h", "127.0.0.1", "-p", str(port), "-w", "workspace.yaml"],
@@ -67,6 +92,17 @@ def test_dagster_dev_shows_the_code_location_loaded(tmp_path):
         assert entries[0]["name"] == "campaign_dialer"
         assert entries[0]["loadStatus"] == "LOADED"
         assert entries[0]["locationOrLoadError"]["__typename"] == "RepositoryLocation"
+
+        inbox = tmp_path / "dialer/bucket/inbox/acme/feb-reminders"
+        inbox.mkdir(parents=True)
+        (inbox / "prospects.csv").write_bytes((ROOT / "examples/prospects.csv").read_bytes())
+        status = None
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and status != "loaded":
+            time.sleep(3)
+            status = _upload_status(env)
+        assert status == "loaded", "the inbox sensor did not load the dropped list"
+        assert (tmp_path / "dialer/bucket/processed/acme/feb-reminders/prospects.csv").exists()
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         try:
