@@ -103,3 +103,14 @@ def test_plain_postgresql_urls_use_psycopg3():
         db.normalize_url("mysql://u@h/d")
     with pytest.raises(db.DialerError, match="is not a database URL"):
         db.normalize_url("not a url")
+
+
+def test_staging_skips_the_write_ahead_log_on_postgresql(engine):
+    with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            persistence = conn.exec_driver_sql(
+                "SELECT relpersistence FROM pg_class WHERE relname = ?".replace("?", "%s"), ("upload_rows",)
+            ).scalar_one()
+            assert persistence == "u"
+        else:  # SQLite has no per-table logging: the whole file stays in WAL mode
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
