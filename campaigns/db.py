@@ -67,7 +67,9 @@ def make_engine(url: str | None = None, *, echo: bool = False) -> sa.Engine:
         engine = sa.create_engine(
             parsed,
             echo=echo,
-            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+            # The pool hands a connection to one thread at a time (e.g. the staging
+            # writer thread), so sqlite3's same-thread guard is not needed.
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
         )
         # Take transaction control from pysqlite so BEGIN IMMEDIATE is ours.
         sa.event.listen(engine, "connect", _on_sqlite_connect)

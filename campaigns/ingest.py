@@ -286,27 +286,41 @@ def stage_rows(
     """Read the file in batches, normalise each row and write it to the staging table.
 
     Starts clean (a re-run replaces the upload's staging rows). Each batch is
-    its own transaction, so the database never holds a long write lock.
-    Each batch is checked against the staging contract (`validation.StagedRows`)
-    before it is written. Returns counts: rows, valid, invalid, and the
-    contract's failures by check under "schema_failures".
+    its own transaction, so the database never holds a long write lock, and
+    is written by a second thread while the next batch is normalised (the
+    database driver releases the GIL while the server works). Each batch is
+    checked against the staging contract (`validation.StagedRows`) before it
+    is written. Returns counts: rows, valid, invalid, and the contract's
+    failures by check under "schema_failures".
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     with engine.begin() as conn:
         conn.execute(sa.delete(t.upload_rows).where(t.upload_rows.c.upload_id == upload.id))
         record_layout(conn, upload.id, layout)
     counts: dict = {"rows": 0, "valid": 0, "invalid": 0, "schema_failures": {}}
-    for batch in csvfile.read_batches(opener, name, layout, batch_rows or csvfile.BATCH_ROWS):
-        staged = normalize_batch(batch, campaign.locale, upload.id)
-        for check, failed in validation.failure_counts(as_frame(staged)).items():
-            counts["schema_failures"][check] = counts["schema_failures"].get(check, 0) + failed
+
+    def write(staged) -> None:
         with engine.begin() as conn:
             _write_staging(conn, staged)
-        invalid = int((staged["outcome"] == str(RowOutcome.INVALID)).sum())
-        counts["rows"] += len(batch)
-        counts["invalid"] += invalid
-        counts["valid"] += len(batch) - invalid
-        if on_batch:
-            on_batch(counts["rows"], batch.progress)
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="staging-writer") as writer:
+        pending = None
+        for batch in csvfile.read_batches(opener, name, layout, batch_rows or csvfile.BATCH_ROWS):
+            staged = normalize_batch(batch, campaign.locale, upload.id)
+            for check, failed in validation.failure_counts(as_frame(staged)).items():
+                counts["schema_failures"][check] = counts["schema_failures"].get(check, 0) + failed
+            if pending is not None:
+                pending.result()  # one batch in flight at most: memory stays bounded
+            pending = writer.submit(write, staged)
+            invalid = int((staged["outcome"] == str(RowOutcome.INVALID)).sum())
+            counts["rows"] += len(batch)
+            counts["invalid"] += invalid
+            counts["valid"] += len(batch) - invalid
+            if on_batch:
+                on_batch(counts["rows"], batch.progress)
+        if pending is not None:
+            pending.result()
     with engine.begin() as conn:
         conn.execute(
             sa.update(t.prospect_lists)
