@@ -69,6 +69,9 @@ def test_dagster_dev_loads_the_location_and_a_dropped_list(tmp_path):
         "DIALER_BUCKET_URL": "",
     }
     (tmp_path / "dagster").mkdir()
+    # Telemetry off (the project's instance template), and any upload aimed at loopback.
+    (tmp_path / "dagster" / "dagster.yaml").write_bytes((ROOT / "pipelines/dagster.yaml").read_bytes())
+    env["DAGSTER_TELEMETRY_URL"] = "http://127.0.0.1:9/actions"
     _dialer(env, "init")
     _dialer(env, "campaign", "apply", str(ROOT / "examples/campaign.yaml"))
     dagster = Path(sys.executable).parent / "dagster"
