@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from campaigns import csvfile, ingest, uploads
+from campaigns.errors import DialerError
 from pipelines.partitions import uploads as uploads_partitions
 from resources.bucket import BucketResource
 from resources.database import DatabaseResource
@@ -99,7 +100,7 @@ def validated_rows(
     """
     store = bucket.get()
     opened = uploads.current_upload(database.engine, store, context.partition_key)
-    if opened.already_loaded or opened.layout is None:
+    if opened.already_loaded:
         return dg.MaterializeResult(
             metadata={"upload_id": opened.upload.id, "already_loaded": True},
             check_results=[_conformance({}, {"already_loaded": True})],
@@ -109,15 +110,10 @@ def validated_rows(
         context.log.info(f"staged {rows:,} rows ({share:.0%} of the file)")
         ingest.report_progress(rows, share)
 
-    counts = ingest.stage_rows(
-        database.engine,
-        opened.upload,
-        opened.campaign,
-        opened.opener(store),
-        opened.source_key,
-        opened.layout,
-        on_batch=progress,
-    )
+    try:
+        counts = uploads.stage(database.engine, store, opened, on_batch=progress)
+    except csvfile.FileRejected as exc:
+        raise dg.Failure(description=str(exc), metadata={"rejected": True}) from None
     failures = counts.pop("schema_failures")
     with database.engine.connect() as conn:
         reasons = Counter(
@@ -216,7 +212,10 @@ def loaded_prospects(
     """
     store = bucket.get()
     opened = uploads.current_upload(database.engine, store, context.partition_key)
-    ingest.load_prospects(database.engine, opened.upload, opened.campaign, _now())
+    try:
+        ingest.load_prospects(database.engine, opened.upload, opened.campaign, _now())
+    except DialerError as exc:
+        raise dg.Failure(description=str(exc)) from None
     with database.engine.connect() as conn:
         ok, recorded, detail = ingest.accounting_holds(conn, opened.upload.id)
     summary = uploads.finish_upload(database.engine, store, opened)

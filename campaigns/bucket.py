@@ -67,7 +67,17 @@ class Bucket:
             self.fs.makedirs(self.root, exist_ok=True)
 
     def path(self, key: str) -> str:
-        return f"{self.root}/{check_key(key)}"
+        path = f"{self.root}/{check_key(key)}"
+        if self.is_local:
+            self._inside(path, key)
+        return path
+
+    def _inside(self, path: str, key: str) -> None:
+        """On a folder, a symlink must not lead outside the bucket."""
+        real_root = os.path.realpath(self.root)
+        real = os.path.realpath(path)
+        if real != real_root and not real.startswith(real_root + os.sep):
+            raise UnsafeKey(f"bucket key {key!r} leads outside the bucket (a symbolic link?)")
 
     def url_of(self, key: str) -> str:
         return f"{self.url.rstrip('/')}/{check_key(key)}"
@@ -96,10 +106,14 @@ class Bucket:
         if not self.fs.exists(base):
             return []
         found = self.fs.find(base, detail=True)
-        return sorted(
-            (self._info(path, info) for path, info in found.items() if info.get("type") != "directory"),
-            key=lambda o: o.key,
-        )
+        listed = []
+        for path, info in found.items():
+            if info.get("type") == "directory":
+                continue
+            if self.is_local and (info.get("islink") or os.path.islink(path)):
+                continue  # a link could point anywhere; only real files are ours
+            listed.append(self._info(path, info))
+        return sorted(listed, key=lambda o: o.key)
 
     def info(self, key: str) -> ObjectInfo | None:
         try:
@@ -126,16 +140,24 @@ class Bucket:
     def write_text(self, key: str, text: str) -> None:
         self.write_bytes(key, text.encode("utf-8"))
 
-    def move(self, source: str, destination: str) -> str:
-        """Move a file; if the destination exists, a numbered name is used. Returns the key used."""
-        target = destination
+    def free_key(self, wanted: str) -> str:
+        """`wanted`, or a numbered variant of it (a.1.csv, a.2.csv, …) that no file occupies."""
+        target = wanted
         n = 1
         while self.exists(target):
-            stem, dot, ext = destination.rpartition(".")
-            target = f"{stem}.{n}.{ext}" if dot else f"{destination}.{n}"
-            if destination.endswith(".csv.gz"):
-                target = f"{destination[:-7]}.{n}.csv.gz"
+            for suffix in (".rejects.csv", ".csv.gz", ".error.txt"):
+                if wanted.endswith(suffix):
+                    target = f"{wanted[: -len(suffix)]}.{n}{suffix}"
+                    break
+            else:
+                stem, dot, ext = wanted.rpartition(".")
+                target = f"{stem}.{n}.{ext}" if dot and "/" not in ext else f"{wanted}.{n}"
             n += 1
+        return target
+
+    def move(self, source: str, destination: str) -> str:
+        """Move a file; if the destination exists, a numbered name is used. Returns the key used."""
+        target = self.free_key(destination)
         if self.is_local:
             self.fs.makedirs(posixpath.dirname(self.path(target)), exist_ok=True)
         self.fs.mv(self.path(source), self.path(target))
@@ -152,11 +174,7 @@ class Bucket:
         source = f"{self.root}/{listed_key}"
         if not self.fs.exists(source):
             raise FileNotFoundError(listed_key)
-        target = destination
-        n = 1
-        while self.exists(target):
-            target = f"{destination}.{n}"
-            n += 1
+        target = self.free_key(destination)
         if self.is_local:
             self.fs.makedirs(posixpath.dirname(self.path(target)), exist_ok=True)
         self.fs.mv(source, self.path(target))

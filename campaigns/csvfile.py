@@ -85,6 +85,18 @@ class Batch:
         return len(self.row_numbers)
 
 
+def _parse_error(name: str, line: int, exc: csv.Error) -> str:
+    text = str(exc)
+    if "unexpected end of data" in text or "expected after" in text:
+        return (
+            f"{name}: has an unbalanced double quote near line {line} ({text}); a quoted field "
+            "must end with a closing quote. Fix that line and upload the file again."
+        )
+    if "field larger than field limit" in text:
+        return f"{name}: has a field longer than {csv.field_size_limit():,} characters near line {line}."
+    return f"{name}: cannot be parsed as CSV near line {line}: {text}."
+
+
 def _normal(name: str) -> str:
     return re.sub(r"[\s_\-.]+", "_", name.strip().casefold()).strip("_")
 
@@ -111,6 +123,7 @@ def _detect_encoding(stream: BinaryIO, name: str) -> tuple[str, int]:
             raise FileRejected(f"{name}: is {what}.")
     decoder = codecs.getincrementaldecoder("utf-8")()
     utf8 = True
+    cp1252 = True  # bytes 0x81 0x8D 0x8F 0x90 0x9D are undefined in Windows-1252
     size = 0
     chunk = head
     bad_controls = 0
@@ -126,6 +139,8 @@ def _detect_encoding(stream: BinaryIO, name: str) -> tuple[str, int]:
                 decoder.decode(chunk)
             except UnicodeDecodeError:
                 utf8 = False
+        if cp1252 and re.search(rb"[\x81\x8d\x8f\x90\x9d]", chunk):
+            cp1252 = False
         bad_controls += len(re.findall(rb"[\x01-\x08\x0b\x0c\x0e-\x1f\x7f]", chunk))
         chars += len(chunk)
         try:
@@ -144,15 +159,12 @@ def _detect_encoding(stream: BinaryIO, name: str) -> tuple[str, int]:
         )
     if utf8:
         return ("utf-8-sig" if head.startswith(codecs.BOM_UTF8) else "utf-8"), size
-    return "cp1252" if _decodes(head, "cp1252") else "latin-1", size
-
-
-def _decodes(data: bytes, encoding: str) -> bool:
-    try:
-        data.decode(encoding)
-    except UnicodeDecodeError:
-        return False
-    return True
+    if head.startswith(codecs.BOM_UTF8):
+        raise FileRejected(
+            f"{name}: starts with a UTF-8 marker but is not valid UTF-8 further on; "
+            "save it again as \"CSV UTF-8\"."
+        )
+    return ("cp1252" if cp1252 else "latin-1"), size
 
 
 def _sniff_delimiter(sample: str) -> str:
@@ -205,7 +217,7 @@ def inspect(opener: Callable[[], BinaryIO], name: str) -> Layout:
         delimiter = _sniff_delimiter(sample)
     with opener() as raw:
         text = io.TextIOWrapper(open_binary(raw, name), encoding=encoding, newline="")
-        reader = csv.reader(text, delimiter=delimiter)
+        reader = csv.reader(text, delimiter=delimiter, strict=True)
         header = None
         has_row = False
         try:
@@ -218,7 +230,9 @@ def inspect(opener: Callable[[], BinaryIO], name: str) -> Layout:
                 has_row = True
                 break
         except csv.Error as exc:
-            raise FileRejected(f"{name}: cannot be parsed as CSV near line {reader.line_num}: {exc}.") from None
+            raise FileRejected(_parse_error(name, reader.line_num, exc)) from None
+        except UnicodeDecodeError as exc:
+            raise FileRejected(f"{name}: cannot be decoded as {encoding} ({exc.reason}).") from None
     if header is None:
         raise FileRejected(f"{name}: is empty; expected a header row and at least one prospect.")
     columns, custom = _map_header(header, name)
@@ -257,7 +271,8 @@ def iter_rows(
     with opener() as raw:
         size = _size_of(raw) if progress is not None else 0
         text = io.TextIOWrapper(open_binary(raw, name), encoding=layout.encoding, newline="")
-        reader = csv.reader(text, delimiter=layout.delimiter)
+        # strict: an unbalanced quote is an error instead of silently swallowing later rows
+        reader = csv.reader(text, delimiter=layout.delimiter, strict=True)
         seen_header = False
         number = 0
         try:
@@ -272,9 +287,9 @@ def iter_rows(
                     progress[0] = min(1.0, raw.tell() / size)
                 yield number, row
         except csv.Error as exc:
-            raise FileRejected(
-                f"{name}: cannot be parsed as CSV near line {reader.line_num}: {exc}."
-            ) from None
+            raise FileRejected(_parse_error(name, reader.line_num, exc)) from None
+        except UnicodeDecodeError as exc:
+            raise FileRejected(f"{name}: cannot be decoded as {layout.encoding} ({exc.reason}).") from None
 
 
 def read_batches(

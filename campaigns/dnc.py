@@ -56,6 +56,8 @@ def _numbers(opener: Callable[[], BinaryIO], name: str):
     with opener() as raw:
         stream = csvfile.open_binary(raw, name)
         head = stream.read(csvfile.SAMPLE_BYTES)
+    if not head.strip():
+        raise csvfile.FileRejected(f"{name}: is empty; expected one number per line or a CSV with a phone column.")
     if b"\x00" in head:
         raise csvfile.FileRejected(f"{name}: contains binary data, not a list of numbers.")
     encoding = "utf-8-sig" if not head or _utf8(head) else "latin-1"
@@ -67,6 +69,7 @@ def _numbers(opener: Callable[[], BinaryIO], name: str):
     phone_index = next(
         (normal.index(a) for a in csvfile.ALIASES["phone"] if a in normal), None
     )
+    area_index = next((normal.index(a) for a in ("area_code", "areacode", "npa") if a in normal), None)
     header = phone_index is not None
     with opener() as raw:
         text = io.TextIOWrapper(csvfile.open_binary(raw, name), encoding=encoding, newline="", errors="replace")
@@ -79,6 +82,9 @@ def _numbers(opener: Callable[[], BinaryIO], name: str):
                 continue
             if header:
                 value = row[phone_index] if phone_index < len(row) else ""
+                digits = value.strip()
+                if area_index is not None and area_index < len(row) and len(digits) == 7 and digits.isdigit():
+                    value = row[area_index].strip() + digits  # registry export: AreaCode,PhoneNumber
             elif len(row) >= 2 and row[0].strip().isdigit() and len(row[0].strip()) == 3 and len(row[1].strip()) == 7:
                 value = row[0].strip() + row[1].strip()  # registry format: area code, number
             else:
@@ -89,6 +95,18 @@ def _numbers(opener: Callable[[], BinaryIO], name: str):
                 batch = []
         if batch:
             yield batch
+
+
+def _read_guarded(opener, name: str):
+    """`_numbers`, with broken files turned into one sentence."""
+    import zlib
+
+    try:
+        yield from _numbers(opener, name)
+    except csv.Error as exc:
+        raise csvfile.FileRejected(f"{name}: cannot be parsed as a list of numbers ({exc}).") from None
+    except (OSError, EOFError, zlib.error) as exc:
+        raise csvfile.FileRejected(f"{name}: cannot be read ({exc}).") from None
 
 
 def _utf8(data: bytes) -> bool:
@@ -150,7 +168,7 @@ def import_numbers(
             ).scalar_one_or_none()
             if list_id is None:
                 raise NotFound(f"There is no DNC list `{list_name}` in workspace `{workspace}`.")
-    for raw in _numbers(opener, name):
+    for raw in _read_guarded(opener, name):
         normalized = phones.normalize_many(pd.Series(raw, dtype=object), "US")
         good = normalized["e164"].dropna().astype(str).unique().tolist()
         bad = normalized["reason"].notna()

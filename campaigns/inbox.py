@@ -56,7 +56,7 @@ class InboxFile:
                 stem = stem[: -len(suffix)]
                 break
         base = f"{INBOX}/{self.workspace}/{self.campaign}"
-        return (f"{base}/{self.filename}.yaml", f"{base}/{stem}.yaml")
+        return tuple(f"{base}/{name}.{ext}" for name in (self.filename, stem) for ext in ("yaml", "yml"))
 
     def moved_key(self, area: str) -> str:
         return f"{area}/{self.partition_key}"
@@ -81,7 +81,7 @@ def parse_inbox_key(key: str) -> InboxFile:
     if len(parts) != 4 or parts[0] != INBOX:
         raise _layout_error(key, expected)
     _, workspace, campaign, filename = parts
-    if not _SLUG.match(workspace) or not _SLUG.match(campaign):
+    if not _SLUG.fullmatch(workspace) or not _SLUG.fullmatch(campaign):
         raise BadKey(
             f"{key}: workspace and campaign folders must be lowercase slugs "
             f"(got {workspace!r} and {campaign!r})."
@@ -169,7 +169,7 @@ def parse_dnc_key(key: str) -> DncFile:
     if len(parts) != 4 or parts[0] != DNC:
         raise _layout_error(key, "dnc/<workspace>/<list>/<file>.csv")
     _, workspace, name, filename = parts
-    if not _SLUG.match(workspace) or not _SLUG.match(name):
+    if not _SLUG.fullmatch(workspace) or not _SLUG.fullmatch(name):
         raise BadKey(f"{key}: workspace and list folders must be lowercase slugs (got {workspace!r} and {name!r}).")
     if _BAD_NAME.search(filename):
         raise BadKey(f"{key}: the file name has control characters or '...'; rename it.")

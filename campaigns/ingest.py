@@ -24,7 +24,7 @@ from sqlalchemy.dialects import postgresql
 from campaigns import csvfile, validation
 from campaigns import schema as t
 from campaigns.bucket import ObjectInfo
-from campaigns.errors import NotFound
+from campaigns.errors import DialerError, NotFound
 from campaigns.inbox import InboxFile, UploadOptions
 from campaigns.lifecycle import ProspectStatus, RowOutcome, UploadStatus
 from campaigns.staging import STAGING_COLUMNS, as_frame, normalize_batch
@@ -85,6 +85,10 @@ class Summary:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+class StagingIncomplete(DialerError):
+    """The staging table does not hold the whole file (a crash or a partial re-run)."""
 
 
 def campaign_info(conn: sa.Connection, workspace: str, slug: str) -> CampaignInfo:
@@ -184,9 +188,13 @@ def register_upload(
     effective = UploadOptions(
         priority=campaign.list_priority, dupe_days=campaign.dupe_days, expire_days=campaign.expire_days
     ).merged(options)
-    upload_id = conn.execute(
-        sa.insert(t.prospect_lists)
-        .values(
+    insert = (
+        postgresql.insert(t.prospect_lists)
+        if conn.dialect.name == "postgresql"
+        else sa.dialects.sqlite.insert(t.prospect_lists)
+    )
+    conn.execute(
+        insert.values(
             campaign_id=campaign.id,
             source_key=inbox_file.key,
             source_version=info.version,
@@ -199,9 +207,10 @@ def register_upload(
             created_at=now,
             sidecar_key=sidecar_key,
         )
-        .returning(t.prospect_lists.c.id)
-    ).scalar_one()
-    return get_upload(conn, upload_id)
+        # A second runner of the same file version (CLI and sensor) gets the same row.
+        .on_conflict_do_nothing(index_elements=["campaign_id", "source_key", "source_version"])
+    )
+    return find_upload(conn, campaign.id, inbox_file.key, info.version)
 
 
 def reject_upload(conn: sa.Connection, upload_id: int, error: str, now: datetime) -> None:
@@ -510,7 +519,17 @@ def load_prospects(engine: sa.Engine, upload: Upload, campaign: CampaignInfo, no
         current = get_upload(conn, upload.id)
         if current.status == UploadStatus.LOADED:
             return summary(conn, upload.id)
+        if current.status != UploadStatus.PROCESSING:
+            raise NotFound(f"{upload.source_key}: upload {upload.id} was {current.status}; it cannot be loaded.")
         _lock_campaign(conn, campaign.id)
+        staged = sum(outcome_counts(conn, upload.id).values())
+        recorded_rows = summary(conn, upload.id).rows
+        if staged == 0 or staged != recorded_rows:
+            # Staging is UNLOGGED and rebuilt on re-runs: never load from a partial copy.
+            raise StagingIncomplete(
+                f"{upload.source_key}: {staged:,} of {recorded_rows:,} rows are staged; "
+                "re-run the whole upload (validated_rows onwards) to stage the file again."
+            )
         # Another upload may have loaded the same numbers since this one was deduplicated.
         mark_duplicates_across(conn, upload, campaign.id, now)
         custom = u.c.custom_fields

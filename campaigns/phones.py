@@ -52,9 +52,9 @@ _LETTER = re.compile(r"[^\W\d_]")
 # (maybe in parentheses), 3 + 4 digits with single separators, an optional
 # "ext"/"x" extension. RE2 syntax (pyarrow.compute), named groups required.
 _FAST = (
-    r"^\s*(?:\+?1[ .\-]?)?(?:\((?P<a>[2-9]\d\d)\)|(?P<b>[2-9]\d\d))[ .\-]?"
+    r"^[ \t]*(?:\+?1[ .\-]?)?(?:\((?P<a>[2-9]\d\d)\)|(?P<b>[2-9]\d\d))[ .\-]?"
     r"(?P<c>[2-9]\d\d)[ .\-]?(?P<d>\d{4})"
-    r"(?:\s*(?i:ext\.?|x)\s*(?P<e>\d{1,6}))?\s*$"
+    r"(?:[ \t]*(?i:ext\.?|x)[ \t]*(?P<e>\d{1,6}))?[ \t]*$"
 )
 
 
@@ -114,6 +114,8 @@ def normalize_one(raw: object, locale: str) -> Normalized:
         return Normalized(None, None, None, "invalid_number")
     if region not in countries:
         return Normalized(None, None, region, "outside_locale", f"{region} is not in locale {locale}")
+    if number.extension and len(number.extension) > 20:
+        return Normalized(None, None, None, "too_long", "extension longer than 20 digits")
     e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     return Normalized(e164, number.extension or None, region, None)
 

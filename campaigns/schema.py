@@ -202,14 +202,14 @@ upload_rows = sa.Table(
     sa.Column("row_number", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("phone_raw", sa.Text, nullable=True),
     sa.Column("phone_e164", sa.String(20), nullable=True),
-    sa.Column("phone_ext", sa.String(10), nullable=True),
+    sa.Column("phone_ext", sa.String(20), nullable=True),
     sa.Column("first_name", sa.String(200), nullable=True),
     sa.Column("last_name", sa.String(200), nullable=True),
     sa.Column("address_state", sa.String(2), nullable=True),
     sa.Column("zip_code", sa.String(10), nullable=True),
     sa.Column("area_code_state", sa.String(2), nullable=True),
-    sa.Column("candidate_zones", sa.String(400), nullable=True),
-    sa.Column("zone_group", sa.String(400), nullable=True),
+    sa.Column("candidate_zones", sa.Text, nullable=True),
+    sa.Column("zone_group", sa.Text, nullable=True),
     sa.Column("custom_fields", sa.Text, nullable=True),  # JSON text, copied as is
     sa.Column("outcome", sa.String(16), nullable=False),
     sa.Column("reason", sa.Text, nullable=True),
@@ -227,7 +227,7 @@ prospects = sa.Table(
     sa.Column("list_id", BigId, sa.ForeignKey("prospect_lists.id"), nullable=False),
     sa.Column("source_row", sa.Integer, nullable=False),
     sa.Column("phone_e164", sa.String(20), nullable=False),
-    sa.Column("phone_ext", sa.String(10), nullable=True),
+    sa.Column("phone_ext", sa.String(20), nullable=True),
     sa.Column("first_name", sa.String(200), nullable=True),
     sa.Column("last_name", sa.String(200), nullable=True),
     sa.Column("address_state", sa.String(2), nullable=True),
@@ -235,9 +235,10 @@ prospects = sa.Table(
     # The state of the number's area code: FL, OK and CT apply their rules to it.
     sa.Column("area_code_state", sa.String(2), nullable=True),
     # Every IANA zone the prospect may be in, sorted, comma-separated.
-    sa.Column("candidate_zones", sa.String(400), nullable=False),
+    # Unbounded: a number with no zone data falls back to every zone of its locale.
+    sa.Column("candidate_zones", sa.Text, nullable=False),
     # Key of the rule group (zones + states) the hopper fill filters on.
-    sa.Column("zone_group", sa.String(400), nullable=False),
+    sa.Column("zone_group", sa.Text, nullable=False),
     sa.Column("priority", sa.Integer, nullable=False),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("disposition", sa.String(100), nullable=True),

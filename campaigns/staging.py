@@ -57,7 +57,8 @@ def _custom_json(batch: Batch) -> np.ndarray:
     if not batch.custom_columns:
         return np.full(len(batch), None, dtype=object)
     frame = pd.DataFrame(batch.custom_columns, dtype=object).replace("", None)
-    lines = frame.to_json(orient="records", lines=True, force_ascii=False).splitlines()
+    # Records are separated by "\n" (escaped inside strings); splitlines() would also split on U+2028.
+    lines = frame.to_json(orient="records", lines=True, force_ascii=False).rstrip("\n").split("\n")
     empty = frame.isna().all(axis=1).to_numpy()
     out = np.array(lines, dtype=object)
     out[empty] = None
@@ -90,6 +91,7 @@ def normalize_batch(batch: Batch, locale: str, upload_id: int) -> StagedBatch:
         if phone_reason[i] is not None:
             shown = batch.phone[i].strip()[:40]
             text = phones.message_for(phone_reason[i], phone_detail[i])
+            shown = shown.replace("\n", " ").replace("\r", " ")
             reason[i] = f"phone {shown!r}: {text}" if shown else f"phone: {text}"
             continue
         region = regions[i]
@@ -103,6 +105,9 @@ def normalize_batch(batch: Batch, locale: str, upload_id: int) -> StagedBatch:
             reason[i] = f"zip {batch.zip[i].strip()!r}: not a US ZIP or Canadian postal code"
             continue
         code, zip_region, zone = postal
+        if zip_region is not None and zip_region not in allowed:
+            reason[i] = f"zip {batch.zip[i].strip()!r}: in {zip_region}, outside locale {locale}"
+            continue
         zip_code[i] = code
         address_state[i] = region or (zip_region if zip_region in allowed else None)
         address_zone[i] = zone if (region is None or zip_region in (None, region)) else None

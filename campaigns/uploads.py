@@ -7,9 +7,10 @@ why, a loaded one to `processed/`, and per-row rejects to `rejects/`.
 
 from __future__ import annotations
 
+import csv
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
@@ -124,6 +125,26 @@ def current_upload(engine: sa.Engine, bucket: Bucket, partition_key: str) -> Ope
     return OpenedUpload(inbox_file, campaign, upload, layout, source)
 
 
+def stage(engine: sa.Engine, bucket: Bucket, opened: OpenedUpload, on_batch=None) -> dict:
+    """Stage the file's rows; a file that breaks half-way (bad quote, bad byte) is refused whole."""
+    if opened.layout is None:
+        raise csvfile.FileRejected(
+            f"{opened.inbox_file.key}: is not in the bucket any more; drop it into the inbox again."
+        )
+    try:
+        return ingest.stage_rows(
+            engine, opened.upload, opened.campaign, opened.opener(bucket), opened.source_key,
+            opened.layout, on_batch=on_batch,
+        )
+    except (csvfile.FileRejected, UnicodeError, csv.Error) as exc:
+        message = str(exc) if isinstance(exc, csvfile.FileRejected) else f"{opened.source_key}: {exc}."
+        now = datetime.now(UTC)
+        with engine.begin() as conn:
+            ingest.reject_upload(conn, opened.upload.id, message, now)
+        reject_file(bucket, opened.inbox_file, message, now)
+        raise csvfile.FileRejected(message) from None
+
+
 def finish_upload(engine: sa.Engine, bucket: Bucket, opened: OpenedUpload) -> ingest.Summary:
     """Write the rejects file (if any row was rejected) and move the file to processed/."""
     inbox_file = opened.inbox_file
@@ -134,7 +155,7 @@ def finish_upload(engine: sa.Engine, bucket: Bucket, opened: OpenedUpload) -> in
     if reasons and rejects_key is None and bucket.exists(opened.source_key):
         layout = opened.layout or csvfile.inspect(opened.opener(bucket), opened.source_key)
         data = ingest.write_rejects(opened.opener(bucket), opened.source_key, layout, reasons)
-        rejects_key = inbox_file.rejects_key
+        rejects_key = bucket.free_key(inbox_file.rejects_key)  # an earlier upload's stays
         bucket.write_bytes(rejects_key, data)
         with engine.begin() as conn:
             ingest.set_rejects_file(conn, opened.upload.id, rejects_key)

@@ -17,6 +17,7 @@ import typer
 import yaml
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from campaigns import dnc, ingest, registry
 from campaigns.bucket import Bucket
@@ -142,7 +143,7 @@ def upload(
     if json_out:
         _print_json(payload)
         return
-    table = Table(title=f"{file.name} → {ref.qualified_slug} (upload {summary.upload_id})")
+    table = Table(title=Text(f"{file.name} → {ref.qualified_slug} (upload {summary.upload_id})"))
     table.add_column("rows", justify="right")
     table.add_column("loaded", justify="right")
     table.add_column("duplicates", justify="right")
@@ -151,9 +152,9 @@ def upload(
     table.add_row(*(f"{payload[k]:,}" for k in ("rows", "loaded", "duplicates", "invalid", "dnc")))
     out.print(table)
     for warning in summary.warnings:
-        out.print(f"[bold yellow]warning:[/] {warning}", soft_wrap=True)
+        out.print(Text.assemble(("warning: ", "bold yellow"), warning), soft_wrap=True)
     if payload["rejects_file"]:
-        out.print(f"Rejected rows and their reasons: {payload['rejects_file']}", soft_wrap=True)
+        out.print(f"Rejected rows and their reasons: {payload['rejects_file']}", soft_wrap=True, markup=False)
 
 
 def _split_list(name: str, workspace: str | None, engine) -> tuple[str, str]:
@@ -199,7 +200,8 @@ def dnc_import(
         return
     out.print(
         f"DNC list {ws}/{name}: {result.rows:,} rows, {result.added:,} added, "
-        f"{result.already_listed:,} already listed, {result.invalid:,} invalid."
+        f"{result.already_listed:,} already listed, {result.invalid:,} invalid.",
+        markup=False,
     )
     for example in result.examples:
         out.print(f"  invalid: {example}", markup=False)

@@ -21,6 +21,7 @@ import typer
 import yaml
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from campaigns import db, registry
 from campaigns.errors import DatabaseNotReady, DialerError
@@ -56,11 +57,12 @@ def user_errors(fn: Callable) -> Callable:
         try:
             return fn(*args, **kwargs)
         except DialerError as exc:
-            err.print(f"[bold red]error:[/] {exc}", markup=True, soft_wrap=True)
+            # The sentence may quote file names or cells: never read it as markup.
+            err.print(Text.assemble(("error: ", "bold red"), str(exc)), soft_wrap=True)
             raise typer.Exit(code=exc.exit_code) from None
         except sa.exc.OperationalError as exc:
             err.print(
-                f"[bold red]error:[/] the database refused the operation: {exc.orig}",
+                Text.assemble(("error: ", "bold red"), f"the database refused the operation: {exc.orig}"),
                 soft_wrap=True,
             )
             raise typer.Exit(code=1) from None

@@ -46,7 +46,10 @@ def _scan(context, store, prefix, parse, partitions_def, known=frozenset()):
             target = parse(obj.key)
         except BadKey as exc:
             context.log.warning(str(exc))
-            reject_key(store, obj.key, str(exc), now)
+            try:
+                reject_key(store, obj.key, str(exc), now)
+            except OSError as move_error:  # one stuck file must not stop the others
+                context.log.warning(f"{obj.key}: could not be moved aside ({move_error}).")
             continue
         if (obj.key, obj.version) in known:
             continue
