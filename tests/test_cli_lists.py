@@ -108,3 +108,20 @@ def test_progress_hook_sees_every_batch(campaign, tmp_path, monkeypatch):
         result = runner.invoke(app, ["list", "upload", "renewals", str(path), "--json"])
     assert result.exit_code == 0, result.stderr
     assert [rows for rows, _ in seen] == [10, 20, 30, 35] and seen[-1][1] == 1.0
+
+
+def test_same_name_uploads_keep_both_rejects_files(campaign, tmp_path):
+    path = tmp_path / "leads.csv"
+    path.write_text("phone\nnope\n4155551234\n")
+    first = json.loads(runner.invoke(app, ["list", "upload", "renewals", str(path), "--json"]).stdout)
+    second = json.loads(runner.invoke(app, ["list", "upload", "renewals", str(path), "--json"]).stdout)
+    assert first["rejects_file"] != second["rejects_file"]
+    assert Path(first["rejects_file"]).exists() and Path(second["rejects_file"]).exists()
+
+
+def test_markup_like_text_in_errors_is_printed_as_is(campaign, tmp_path):
+    path = tmp_path / "[bold]x[red].csv"
+    path.write_text("name\nAnn\n")
+    result = runner.invoke(app, ["list", "upload", "renewals", str(path)])
+    assert result.exit_code == 2
+    assert "[bold]x[red].csv: has no phone column" in " ".join(result.stderr.split())

@@ -91,3 +91,29 @@ def test_whole_file_rejections_are_one_sentence(data, name, sentence):
         csvfile.inspect(lambda: io.BytesIO(data), name)
     assert sentence in str(info.value)
     assert "\n" not in str(info.value)
+
+
+def test_an_unbalanced_quote_refuses_the_file_instead_of_swallowing_rows():
+    data = b"phone,name\n" + b"".join(b"212555%04d,Ann\n" % i for i in range(4)) + b'2125550005,"Bob,ok\n' + b"".join(
+        b"212555%04d,Cy\n" % i for i in range(6, 1000)
+    )
+    opener = lambda: io.BytesIO(data)  # noqa: E731
+    layout = csvfile.inspect(opener, "x.csv")
+    with pytest.raises(csvfile.FileRejected, match="x.csv: has an unbalanced double quote near line"):
+        list(csvfile.read_batches(opener, "x.csv", layout))
+
+
+def test_cp1252_or_latin1_is_decided_from_the_whole_file():
+    # 0x93/0x94 are curly quotes in Windows-1252; 0x81 further on is undefined there.
+    body = "".join(f"4155551{i:03d},Ann\n" for i in range(999)).encode() * 10
+    data = b"phone,name\n" + body + b"4155550000,\x93Q\x94\n" + b"4155550001,Z\x81\n"
+    layout = csvfile.inspect(lambda: io.BytesIO(data), "x.csv")
+    assert layout.encoding == "latin-1"
+    names = [n for b in csvfile.read_batches(lambda: io.BytesIO(data), "x.csv", layout) for n in b.custom_columns["name"]]
+    assert names[-2:] == ["\x93Q\x94", "Z\x81"]
+
+
+def test_a_utf8_bom_then_invalid_utf8_is_refused():
+    data = codecs.BOM_UTF8 + b"phone,name\n4155551234,Jos\xe9\n"
+    with pytest.raises(csvfile.FileRejected, match="starts with a UTF-8 marker but is not valid UTF-8"):
+        csvfile.inspect(lambda: io.BytesIO(data), "x.csv")

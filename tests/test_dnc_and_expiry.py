@@ -99,3 +99,16 @@ def test_expiry_marks_ready_and_callback_prospects_past_their_date(engine, diale
         statuses = conn.execute(sa.select(t.prospects.c.status).order_by(t.prospects.c.id)).scalars().all()
     assert list(counts.values()) == [2]
     assert statuses == ["expired", "expired", "done", "ready"]
+
+
+def test_dnc_registry_export_with_area_code_column_and_broken_files(engine, dialer_env, tmp_path):
+    apply_campaign(engine)
+    export = tmp_path / "registry.csv"
+    export.write_text("AreaCode,PhoneNumber\n212,5551234\n415,5550000\n")
+    summary = json.loads(runner.invoke(app, ["dnc", "import", "acme/internal", str(export), "--json"]).stdout)
+    assert (summary["added"], summary["invalid"]) == (2, 0)
+    assert _numbers(engine) == {"+12125551234", "+14155550000"}
+    broken = tmp_path / "broken.txt.gz"
+    broken.write_bytes(b"not gzip")
+    result = runner.invoke(app, ["dnc", "import", "acme/internal", str(broken)])
+    assert result.exit_code == 2 and "broken.txt.gz: cannot be read" in result.stderr

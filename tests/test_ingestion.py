@@ -232,3 +232,63 @@ def test_concurrent_uploads_do_not_both_load_a_number(engine, campaign, bucket_d
     assert len(per_number) == 200 and {c for _, c in per_number} == {1}
     loaded = sorted(materialized(r, "loaded_prospects")["loaded"] for r in results.values())
     assert loaded == [0, 200]
+
+
+def test_numbers_without_zone_data_and_long_extensions_load(engine, campaign, bucket_dir):
+    """A toll-free number falls back to every zone of the locale (long zone strings) on both backends."""
+    drop(bucket_dir, "inbox/acme/renewals/tf.csv", HEADER + "800-225-5288,A,,,,\n212-555-1234 ext 123456789012345,B,,,,\n")
+    result = run_upload("acme/renewals/tf.csv")
+    assert result.success, failure(result)
+    [toll_free] = _prospects(engine, phone_e164="+18002255288")
+    [extended] = _prospects(engine, phone_e164="+12125551234")
+    assert len(toll_free.candidate_zones.split(",")) > 20
+    assert extended.phone_ext == "123456789012345"
+
+
+def test_a_canada_campaign_refuses_us_zip_codes(engine, bucket_dir, dialer_env):
+    apply_campaign(engine, {**UPLOADS_CAMPAIGN, "slug": "ca", "locale": "CA"})
+    drop(bucket_dir, "inbox/acme/ca/l.csv", HEADER + "(416) 555-1234,A,,,10001,\n(416) 555-1235,B,,,M5V 3L9,\n")
+    summary = materialized(run_upload("acme/ca/l.csv"), "loaded_prospects")
+    assert (summary["loaded"], summary["invalid"]) == (1, 1)
+
+
+def test_a_yml_sidecar_is_read(engine, campaign, bucket_dir):
+    drop(bucket_dir, "inbox/acme/renewals/vip.csv", HEADER + "4155551234,A,,,,\n")
+    drop(bucket_dir, "inbox/acme/renewals/vip.yml", "priority: 95\n")
+    assert run_upload("acme/renewals/vip.csv").success
+    assert _prospects(engine)[0].priority == 95
+
+
+def test_a_file_broken_half_way_is_refused_and_moved_aside(engine, campaign, bucket_dir):
+    rows = "".join(f"415555{i:04d},P,,,,\n" for i in range(3000))
+    drop(bucket_dir, "inbox/acme/renewals/broken.csv", HEADER + rows + '4155559999,"never closed,,,,\n')
+    result = run_upload("acme/renewals/broken.csv")
+    assert not result.success
+    assert "has an unbalanced double quote" in failure(result)
+    assert (bucket_dir / "rejected/acme/renewals/broken.csv.error.txt").exists()
+    assert _prospects(engine) == []
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(t.prospect_lists.c.status)).scalar_one() == "rejected"
+
+
+def test_the_load_refuses_a_partial_staging_copy(engine, campaign, bucket_dir):
+    """After a crash empties the (UNLOGGED) staging table, re-running only the load must not load nothing."""
+    import dagster as dg
+
+    from assets.ingestion import deduplicated_rows, dnc_scrubbed_rows, loaded_prospects, upload_file, validated_rows
+    from pipelines.definitions import defs
+
+    drop(bucket_dir, "inbox/acme/renewals/c.csv", HEADER + "4155551234,A,,,,\n4155551235,B,,,,\n")
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("uploads", ["acme/renewals/c.csv"])
+    staged = dg.materialize([upload_file, validated_rows], partition_key="acme/renewals/c.csv", instance=instance, resources=defs.resources)
+    assert staged.success
+    with engine.begin() as conn:
+        conn.execute(sa.delete(t.upload_rows))
+    rest = dg.materialize(
+        [deduplicated_rows, dnc_scrubbed_rows, loaded_prospects], partition_key="acme/renewals/c.csv",
+        instance=instance, resources=defs.resources, raise_on_error=False,
+    )
+    assert not rest.success
+    assert "0 of 2 rows are staged; re-run the whole upload" in failure(rest)
+    assert _prospects(engine) == []

@@ -112,3 +112,9 @@ def test_fast_path_agrees_on_every_area_code():
     for locale in ("US", "CA"):
         frame = normalize_many(pd.Series(values), locale)
         assert [_row(frame, i) for i in range(len(values))] == [_one(v, locale) for v in values]
+
+
+@pytest.mark.parametrize("raw", ["2125551234\nx12", "2125551234x\r12", "2125551234 ext.\f5", "\n4155551234", "4155551234\t"])
+def test_control_whitespace_goes_the_reference_way(raw):
+    frame = normalize_many(pd.Series([raw]), "US")
+    assert _row(frame, 0) == _one(raw, "US")

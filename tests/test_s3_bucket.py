@@ -108,3 +108,16 @@ def test_an_escaping_key_on_s3_is_moved_aside_not_loaded(engine, dialer_env, s3,
     assert result.run_requests == []
     keys = _keys(client, name)
     assert all(k.startswith("dialer/rejected/_unsorted/") for k in keys) and len(keys) == 2
+
+
+def test_a_folder_bucket_ignores_links_out_of_it(tmp_path):
+    root = tmp_path / "bucket"
+    outside = tmp_path / "outside"
+    (root / "inbox/acme/renewals").mkdir(parents=True)
+    outside.mkdir()
+    (outside / "secret.csv").write_text("phone\n4155551234\n")
+    (root / "inbox/acme/renewals/x.csv").symlink_to(outside / "secret.csv")
+    bucket = Bucket(str(root))
+    assert bucket.list("inbox") == []
+    with pytest.raises(UnsafeKey, match="leads outside the bucket"):
+        bucket.open("inbox/acme/renewals/x.csv")
