@@ -25,10 +25,12 @@ install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
 # Until the full demo lands, this initialises the embedded SQLite database under
-# DIALER_HOME (./.dialer), applies the example campaign and loads the example list.
+# DIALER_HOME (./.dialer), applies the example campaign, fills its DNC list and
+# loads the example list.
 demo: install
 	$(BIN)/dialer init
 	$(BIN)/dialer campaign apply $(CAMPAIGN)
+	$(BIN)/dialer dnc import acme/internal examples/dnc.txt
 	$(BIN)/dialer list upload feb-reminders examples/prospects.csv
 	$(BIN)/dialer campaign status feb-reminders
 

@@ -1,8 +1,8 @@
 """Do-not-call lists: importing numbers into a workspace's list, and asking whether a number is on one.
 
 Accepted files: one number per line (any shape the phone normaliser takes,
-including the national registry's plain 10-digit lines), the registry's
-`area code,number` pairs, or a CSV with a phone column. Numbers are stored in
+including the national registry's plain 10-digit lines; `#` starts a comment
+line), the registry's `area code,number` pairs, or a CSV with a phone column. Numbers are stored in
 E.164; importing the same file twice adds nothing.
 """
 
@@ -78,8 +78,8 @@ def _numbers(opener: Callable[[], BinaryIO], name: str):
         for i, row in enumerate(reader):
             if header and i == 0:
                 continue
-            if not any(c.strip() for c in row):
-                continue
+            if not any(c.strip() for c in row) or row[0].lstrip().startswith("#"):
+                continue  # blank lines and comments
             if header:
                 value = row[phone_index] if phone_index < len(row) else ""
                 digits = value.strip()

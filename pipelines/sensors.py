@@ -5,7 +5,9 @@ rejected/), so each tick lists what is still there. The cursor holds only the
 last key requested and the versions of files seen once and still settling: a
 file is requested when it shows the same version (size and mtime, or ETag)
 on two ticks in a row, so a file still being written waits. A version already
-registered as an upload (e.g. by `dialer list upload`) is never requested.
+registered as an upload (e.g. by `dialer list upload`) is not requested again,
+except once more if it loaded but is still in the inbox (the run died before
+filing it away).
 Keys that do not fit the layout are moved to rejected/ with an explanation.
 """
 
@@ -33,7 +35,8 @@ def _cursor(raw: str | None) -> dict:
     return {"last_key": data.get("last_key"), "pending": dict(data.get("pending") or {})}
 
 
-def _scan(context, store, prefix, parse, partitions_def, known=frozenset()):
+def _scan(context, store, prefix, parse, partitions_def, known=None):
+    known = known or {}
     now = datetime.now(UTC)
     state = _cursor(context.cursor)
     settling: dict[str, str] = {}
@@ -52,6 +55,12 @@ def _scan(context, store, prefix, parse, partitions_def, known=frozenset()):
                 context.log.warning(f"{obj.key}: could not be moved aside ({move_error}).")
             continue
         if (obj.key, obj.version) in known:
+            if known[(obj.key, obj.version)] == "file-away":
+                # Loaded, but the run died before filing the file away: one more run finishes it.
+                new_partitions.append(target.partition_key)
+                requests.append(
+                    dg.RunRequest(run_key=f"{obj.key}@{obj.version}#file-away", partition_key=target.partition_key)
+                )
             continue
         if state["pending"].get(obj.key) != obj.version:
             settling[obj.key] = obj.version
@@ -80,7 +89,7 @@ def inbox_sensor(context: dg.SensorEvaluationContext, bucket: BucketResource, da
     keys = [o.key for o in store.list("inbox")]
     with database.engine.connect() as conn:
         known = ingest.known_versions(conn, keys)
-    return _scan(context, store, "inbox", parse_inbox_key, uploads, frozenset(known))
+    return _scan(context, store, "inbox", parse_inbox_key, uploads, known)
 
 
 @dg.sensor(

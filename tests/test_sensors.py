@@ -126,3 +126,23 @@ def test_dnc_sensor_requests_dropped_dnc_files(engine, dialer_env, bucket_dir, i
 def test_definitions_start_the_sensors_running():
     assert inbox_sensor.default_status == dg.DefaultSensorStatus.RUNNING
     assert dnc_sensor.default_status == dg.DefaultSensorStatus.RUNNING
+
+
+def test_a_loaded_file_left_in_the_inbox_is_filed_away_by_one_more_run(engine, dialer_env, bucket_dir, instance):
+    import sqlalchemy as sa
+
+    from campaigns import schema as t
+
+    apply_campaign(engine)
+    drop(bucket_dir, "inbox/acme/renewals/a.csv", HEADER + "4155551234,A\n")
+    assert run_upload("acme/renewals/a.csv").success
+    # Simulate a run that died after the load committed: the file is back where it was.
+    (bucket_dir / "processed/acme/renewals/a.csv").rename(bucket_dir / "inbox/acme/renewals/a.csv")
+    with engine.begin() as conn:
+        conn.execute(sa.update(t.prospect_lists).values(archived_key=None))
+    result = _tick(instance)
+    assert [r.run_key.endswith("#file-away") for r in result.run_requests] == [True]
+    again = run_upload("acme/renewals/a.csv")
+    assert again.success
+    assert (bucket_dir / "processed/acme/renewals/a.csv").exists()
+    assert not (bucket_dir / "inbox/acme/renewals/a.csv").exists()
