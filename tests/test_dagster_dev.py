@@ -26,17 +26,28 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _locations(port: int) -> list[dict] | None:
+LOADED_ASSET = """{ assetNodeOrError(assetKey: {path: ["loaded_prospects"]}) { ... on AssetNode {
+  partitionKeys dependencyKeys { path }
+  assetChecksOrError { ... on AssetChecks { checks { name executionForLatestMaterialization { status } } } }
+  assetMaterializations(limit: 1) { partition metadataEntries { label } } } } }"""
+
+
+def _graphql(port: int, query: str) -> dict | None:
     request = urllib.request.Request(
         f"http://127.0.0.1:{port}/graphql",
-        data=json.dumps({"query": QUERY}).encode(),
+        data=json.dumps({"query": query}).encode(),
         headers={"Content-Type": "application/json"},
     )
     try:
         with urllib.request.urlopen(request, timeout=5) as response:
-            return json.load(response)["data"]["workspaceOrError"]["locationEntries"]
+            return json.load(response)["data"]
     except (OSError, KeyError, ValueError):
         return None
+
+
+def _locations(port: int) -> list[dict] | None:
+    data = _graphql(port, QUERY)
+    return data["workspaceOrError"]["locationEntries"] if data else None
 
 
 def _dialer(env, *args):
@@ -106,6 +117,17 @@ def test_dagster_dev_loads_the_location_and_a_dropped_list(tmp_path):
             status = _upload_status(env)
         assert status == "loaded", "the inbox sensor did not load the dropped list"
         assert (tmp_path / "dialer/bucket/processed/acme/feb-reminders/prospects.csv").exists()
+
+        # What the UI shows: the file's partition, the lineage, the summary metadata and the check.
+        node = _graphql(port, LOADED_ASSET)["assetNodeOrError"]
+        assert node["partitionKeys"] == ["acme/feb-reminders/prospects.csv"]
+        assert node["dependencyKeys"] == [{"path": ["dnc_scrubbed_rows"]}]
+        [check] = node["assetChecksOrError"]["checks"]
+        assert (check["name"], check["executionForLatestMaterialization"]["status"]) == ("upload_accounting", "SUCCEEDED")
+        [materialization] = node["assetMaterializations"]
+        assert materialization["partition"] == "acme/feb-reminders/prospects.csv"
+        labels = {e["label"] for e in materialization["metadataEntries"]}
+        assert {"rows", "loaded", "duplicates", "invalid", "dnc", "warnings", "rejects_file"} <= labels
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         try:
