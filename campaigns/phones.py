@@ -198,8 +198,18 @@ def _classify(national: pa.Array) -> tuple[np.ndarray, np.ndarray]:
 
 def normalize_many(values: pd.Series, locale: str) -> pd.DataFrame:
     """Normalise a column; returns e164, extension, region, reason and detail per row (same index)."""
+    columns = normalize_columns(values.to_numpy(dtype=object), locale)
+    return pd.DataFrame({k: pd.Series(v, dtype=object, index=values.index) for k, v in columns.items()})
+
+
+def normalize_columns(raw: np.ndarray, locale: str) -> dict[str, np.ndarray]:
+    """`normalize_many` on an object array, returning object arrays (None where empty).
+
+    The form the staging step uses: no DataFrame is built, so no column is
+    converted to Arrow strings and back.
+    """
     countries = set(LOCALES[locale]["countries"])
-    n = len(values)
+    n = len(raw)
     out = {
         "e164": np.full(n, None, dtype=object),
         "extension": np.full(n, None, dtype=object),
@@ -208,8 +218,8 @@ def normalize_many(values: pd.Series, locale: str) -> pd.DataFrame:
         "detail": np.full(n, None, dtype=object),
     }
     if n == 0:
-        return pd.DataFrame(out, index=values.index)
-    raw = values.to_numpy(dtype=object)
+        return out
+    raw = np.asarray(raw, dtype=object)
     missing = pd.isna(raw)
     if missing.any():
         raw = raw.copy()
@@ -229,13 +239,13 @@ def normalize_many(values: pd.Series, locale: str) -> pd.DataFrame:
             area, pc.struct_field(matched, "c"), pc.struct_field(matched, "d"), ""
         )
         region, valid = _classify(national)
-        national_np = national.to_numpy(zero_copy_only=False)
+        e164 = pc.binary_join_element_wise("+1", national, "").to_numpy(zero_copy_only=False)
         ext = pc.struct_field(matched, "e").to_numpy(zero_copy_only=False)
         in_locale = np.isin(region.astype(str), list(countries))
         ok = valid & in_locale
         out["region"][fast_rows[valid]] = region[valid]
         ok_rows = fast_rows[ok]
-        out["e164"][ok_rows] = "+1" + national_np[ok].astype(object)
+        out["e164"][ok_rows] = e164[ok]
         ext_ok = ext[ok]
         out["extension"][ok_rows] = np.where(ext_ok == "", None, ext_ok)
         invalid_rows = fast_rows[~valid]
@@ -252,7 +262,7 @@ def normalize_many(values: pd.Series, locale: str) -> pd.DataFrame:
         out["region"][row] = result.region
         out["reason"][row] = result.reason
         out["detail"][row] = result.detail
-    return pd.DataFrame(out, index=values.index)
+    return out
 
 
 def message_for(reason: str | None, detail: str | None) -> str | None:

@@ -73,7 +73,7 @@ def normalize_batch(batch: Batch, locale: str, upload_id: int) -> StagedBatch:
     """One batch of raw rows → staging columns (object arrays, None for NULL)."""
     n = len(batch)
     allowed = regions_for(locale)
-    phone = phones.normalize_many(pd.Series(batch.phone, dtype=object), locale)
+    phone = phones.normalize_columns(np.array(batch.phone, dtype=object), locale)
     regions = _mapped(batch.state, zones.parse_region)
     postals = _mapped(batch.zip, zones.parse_postal)
 
@@ -81,8 +81,8 @@ def normalize_batch(batch: Batch, locale: str, upload_id: int) -> StagedBatch:
     address_state = np.full(n, None, dtype=object)
     address_zone = np.full(n, None, dtype=object)
     zip_code = np.full(n, None, dtype=object)
-    phone_reason = _none_for_missing(phone["reason"].to_numpy(dtype=object))
-    phone_detail = _none_for_missing(phone["detail"].to_numpy(dtype=object))
+    phone_reason = phone["reason"]
+    phone_detail = phone["detail"]
     for i in range(n):
         problem = batch.problem[i]
         if problem:
@@ -113,8 +113,8 @@ def normalize_batch(batch: Batch, locale: str, upload_id: int) -> StagedBatch:
         address_zone[i] = zone if (region is None or zip_region in (None, region)) else None
 
     valid = np.array([r is None for r in reason], dtype=bool)
-    e164 = _none_for_missing(phone["e164"].to_numpy(dtype=object))
-    extension = _none_for_missing(phone["extension"].to_numpy(dtype=object))
+    e164 = phone["e164"].copy()
+    extension = phone["extension"].copy()
     e164[~valid] = None
     extension[~valid] = None
     located = {k: np.full(n, None, dtype=object) for k in ("area_code_state", "candidate_zones", "zone_group")}
