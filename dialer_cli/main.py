@@ -24,7 +24,7 @@ from rich.table import Table
 from rich.text import Text
 
 from campaigns import db, registry
-from campaigns.errors import DatabaseNotReady, DialerError
+from campaigns.errors import DialerError
 from campaigns.lifecycle import CampaignState
 from campaigns.settings import load_settings_file
 from campaigns.status import campaign_status
