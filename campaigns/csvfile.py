@@ -65,6 +65,30 @@ class Layout:
     compressed: bool
     size_bytes: int
 
+    def as_json(self) -> dict:
+        """What `prospect_lists.file_format` stores: enough to read the file again without a scan."""
+        return {
+            "encoding": self.encoding,
+            "delimiter": self.delimiter,
+            "header": list(self.header),
+            "columns": dict(self.columns),
+            "custom": dict(self.custom),
+            "compressed": self.compressed,
+            "size_bytes": self.size_bytes,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> Layout:
+        return cls(
+            encoding=data["encoding"],
+            delimiter=data["delimiter"],
+            header=tuple(data["header"]),
+            columns={k: int(v) for k, v in data["columns"].items()},
+            custom={k: int(v) for k, v in data["custom"].items()},
+            compressed=bool(data["compressed"]),
+            size_bytes=int(data["size_bytes"]),
+        )
+
 
 @dataclass
 class Batch:

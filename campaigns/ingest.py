@@ -233,21 +233,19 @@ def reject_upload(conn: sa.Connection, upload_id: int, error: str, now: datetime
 
 
 def record_layout(conn: sa.Connection, upload_id: int, layout: csvfile.Layout) -> None:
+    """Store how the file is read, so later stages need not scan it again."""
     conn.execute(
         sa.update(t.prospect_lists)
         .where(t.prospect_lists.c.id == upload_id)
-        .values(
-            file_format={
-                "encoding": layout.encoding,
-                "delimiter": layout.delimiter,
-                "header": list(layout.header),
-                "columns": {k: layout.header[i] for k, i in layout.columns.items()},
-                "custom_fields": list(layout.custom),
-                "compressed": layout.compressed,
-                "size_bytes": layout.size_bytes,
-            }
-        )
+        .values(file_format=layout.as_json())
     )
+
+
+def recorded_layout(conn: sa.Connection, upload_id: int) -> csvfile.Layout | None:
+    stored = conn.execute(
+        sa.select(t.prospect_lists.c.file_format).where(t.prospect_lists.c.id == upload_id)
+    ).scalar_one_or_none()
+    return csvfile.Layout.from_json(stored) if stored else None
 
 
 # --- staging -----------------------------------------------------------------
@@ -316,7 +314,6 @@ def stage_rows(
 
     with engine.begin() as conn:
         conn.execute(sa.delete(t.upload_rows).where(t.upload_rows.c.upload_id == upload.id))
-        record_layout(conn, upload.id, layout)
     counts: dict = {"rows": 0, "valid": 0, "invalid": 0, "schema_failures": {}}
 
     def write(staged) -> None:

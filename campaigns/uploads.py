@@ -104,6 +104,8 @@ def open_upload(engine: sa.Engine, bucket: Bucket, partition_key: str, now: date
             ingest.reject_upload(conn, upload.id, str(exc), now)
         reject_file(bucket, inbox_file, str(exc), now)
         raise
+    with engine.begin() as conn:
+        ingest.record_layout(conn, upload.id, layout)
     return OpenedUpload(inbox_file, campaign, upload, layout, inbox_file.key)
 
 
@@ -121,7 +123,10 @@ def current_upload(engine: sa.Engine, bucket: Bucket, partition_key: str) -> Ope
             source = ingest.summary(conn, upload.id).archived_key or source
     layout = None
     if upload.status != UploadStatus.LOADED and bucket.exists(source):
-        layout = csvfile.inspect(lambda: bucket.open(source), source)
+        # upload_file scanned the file once and recorded how to read it.
+        with engine.connect() as conn:
+            layout = ingest.recorded_layout(conn, upload.id)
+        layout = layout or csvfile.inspect(lambda: bucket.open(source), source)
     return OpenedUpload(inbox_file, campaign, upload, layout, source)
 
 
