@@ -52,6 +52,7 @@ def settings_to_row(s: CampaignSettings) -> dict[str, Any]:
         "wrap_up_s": s.dialing.wrap_up_s,
         "hopper_expiry_min": s.dialing.hopper_expiry_min,
         "fill_interval_min": s.dialing.fill_interval_min,
+        "hopper_min_level": s.dialing.hopper_min_level,
         "damper_mode": s.dialing.damper.mode,
         "damper_threshold": s.dialing.damper.threshold,
         "dupe_days": s.uploads.dupe_days,
@@ -320,6 +321,7 @@ def load_settings(conn: sa.Connection, campaign_id: int) -> CampaignSettings:
                 "wrap_up_s": row.wrap_up_s,
                 "hopper_expiry_min": row.hopper_expiry_min,
                 "fill_interval_min": row.fill_interval_min,
+                "hopper_min_level": row.hopper_min_level,
                 "damper": {"mode": row.damper_mode, "threshold": row.damper_threshold},
             },
             "uploads": {

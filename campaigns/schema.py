@@ -81,6 +81,8 @@ campaigns = sa.Table(
     sa.Column("wrap_up_s", sa.Integer, nullable=False),
     sa.Column("hopper_expiry_min", sa.Integer, nullable=False),
     sa.Column("fill_interval_min", sa.Integer, nullable=False),
+    # The hopper is never topped up to fewer rows than this.
+    sa.Column("hopper_min_level", sa.Integer, nullable=False, server_default="100"),
     sa.Column("damper_mode", sa.String(32), nullable=False),
     sa.Column("damper_threshold", sa.Float, nullable=False),
     # Upload defaults, overridable per file.
@@ -253,17 +255,34 @@ prospects = sa.Table(
     sa.Column("custom_fields", JSONType, nullable=False),
     sa.UniqueConstraint("list_id", "source_row"),
     sa.CheckConstraint(_one_of("status", ProspectStatus), name="status"),
-    sa.Index(
-        "ix_prospects_fill",
-        "campaign_id",
-        "status",
-        "zone_group",
-        "next_dial_at",
-        "priority",
-    ),
     # Cross-upload dedupe: "was this number loaded into the campaign within dupe days?"
     sa.Index("ix_prospects_dedupe", "campaign_id", "phone_e164", "loaded_at"),
-    sa.Index("ix_prospects_expiry", "status", "expires_at"),
+)
+
+# Hopper fill, two ways (campaigns/hopper.py): when few zone groups are open,
+# one range per open group, each already in dial order (list priority high
+# first, fewest attempts, oldest last attempt, upload order), merged; when many
+# are open, the campaign's prospects in dial order, keeping the open groups'.
+# Either way a fill reads about as many entries as it queues. (The daily expiry
+# scans instead: one pass a day does not earn an index every load must update.)
+sa.Index(
+    "ix_prospects_fill",
+    prospects.c.campaign_id,
+    prospects.c.status,
+    prospects.c.zone_group,
+    prospects.c.priority.desc(),
+    prospects.c.attempts,
+    prospects.c.last_attempt_at,
+    prospects.c.id,
+)
+sa.Index(
+    "ix_prospects_dial_order",
+    prospects.c.campaign_id,
+    prospects.c.status,
+    prospects.c.priority.desc(),
+    prospects.c.attempts,
+    prospects.c.last_attempt_at,
+    prospects.c.id,
 )
 
 hopper = sa.Table(
@@ -284,6 +303,8 @@ hopper = sa.Table(
     sa.Column("queued_at", UTCDateTime, nullable=False),
     sa.Column("claimed_at", UTCDateTime, nullable=True),
     sa.Column("claimed_by", sa.String(100), nullable=True),
+    # What the prospect goes back to if the row expires unclaimed (READY or CALLBACK).
+    sa.Column("return_status", sa.String(16), nullable=False, server_default="ready"),
     sa.CheckConstraint(_one_of("status", HopperStatus), name="status"),
     sa.Index("ix_hopper_claim", "campaign_id", "status", "priority", "id"),
     sa.Index("ix_hopper_expiry", "status", "queued_at"),
@@ -315,6 +336,46 @@ call_attempts = sa.Table(
     # Frequency caps: "calls to this prospect in the last 24 h".
     sa.Index("ix_call_attempts_prospect_time", "prospect_id", "created_at"),
     sa.Index("ix_call_attempts_live", "campaign_id", "ended_at"),
+    # State frequency caps count calls to a number, from any campaign.
+    sa.Index("ix_call_attempts_phone_time", "phone_e164", "created_at"),
+)
+
+campaign_runtime = sa.Table(
+    "campaign_runtime",
+    metadata,
+    # What the dialing side last learned about a campaign, as opposed to what an operator set.
+    sa.Column(
+        "campaign_id",
+        BigId,
+        sa.ForeignKey("campaigns.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    # Agent sessions the voice platform reported; sizes the hopper level.
+    sa.Column("agent_sessions", sa.Integer, nullable=True),
+    sa.Column("sessions_reported_at", UTCDateTime, nullable=True),
+)
+
+hopper_fills = sa.Table(
+    "hopper_fills",
+    metadata,
+    _pk(),
+    # One row per fill: when the fill interval has passed, and what each fill did.
+    sa.Column(
+        "campaign_id", BigId, sa.ForeignKey("campaigns.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("filled_at", UTCDateTime, nullable=False),
+    sa.Column("level", sa.Integer, nullable=False),
+    sa.Column("depth_before", sa.Integer, nullable=False),
+    sa.Column("queued", sa.Integer, nullable=False),
+    sa.Column("returned_expired", sa.Integer, nullable=False),
+    sa.Column("returned_closed", sa.Integer, nullable=False),
+    sa.Column("skipped_dnc", sa.Integer, nullable=False),
+    sa.Column("skipped_cap", sa.Integer, nullable=False),
+    sa.Column("open_groups", sa.Integer, nullable=False),
+    sa.Column("closed_groups", sa.Integer, nullable=False),
+    sa.Column("duration_ms", sa.Float, nullable=False),
+    sa.Column("note", sa.Text, nullable=True),
+    sa.Index("ix_hopper_fills_campaign_time", "campaign_id", "filled_at"),
 )
 
 reports_sent = sa.Table(

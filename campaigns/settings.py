@@ -90,6 +90,8 @@ class Dialing(_Strict):
     wrap_up_s: Annotated[int, Field(ge=0, le=3600)] = 3
     hopper_expiry_min: Annotated[int, Field(ge=1, le=24 * 60)] = 30
     fill_interval_min: Annotated[int, Field(ge=1, le=24 * 60)] = 5
+    # The hopper is topped up to the expected dials over one fill interval, never below this.
+    hopper_min_level: Annotated[int, Field(ge=1, le=100_000)] = 100
     damper: Damper = Damper()
 
 

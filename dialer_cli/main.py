@@ -25,6 +25,7 @@ from rich.text import Text
 
 from campaigns import db, registry
 from campaigns.errors import DialerError
+from campaigns.explain import not_dialable_summary
 from campaigns.lifecycle import CampaignState
 from campaigns.settings import load_settings_file
 from campaigns.status import campaign_status
@@ -188,14 +189,22 @@ def campaign_show(
 @user_errors
 def campaign_status_cmd(
     campaign: Annotated[str, typer.Argument(help="SLUG or WORKSPACE/SLUG.")],
+    at: Annotated[
+        str | None, typer.Option("--at", help="Decide dialability at this ISO-8601 instant; default now.")
+    ] = None,
     json_out: JsonFlag = False,
 ) -> None:
-    """Show whether a campaign is Running, Stopped, Completed or Inactive, with prospect counts."""
+    """Show whether a campaign is Running, Stopped, Completed or Inactive, with prospect counts
+    and the top reasons its prospects may not be dialed right now."""
+    from dialer_cli.dialing import parse_at
+
+    now = parse_at(at)
     with _database() as engine, engine.connect() as conn:
         ref = registry.resolve_campaign(conn, campaign)
-        report = campaign_status(conn, ref.id, _now())
+        report = campaign_status(conn, ref.id, now)
+        dialability = not_dialable_summary(conn, ref.id, now)
     if json_out:
-        _print_json(report.as_dict())
+        _print_json({**report.as_dict(), "dialability": dialability})
         return
     out.print(
         f"[bold]{report.workspace}/{report.slug}[/] — {report.name}\n"
@@ -208,6 +217,15 @@ def campaign_status_cmd(
         table.add_row(state, str(count))
     table.add_row("[bold]total[/]", str(sum(report.prospects.values())))
     out.print(table)
+    out.print(
+        f"{dialability['dialable_now']} of {dialability['open_prospects']} ready or callback "
+        "prospects may be dialed now."
+    )
+    if dialability["top_reasons"]:
+        reasons = Table("not dialable now because", "prospects", "for example")
+        for reason in dialability["top_reasons"]:
+            reasons.add_row(reason["code"], str(reason["prospects"]), Text(reason["message"]))
+        out.print(reasons)
 
 
 def _state_command(name: str, state: CampaignState, verb: str) -> None:
@@ -232,6 +250,7 @@ _state_command("archive", CampaignState.ARCHIVED, "archived")
 
 
 def main() -> None:
+    import dialer_cli.dialing  # noqa: F401  (registers `explain` and `hopper`)
     import dialer_cli.lists  # noqa: F401  (registers `list` and `dnc`)
 
     app()

@@ -8,16 +8,17 @@ import dagster as dg
 
 from assets.dnc import dnc_list_numbers, import_dnc_file
 from assets.expiry import daily_expiry, expire_prospects_job, expired_prospects
+from assets.hopper import fill_hopper_job, hopper, hopper_schedule
 from assets.ingestion import UPLOAD_ASSETS, load_prospect_list
 from pipelines.sensors import dnc_sensor, inbox_sensor
 from resources.bucket import BucketResource
 from resources.database import DatabaseResource
 
 defs = dg.Definitions(
-    assets=[*UPLOAD_ASSETS, dnc_list_numbers, expired_prospects],
-    jobs=[load_prospect_list, import_dnc_file, expire_prospects_job],
+    assets=[*UPLOAD_ASSETS, dnc_list_numbers, expired_prospects, hopper],
+    jobs=[load_prospect_list, import_dnc_file, expire_prospects_job, fill_hopper_job],
     sensors=[inbox_sensor, dnc_sensor],
-    schedules=[daily_expiry],
+    schedules=[daily_expiry, hopper_schedule],
     resources={
         "database": DatabaseResource(),
         "bucket": BucketResource(),

@@ -100,3 +100,49 @@ def failure(result) -> str | None:
                 return data.user_failure_data.description
             return data.error.message
     return None
+
+
+def add_prospects(engine, campaign_id: int, prospects: list[dict], now=None) -> list[int]:
+    """Insert prospects straight into the table (one seed upload), for hopper and rule tests.
+
+    Each dict gives `phone` and optionally `zones` (tuple or comma string),
+    `state`, `area_state`, `priority`, `status`, `attempts`, `last_attempt_at`,
+    `next_dial_at`, `callback_at`, `expires_at`, `loaded_at`.
+    """
+    from datetime import UTC, datetime, timedelta
+
+    import sqlalchemy as sa
+
+    from campaigns import schema as t
+    from campaigns.zones import zone_group
+
+    now = now or datetime.now(UTC)
+    with engine.begin() as conn:
+        list_id = conn.execute(
+            sa.insert(t.prospect_lists).values(
+                campaign_id=campaign_id, source_key=f"seed-{now.timestamp()}-{len(prospects)}",
+                source_version="1", filename="seed.csv", status="loaded", priority=50,
+                dupe_days=90, expire_days=90, warnings=[], created_at=now,
+            ).returning(t.prospect_lists.c.id)
+        ).scalar_one()
+        ids = []
+        for row, spec in enumerate(prospects, start=1):
+            zones = spec.get("zones", ("America/New_York",))
+            zones = zones if isinstance(zones, str) else ",".join(zones)
+            loaded = spec.get("loaded_at", now - timedelta(days=1))
+            ids.append(conn.execute(
+                sa.insert(t.prospects).values(
+                    campaign_id=campaign_id, list_id=list_id, source_row=row,
+                    phone_e164=spec["phone"], address_state=spec.get("state"),
+                    area_code_state=spec.get("area_state"), candidate_zones=zones,
+                    zone_group=zone_group(zones, spec.get("state"), spec.get("area_state")),
+                    priority=spec.get("priority", 50), status=spec.get("status", "ready"),
+                    disposition=spec.get("disposition"), attempts=spec.get("attempts", 0),
+                    last_attempt_at=spec.get("last_attempt_at"),
+                    next_dial_at=spec.get("next_dial_at", loaded),
+                    callback_at=spec.get("callback_at"),
+                    expires_at=spec.get("expires_at", now + timedelta(days=30)),
+                    loaded_at=loaded, updated_at=loaded, custom_fields={},
+                ).returning(t.prospects.c.id)
+            ).scalar_one())
+    return ids

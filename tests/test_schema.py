@@ -35,10 +35,20 @@ def test_migrate_is_idempotent_and_reports_revisions(blank_db_url):
 
 def test_hot_path_indexes_exist(engine):
     inspector = sa.inspect(engine)
-    prospect_indexes = {i["name"]: i["column_names"] for i in inspector.get_indexes("prospects")}
+    indexes = {i["name"]: i for i in inspector.get_indexes("prospects")}
+    prospect_indexes = {name: i["column_names"] for name, i in indexes.items()}
+    # The fill index is in dial order within a zone group: priority high first.
     assert prospect_indexes["ix_prospects_fill"] == [
-        "campaign_id", "status", "zone_group", "next_dial_at", "priority"
+        "campaign_id", "status", "zone_group", "priority", "attempts", "last_attempt_at", "id"
     ]
+    if engine.dialect.name == "postgresql":
+        assert indexes["ix_prospects_fill"]["column_sorting"] == {"priority": ("desc",)}
+    else:
+        with engine.connect() as conn:
+            ddl = conn.execute(
+                sa.text("SELECT sql FROM sqlite_master WHERE name = 'ix_prospects_fill'")
+            ).scalar_one()
+        assert "priority DESC" in ddl
     assert prospect_indexes["ix_prospects_dedupe"] == ["campaign_id", "phone_e164", "loaded_at"]
     hopper_indexes = {i["name"]: i["column_names"] for i in inspector.get_indexes("hopper")}
     assert hopper_indexes["ix_hopper_claim"] == ["campaign_id", "status", "priority", "id"]

@@ -1,0 +1,56 @@
+"""The hopper fill: every campaign's queue of prospects that may be dialed now."""
+
+
+from datetime import UTC, datetime
+
+import dagster as dg
+import sqlalchemy as sa
+
+from assets.expiry import expired_prospects
+from assets.ingestion import loaded_prospects
+from campaigns import schema as t
+from campaigns.hopper import campaigns_due, fill_campaign
+from resources.database import DatabaseResource
+
+
+@dg.asset(group_name="dialing", kinds={"sql"}, deps=[loaded_prospects, expired_prospects])
+def hopper(context: dg.AssetExecutionContext, database: DatabaseResource) -> dg.MaterializeResult:
+    """Prospects queued for the daemon to dial now: each active campaign whose fill interval has
+    passed is topped up to its hopper level with dialable prospects (callbacks first, then list
+    priority, fewest attempts, oldest last attempt, upload order), and rows left unclaimed past
+    the hopper expiry or outside their dial window go back to the campaign."""
+    now = datetime.now(UTC)
+    engine = database.engine
+    with engine.connect() as conn:
+        due = campaigns_due(conn, now)
+        slugs = dict(conn.execute(sa.select(t.campaigns.c.id, t.campaigns.c.slug)).all())
+    results = [fill_campaign(engine, campaign_id, now) for campaign_id in due]
+    lines = ["| campaign | level | queued | callbacks | depth | returned | skipped (DNC/cap) | open groups | ms | note |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for r in results:
+        lines.append(
+            f"| {slugs.get(r.campaign_id, r.campaign_id)} | {r.level} | {r.queued} | {r.queued_callbacks} "
+            f"| {r.depth_after} | {r.returned_expired + r.returned_closed} "
+            f"| {r.skipped_dnc}/{r.skipped_cap} | {r.open_groups}/{r.open_groups + r.closed_groups} "
+            f"| {r.duration_ms:.0f} | {r.note or ''} |"
+        )
+        context.log.info(f"{slugs.get(r.campaign_id)}: {r.as_dict()}")
+    return dg.MaterializeResult(
+        metadata={
+            "campaigns_filled": len(results),
+            "queued": sum(r.queued for r in results),
+            "returned": sum(r.returned_expired + r.returned_closed for r in results),
+            "fills": dg.MetadataValue.md("\n".join(lines) if results else "No campaign was due."),
+        }
+    )
+
+
+fill_hopper_job = dg.define_asset_job("fill_hopper", selection=[hopper])
+
+hopper_schedule = dg.ScheduleDefinition(
+    name="hopper_schedule",
+    job=fill_hopper_job,
+    cron_schedule="* * * * *",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+)

@@ -1,0 +1,212 @@
+"""Answers to "why is this prospect (or my hopper) not being dialed?".
+
+`explain_phone` gathers one prospect's facts — a loaded prospect of the
+campaign, or a hypothetical one from a number, state and ZIP — and asks
+`dialability.explain`. `not_dialable_summary` counts, per reason, the
+campaign's READY and CALLBACK prospects that may not be dialed right now,
+deciding each zone group once. Neither restates a rule.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from campaigns import schema as t
+from campaigns import staging
+from campaigns.csvfile import Batch
+from campaigns.dialability import (
+    CAP_WINDOW,
+    Code,
+    DialRules,
+    Place,
+    ProspectFacts,
+    Verdict,
+    callback_due_clause,
+    explain,
+    ready_due_clause,
+    window_reasons,
+)
+from campaigns.errors import DialerError
+from campaigns.lifecycle import ProspectStatus
+
+
+@dataclass(frozen=True)
+class Explanation:
+    campaign: str
+    phone_e164: str
+    source: str  # "loaded" or "hypothetical"
+    prospect_id: int | None
+    status: str
+    place: Place
+    verdict: Verdict
+
+    def as_dict(self) -> dict:
+        return {
+            "campaign": self.campaign,
+            "phone": self.phone_e164,
+            "source": self.source,
+            "prospect_id": self.prospect_id,
+            "status": self.status,
+            "address_state": self.place.address_state,
+            "area_code_state": self.place.area_code_state,
+            **self.verdict.as_dict(),
+        }
+
+
+def _campaign(conn: sa.Connection, campaign_id: int):
+    return conn.execute(sa.select(t.campaigns).where(t.campaigns.c.id == campaign_id)).one()
+
+
+def locate_hypothetical(phone: str, state: str | None, zip_code: str | None, locale: str) -> dict:
+    """Normalise and place a number exactly as an uploaded row with these cells would be."""
+    batch = Batch(row_numbers=[1], phone=[phone], first_name=[""], last_name=[""],
+                  state=[state or ""], zip=[zip_code or ""], problem=[None])
+    staged = staging.normalize_batch(batch, locale, upload_id=0)
+    if staged["reason"][0] is not None:
+        raise DialerError(f"cannot place this prospect: {staged['reason'][0]}.")
+    return {k: staged[k][0] for k in ("phone_e164", "address_state", "area_code_state", "zone_group")}
+
+
+def _dnc_lists(conn: sa.Connection, campaign_id: int, phone: str) -> tuple[str, ...]:
+    link, lists, numbers = t.campaign_dnc_lists, t.dnc_lists, t.dnc_numbers
+    return tuple(conn.execute(
+        sa.select(lists.c.name)
+        .join(link, link.c.dnc_list_id == lists.c.id)
+        .join(numbers, numbers.c.dnc_list_id == lists.c.id)
+        .where(link.c.campaign_id == campaign_id, numbers.c.phone_e164 == phone)
+        .order_by(lists.c.name)
+    ).scalars())
+
+
+def _recent_calls(conn: sa.Connection, phone: str, now: datetime) -> tuple[datetime, ...]:
+    a = t.call_attempts
+    return tuple(conn.execute(
+        sa.select(a.c.created_at)
+        .where(a.c.phone_e164 == phone, a.c.created_at > now - CAP_WINDOW, a.c.created_at <= now)
+        .order_by(a.c.created_at)
+    ).scalars())
+
+
+def explain_phone(
+    conn: sa.Connection, campaign_id: int, qualified_slug: str, phone: str, now: datetime,
+    state: str | None = None, zip_code: str | None = None,
+) -> Explanation:
+    """The verdict for `phone` in the campaign at `now`.
+
+    Without `state`/`zip_code`, a prospect of the campaign with that number
+    (the most recently loaded) is explained as stored. With them, or when the
+    number was never loaded, a hypothetical new prospect is placed from the flags.
+    """
+    campaign = _campaign(conn, campaign_id)
+    rules = DialRules.from_campaign(campaign)
+    located = locate_hypothetical(phone, state, zip_code, campaign.locale)
+    e164 = located["phone_e164"]
+    p = t.prospects
+    row = None
+    if state is None and zip_code is None:
+        row = conn.execute(
+            sa.select(p).where(p.c.campaign_id == campaign_id, p.c.phone_e164 == e164)
+            .order_by(p.c.loaded_at.desc(), p.c.id.desc()).limit(1)
+        ).one_or_none()
+    dnc = _dnc_lists(conn, campaign_id, e164)
+    calls = _recent_calls(conn, e164, now)
+    if row is not None:
+        place = Place.from_group(row.zone_group)
+        facts = ProspectFacts(
+            place=place, phone_e164=e164, status=row.status, disposition=row.disposition,
+            attempts=row.attempts, last_attempt_at=row.last_attempt_at,
+            next_dial_at=row.next_dial_at, callback_at=row.callback_at,
+            expires_at=row.expires_at, dnc_lists=dnc, recent_calls=calls,
+        )
+    else:
+        place = Place.from_group(located["zone_group"])
+        facts = ProspectFacts(place=place, phone_e164=e164, dnc_lists=dnc, recent_calls=calls)
+    return Explanation(
+        campaign=qualified_slug,
+        phone_e164=e164,
+        source="loaded" if row is not None else "hypothetical",
+        prospect_id=row.id if row is not None else None,
+        status=row.status if row is not None else str(ProspectStatus.READY),
+        place=place,
+        verdict=explain(facts, rules, now),
+    )
+
+
+def not_dialable_summary(conn: sa.Connection, campaign_id: int, now: datetime, top: int = 5) -> dict:
+    """How many READY/CALLBACK prospects may be dialed now, and the top reasons the rest may not.
+
+    A prospect held back by several rules counts under each of them.
+    `dialable_now` counts due prospects in open zone groups; DNC-listed numbers
+    among them are counted under `on_dnc_list` but not subtracted, and the
+    24-hour caps are left to the fill.
+    """
+    campaign = _campaign(conn, campaign_id)
+    rules = DialRules.from_campaign(campaign)
+    p = t.prospects
+    due = sa.or_(ready_due_clause(p, rules, now), callback_due_clause(p, rules, now))
+
+    def count_if(condition):
+        return sa.func.sum(sa.case((condition, 1), else_=0))
+
+    per_group = conn.execute(
+        sa.select(
+            p.c.zone_group,
+            sa.func.count().label("prospects"),
+            count_if(due).label("due"),
+            count_if(p.c.attempts >= rules.max_calls_per_prospect).label("max_attempts"),
+            count_if(p.c.expires_at <= now).label("expired"),
+            count_if(sa.and_(p.c.status == str(ProspectStatus.READY), p.c.expires_at > now,
+                             p.c.attempts < rules.max_calls_per_prospect, sa.not_(due))).label("too_soon"),
+            count_if(sa.and_(p.c.status == str(ProspectStatus.CALLBACK), p.c.expires_at > now,
+                             p.c.attempts < rules.max_calls_per_prospect, sa.not_(due))).label("callback"),
+        )
+        .where(p.c.campaign_id == campaign_id,
+               p.c.status.in_([str(ProspectStatus.READY), str(ProspectStatus.CALLBACK)]))
+        .group_by(p.c.zone_group)
+    ).all()
+    counts: Counter = Counter()
+    examples: dict[str, str] = {}
+    total = dialable = 0
+    for g in per_group:
+        total += g.prospects
+        reasons = window_reasons(Place.from_group(g.zone_group), rules, now)
+        for code in dict.fromkeys(r.code for r in reasons):
+            counts[code] += g.prospects
+            examples.setdefault(code, next(r.message for r in reasons if r.code == code))
+        if not reasons:
+            dialable += g.due or 0
+        for code, column in ((Code.MAX_ATTEMPTS, "max_attempts"), (Code.EXPIRED, "expired"),
+                             (Code.TOO_SOON, "too_soon"), (Code.CALLBACK_NOT_DUE, "callback")):
+            counts[code] += getattr(g, column) or 0
+    link, numbers = t.campaign_dnc_lists, t.dnc_numbers
+    counts[Code.ON_DNC_LIST] += conn.execute(
+        sa.select(sa.func.count()).select_from(p).where(
+            p.c.campaign_id == campaign_id,
+            p.c.status.in_([str(ProspectStatus.READY), str(ProspectStatus.CALLBACK)]),
+            sa.exists().where(
+                numbers.c.phone_e164 == p.c.phone_e164,
+                numbers.c.dnc_list_id.in_(
+                    sa.select(link.c.dnc_list_id).where(link.c.campaign_id == campaign_id)
+                ),
+            ),
+        )
+    ).scalar_one()
+    generic = {
+        Code.ON_DNC_LIST: "the number is on one of the campaign's DNC lists",
+        Code.MAX_ATTEMPTS: f"reached the campaign's {rules.max_calls_per_prospect} calls per prospect",
+        Code.EXPIRED: "past their expiry date (the daily expiry run will mark them)",
+        Code.TOO_SOON: (f"not due yet: called within the last {rules.min_minutes_between_calls} min, "
+                        "or loaded after this instant"),
+        Code.CALLBACK_NOT_DUE: "callback time not reached",
+    }
+    reasons = [
+        {"code": code, "prospects": n, "message": examples.get(code) or generic.get(code, code)}
+        for code, n in counts.most_common() if n
+    ][:top]
+    return {"as_of": now.isoformat(), "open_prospects": total, "dialable_now": dialable,
+            "top_reasons": reasons}
+

@@ -1,0 +1,158 @@
+"""`dialer explain` and `dialer hopper fill`: the dial-window rules and the hopper from a terminal.
+
+Both call the same `campaigns/` code the Dagster `hopper` asset and the
+daemon call; `--at` makes any answer reproducible.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+import sqlalchemy as sa
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from campaigns import hopper, registry
+from campaigns import schema as t
+from campaigns.errors import DialerError
+from campaigns.explain import explain_phone
+from dialer_cli.main import (
+    JsonFlag,
+    _database,
+    _now,
+    _print_json,
+    app,
+    out,
+    user_errors,
+)
+
+hopper_app = typer.Typer(help="Fill and inspect the hopper.", no_args_is_help=True)
+app.add_typer(hopper_app, name="hopper")
+
+AtOption = Annotated[
+    str | None,
+    typer.Option("--at", help="The instant to decide at, ISO-8601 (e.g. 2026-07-01T03:30Z); default now."),
+]
+
+
+def parse_at(value: str | None) -> datetime:
+    """An ISO-8601 instant; one without an offset is refused rather than guessed."""
+    if value is None:
+        return _now()
+    try:
+        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise DialerError(
+            f"--at {value!r} is not an ISO-8601 instant; write e.g. 2026-07-01T03:30Z or "
+            "2026-07-01T09:30-04:00."
+        ) from None
+    if moment.tzinfo is None:
+        raise DialerError(
+            f"--at {value!r} has no UTC offset; add Z or an offset such as -05:00 so the instant is unambiguous."
+        )
+    return moment.astimezone(UTC)
+
+
+@app.command("explain")
+@user_errors
+def explain_cmd(
+    campaign: Annotated[str, typer.Argument(help="SLUG or WORKSPACE/SLUG.")],
+    phone: Annotated[str, typer.Option("--phone", help="The number, in any format an upload accepts.")],
+    state: Annotated[str | None, typer.Option("--state", help="State or province (hypothetical prospect).")] = None,
+    zip_code: Annotated[str | None, typer.Option("--zip", help="ZIP or postal code (hypothetical prospect).")] = None,
+    at: AtOption = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Say whether a prospect may be dialed at an instant, every reason it may not, and when it next may."""
+    now = parse_at(at)
+    with _database() as engine, engine.connect() as conn:
+        ref = registry.resolve_campaign(conn, campaign)
+        answer = explain_phone(conn, ref.id, ref.qualified_slug, phone, now, state=state, zip_code=zip_code)
+    if json_out:
+        _print_json(answer.as_dict())
+        return
+    verdict = answer.verdict
+    who = (f"prospect {answer.prospect_id} ({answer.status})" if answer.source == "loaded"
+           else "a hypothetical new prospect")
+    states = ", ".join(
+        f"{label} {value}" for label, value in
+        (("state", answer.place.address_state), ("area code", answer.place.area_code_state)) if value
+    )
+    out.print(Text.assemble(
+        (f"{answer.phone_e164}", "bold"), f" in {answer.campaign}, {who}",
+        f" ({states})" if states else "", f" at {now.isoformat()}:",
+    ))
+    if verdict.dialable:
+        out.print(Text("dialable now", style="bold green"))
+    else:
+        out.print(Text("not dialable", style="bold red"))
+        for reason in verdict.reasons:
+            out.print(Text.assemble("  • ", (reason.code, "yellow"), ": ", reason.message))
+    table = Table("zone", "local time", "open")
+    for zone in verdict.zones:
+        table.add_row(zone.zone, f"{zone.local:%a %Y-%m-%d %H:%M} {zone.local.tzname()}",
+                      "yes" if zone.open else "no")
+    out.print(table)
+    if not verdict.dialable:
+        nxt = verdict.next_dialable_at
+        out.print(f"next dialable at {nxt.isoformat()}" if nxt
+                  else "not dialable again without a change (see the reasons above)")
+
+
+@hopper_app.command("fill")
+@user_errors
+def hopper_fill(
+    campaign: Annotated[str, typer.Argument(help="SLUG or WORKSPACE/SLUG.")],
+    at: AtOption = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Top the campaign's hopper up now (whatever its fill interval) and print what was queued."""
+    now = parse_at(at)
+    with _database() as engine:
+        with engine.connect() as conn:
+            ref = registry.resolve_campaign(conn, campaign)
+        result = hopper.fill_campaign(engine, ref.id, now)
+        with engine.connect() as conn:
+            queued = _queued_rows(conn, result.queued_ids)
+    if json_out:
+        _print_json({"campaign": ref.qualified_slug, **result.as_dict(), "queued_prospects": queued})
+        return
+    out.print(
+        f"[bold]{ref.qualified_slug}[/] hopper at {now.isoformat()}: queued {result.queued} "
+        f"({result.queued_callbacks} callbacks), level {result.level}, depth "
+        f"{result.depth_before} → {result.depth_after}; returned {result.returned_expired} expired "
+        f"and {result.returned_closed} outside their window; skipped {result.skipped_dnc} on DNC "
+        f"and {result.skipped_cap} at a state's 24-hour cap; {result.open_groups} of "
+        f"{result.open_groups + result.closed_groups} zone groups open ({result.duration_ms:.0f} ms)."
+    )
+    if result.note:
+        out.print(result.note)
+    if queued:
+        table = Table("prospect", "phone", "state", "priority", "attempts", "from", "zones")
+        for row in queued[:20]:
+            table.add_row(str(row["prospect_id"]), row["phone"], row["state"] or "-", str(row["priority"]),
+                          str(row["attempts"]), row["from"], row["zones"])
+        out.print(table)
+        if len(queued) > 20:
+            out.print(f"… and {len(queued) - 20} more (--json lists all).")
+
+
+def _queued_rows(conn: sa.Connection, ids: list[int]) -> list[dict]:
+    if not ids:
+        return []
+    p, h = t.prospects, t.hopper
+    rows = {}
+    for start in range(0, len(ids), 1000):
+        chunk = ids[start : start + 1000]
+        for r in conn.execute(
+            sa.select(p.c.id, p.c.phone_e164, p.c.address_state, p.c.priority, p.c.attempts,
+                      p.c.candidate_zones, h.c.return_status)
+            .join(h, h.c.prospect_id == p.c.id)
+            .where(p.c.id.in_(chunk))
+        ):
+            rows[r.id] = {"prospect_id": r.id, "phone": r.phone_e164, "state": r.address_state,
+                          "priority": r.priority, "attempts": r.attempts, "from": r.return_status,
+                          "zones": r.candidate_zones}
+    return [rows[i] for i in ids if i in rows]

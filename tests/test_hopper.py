@@ -1,0 +1,268 @@
+"""The hopper fill on real SQLite and PostgreSQL: order, level, expiry, windows, DNC and caps."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+import pytest
+import sqlalchemy as sa
+
+from campaigns import hopper
+from campaigns import schema as t
+from tests.helpers import UPLOADS_CAMPAIGN, add_prospects, apply_campaign
+
+NOON = datetime(2026, 10, 21, 16, 0, tzinfo=UTC)  # 12:00 EDT, 11:00 CDT, 09:00 PDT, 06:00 HST
+
+
+def _campaign(engine, **dialing):
+    data = dict(UPLOADS_CAMPAIGN)
+    data["dialing"] = {"hopper_min_level": 5, **dialing}
+    return apply_campaign(engine, data, now=NOON - timedelta(days=2)).campaign_id
+
+
+def _phone(i: int, npa: str = "212") -> str:
+    return f"+1{npa}555{i:04d}"
+
+
+def _queued(engine, campaign_id) -> list[tuple[int, int, str]]:
+    with engine.connect() as conn:
+        return conn.execute(
+            sa.select(t.hopper.c.prospect_id, t.hopper.c.priority, t.hopper.c.return_status)
+            .where(t.hopper.c.campaign_id == campaign_id).order_by(t.hopper.c.id)
+        ).all()
+
+
+def _status(engine, ids) -> dict[int, str]:
+    with engine.connect() as conn:
+        return dict(conn.execute(sa.select(t.prospects.c.id, t.prospects.c.status)
+                                 .where(t.prospects.c.id.in_(ids))).all())
+
+
+def test_fill_queues_callbacks_first_then_priority_attempts_last_attempt_and_upload_order(engine):
+    cid = _campaign(engine)
+    ids = add_prospects(engine, cid, [
+        {"phone": _phone(1), "priority": 10},                                   # low priority
+        {"phone": _phone(2), "priority": 90, "attempts": 2,                     # high, two attempts
+         "last_attempt_at": NOON - timedelta(hours=3)},
+        {"phone": _phone(3), "priority": 90, "attempts": 1,                     # high, one recent attempt
+         "last_attempt_at": NOON - timedelta(hours=1)},
+        {"phone": _phone(4), "priority": 90, "attempts": 1,                     # high, one older attempt
+         "last_attempt_at": NOON - timedelta(hours=2)},
+        {"phone": _phone(5), "priority": 90},                                   # high, fresh: upload order…
+        {"phone": _phone(6), "priority": 90},
+        {"phone": _phone(7), "status": "callback", "priority": 0,               # a due callback
+         "callback_at": NOON - timedelta(minutes=1), "attempts": 1,
+         "last_attempt_at": NOON - timedelta(minutes=5)},
+        {"phone": _phone(8), "status": "callback", "callback_at": NOON + timedelta(hours=1)},  # not due
+    ], now=NOON)
+    result = hopper.fill_campaign(engine, cid, NOON)
+    assert (result.level, result.queued, result.queued_callbacks) == (5, 5, 1)
+    order = [row.prospect_id for row in _queued(engine, cid)]
+    assert order == [ids[6], ids[4], ids[5], ids[3], ids[2]]
+    statuses = _status(engine, ids)
+    assert [statuses[i] for i in order] == ["queued"] * 5
+    assert statuses[ids[7]] == "callback" and statuses[ids[0]] == "ready"
+    rows = _queued(engine, cid)
+    assert rows[0].priority == hopper.CALLBACK_RANK and rows[0].return_status == "callback"
+
+
+def test_fill_never_queues_a_prospect_twice_and_tops_up_to_the_level(engine):
+    cid = _campaign(engine)
+    add_prospects(engine, cid, [{"phone": _phone(i)} for i in range(12)], now=NOON)
+    assert hopper.fill_campaign(engine, cid, NOON).queued == 5
+    again = hopper.fill_campaign(engine, cid, NOON + timedelta(minutes=1))
+    assert (again.depth_before, again.queued) == (5, 0)
+    queued = [row.prospect_id for row in _queued(engine, cid)]
+    assert len(queued) == len(set(queued)) == 5
+
+
+def test_level_follows_sessions_ratio_and_intervals(engine):
+    cid = _campaign(engine, call_ratio=2.0, dialer_interval_s=10, fill_interval_min=1)
+    add_prospects(engine, cid, [{"phone": _phone(i)} for i in range(200)], now=NOON)
+    with engine.begin() as conn:
+        conn.execute(sa.insert(t.campaign_runtime).values(campaign_id=cid, agent_sessions=3))
+    # 3 sessions × ratio 2 × (60 s / 10 s) = 36 expected dials per fill interval.
+    assert hopper.fill_campaign(engine, cid, NOON).level == 36
+    assert len(_queued(engine, cid)) == 36
+
+
+def test_unclaimed_rows_return_after_hopper_expiry_to_where_they_came_from(engine):
+    cid = _campaign(engine, hopper_expiry_min=30)
+    ids = add_prospects(engine, cid, [
+        {"phone": _phone(1)},
+        {"phone": _phone(2), "status": "callback", "callback_at": NOON - timedelta(minutes=1)},
+    ], now=NOON)
+    hopper.fill_campaign(engine, cid, NOON)
+    with engine.begin() as conn:  # a daemon claimed nothing; pause the campaign so nothing is re-queued
+        conn.execute(sa.update(t.campaigns).where(t.campaigns.c.id == cid).values(state="paused"))
+    later = hopper.fill_campaign(engine, cid, NOON + timedelta(minutes=31))
+    assert later.returned_expired == 2 and later.queued == 0
+    assert _status(engine, ids) == {ids[0]: "ready", ids[1]: "callback"}
+    assert _queued(engine, cid) == []
+
+
+def test_rows_whose_window_closed_go_back_and_closed_groups_are_not_queued(engine):
+    cid = _campaign(engine)
+    ids = add_prospects(engine, cid, [
+        {"phone": _phone(1), "zones": ("America/New_York",), "state": "NY", "area_state": "NY"},
+        {"phone": _phone(2, "808"), "zones": ("Pacific/Honolulu",), "state": "HI", "area_state": "HI"},
+    ], now=NOON)
+    first = hopper.fill_campaign(engine, cid, NOON)  # 06:00 in Honolulu: closed
+    assert (first.queued, first.open_groups, first.closed_groups) == (1, 1, 1)
+    # 20:50 EDT = 14:50 HST: both open; New York's stale row expired and is queued afresh.
+    evening = datetime(2026, 10, 22, 0, 50, tzinfo=UTC)
+    refill = hopper.fill_campaign(engine, cid, evening)
+    assert (refill.returned_expired, refill.queued) == (1, 2)
+    # 21:05 EDT, within the hopper expiry: New York has closed, so its row goes back.
+    closed = hopper.fill_campaign(engine, cid, evening + timedelta(minutes=15))
+    assert (closed.returned_expired, closed.returned_closed, closed.queued) == (0, 1, 0)
+    assert _status(engine, ids) == {ids[0]: "ready", ids[1]: "queued"}
+
+
+def test_due_rules_filter_the_fill(engine):
+    cid = _campaign(engine)
+    ids = add_prospects(engine, cid, [
+        {"phone": _phone(1), "expires_at": NOON - timedelta(minutes=1)},              # expired
+        {"phone": _phone(2), "attempts": 10, "last_attempt_at": NOON - timedelta(days=1)},  # max calls
+        {"phone": _phone(3), "attempts": 1, "last_attempt_at": NOON - timedelta(minutes=10)},  # too soon
+        {"phone": _phone(4), "next_dial_at": NOON + timedelta(minutes=5)},             # not due
+        {"phone": _phone(5), "status": "done"},
+        {"phone": _phone(6)},                                                          # the one
+    ], now=NOON)
+    hopper.fill_campaign(engine, cid, NOON)
+    assert [row.prospect_id for row in _queued(engine, cid)] == [ids[5]]
+
+
+def test_dnc_numbers_and_capped_numbers_are_skipped(engine):
+    cid = _campaign(engine)
+    ids = add_prospects(engine, cid, [
+        {"phone": _phone(1, "305"), "zones": ("America/New_York",), "state": "FL", "area_state": "FL"},
+        {"phone": _phone(2, "305"), "zones": ("America/New_York",), "state": "FL", "area_state": "FL"},
+        {"phone": _phone(3)},
+        {"phone": _phone(4)},
+    ], now=NOON)
+    with engine.begin() as conn:
+        list_id = conn.execute(sa.select(t.dnc_lists.c.id)).scalar_one()
+        conn.execute(sa.insert(t.dnc_numbers).values(dnc_list_id=list_id, phone_e164=_phone(3), added_at=NOON))
+        for hours in (20, 10, 2):  # three calls to a Florida number in the last 24 h
+            conn.execute(sa.insert(t.call_attempts).values(
+                campaign_id=cid, prospect_id=ids[0], attempt_number=1, idempotency_key=f"k{hours}",
+                phone_e164=_phone(1, "305"), status="ended", created_at=NOON - timedelta(hours=hours)))
+    result = hopper.fill_campaign(engine, cid, NOON)
+    assert (result.skipped_dnc, result.skipped_cap) == (1, 1)
+    assert sorted(row.prospect_id for row in _queued(engine, cid)) == [ids[1], ids[3]]
+    assert _status(engine, [ids[0], ids[2]]) == {ids[0]: "ready", ids[2]: "ready"}
+
+
+@pytest.mark.parametrize(
+    ("few_groups", "budget"),
+    [(10_000, 20), (0, 20), (0, 1)],
+    ids=["merged-ranges", "dial-order-scan", "scan-budget-spent"],
+)
+def test_many_zone_groups_fill_in_one_dial_order(engine, monkeypatch, few_groups, budget):
+    """Merged group ranges (in chunks), the dial-order scan, and its fallback all give one order."""
+    monkeypatch.setattr(hopper, "UNION_ARMS", 7)
+    monkeypatch.setattr(hopper, "FEW_GROUPS", few_groups)
+    monkeypatch.setattr(hopper, "SCAN_BUDGET", budget)
+    cid = _campaign(engine, hopper_min_level=40)
+    states = ["NY", "NJ", "OH", "GA", "NC", "VA", "MI", "MA", "PA", "SC"]
+    specs = [
+        {"phone": _phone(i), "zones": ("America/New_York",), "state": states[i % 10],
+         "area_state": states[(i // 10) % 10], "priority": (i * 37) % 101}
+        for i in range(300)
+    ]
+    # Hawaii is closed at NOON: its high-priority prospects lead the dial order but are skipped.
+    specs += [{"phone": _phone(i, "808"), "zones": ("Pacific/Honolulu",), "state": "HI",
+               "area_state": "HI", "priority": 100} for i in range(60)]
+    ids = add_prospects(engine, cid, specs, now=NOON)
+    with engine.connect() as conn:
+        assert len(hopper._zone_groups(conn, cid)) > 3 * hopper.UNION_ARMS
+    hopper.fill_campaign(engine, cid, NOON)
+    expected = sorted(range(300), key=lambda i: (-specs[i]["priority"], ids[i]))[:40]
+    assert [row.prospect_id for row in _queued(engine, cid)] == [ids[i] for i in expected]
+
+
+def test_zone_groups_are_found_by_loose_index_scan(engine):
+    cid = _campaign(engine)
+    add_prospects(engine, cid, [
+        {"phone": _phone(i), "zones": (z,), "state": s, "area_state": s, "status": st}
+        for i, (z, s, st) in enumerate([
+            ("America/New_York", "NY", "ready"), ("America/New_York", "NY", "ready"),
+            ("America/Chicago", "TX", "ready"), ("Pacific/Honolulu", "HI", "callback"),
+            ("America/Denver", "CO", "done"),
+        ])
+    ], now=NOON)
+    with engine.connect() as conn:
+        assert hopper._zone_groups(conn, cid) == [
+            "America/Chicago|TX|TX", "America/New_York|NY|NY", "Pacific/Honolulu|HI|HI"
+        ]
+
+
+def test_concurrent_fills_never_queue_a_prospect_twice(engine):
+    cid = _campaign(engine, hopper_min_level=50)
+    add_prospects(engine, cid, [{"phone": _phone(i)} for i in range(80)], now=NOON)
+    results, errors = [], []
+
+    def fill():
+        try:
+            results.append(hopper.fill_campaign(engine, cid, NOON))
+        except Exception as exc:  # noqa: BLE001 - surfaced by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=fill) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    queued = [row.prospect_id for row in _queued(engine, cid)]
+    assert len(queued) == len(set(queued)) == 50
+    assert sum(r.queued for r in results) == 50
+
+
+def test_campaigns_due_by_fill_interval(engine):
+    cid = _campaign(engine, fill_interval_min=5)
+    with engine.connect() as conn:
+        assert hopper.campaigns_due(conn, NOON) == [cid]
+    hopper.fill_campaign(engine, cid, NOON)
+    with engine.connect() as conn:
+        assert hopper.campaigns_due(conn, NOON + timedelta(minutes=4)) == []
+        assert hopper.campaigns_due(conn, NOON + timedelta(minutes=4, seconds=31)) == [cid]
+
+
+def test_hopper_asset_fills_due_campaigns(engine, dialer_env):
+    from pipelines.definitions import defs
+
+    cid = _campaign(engine)
+    now = datetime.now(UTC)
+    add_prospects(engine, cid, [
+        {"phone": _phone(i), "zones": (z,), "state": None, "area_state": None}
+        for i, z in enumerate(["America/New_York", "America/Chicago", "America/Denver",
+                               "America/Los_Angeles", "Pacific/Honolulu", "Pacific/Guam"])
+    ], now=now)
+    result = defs.resolve_job_def("fill_hopper").execute_in_process(instance=dg.DagsterInstance.ephemeral())
+    assert result.success
+    event = next(e for e in result.all_events if e.event_type_value == "ASSET_MATERIALIZATION")
+    metadata = {k: v.value for k, v in event.event_specific_data.materialization.metadata.items()}
+    assert metadata["campaigns_filled"] == 1
+    with engine.connect() as conn:
+        fills = conn.execute(sa.select(t.hopper_fills)).all()
+    assert len(fills) == 1 and fills[0].queued == metadata["queued"] == len(_queued(engine, cid))
+    # Only zones whose window is open at this instant were queued (the rules decide, not the test).
+    from campaigns.dialability import DialRules, Place, window_open
+
+    expected = sum(window_open(Place((z,)), DialRules(), now) for z in [
+        "America/New_York", "America/Chicago", "America/Denver", "America/Los_Angeles",
+        "Pacific/Honolulu", "Pacific/Guam"])
+    assert metadata["queued"] == expected
+
+
+def test_the_schedule_runs_the_fill_every_minute():
+    from pipelines.definitions import defs
+
+    schedule = defs.resolve_schedule_def("hopper_schedule")
+    assert schedule.cron_schedule == "* * * * *"
+    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+    assert schedule.job_name == "fill_hopper"
