@@ -219,42 +219,49 @@ def _hours_text(hours: tuple[int, int]) -> str:
 
 def window_reasons(place: Place, rules: DialRules, now: datetime) -> list[Reason]:
     """The time-and-place rules at `now`, in every candidate zone; empty when all are open."""
-    reasons: list[Reason] = []
+    return _unique(list(_window_problems(place, rules, now)))
+
+
+def window_open(place: Place, rules: DialRules, now: datetime) -> bool:
+    # Stops at the first problem: the hopper fill asks this for every zone group.
+    return next(_window_problems(place, rules, now), None) is None
+
+
+def _window_problems(place: Place, rules: DialRules, now: datetime):
     if rules.state != CampaignState.ACTIVE:
-        reasons.append(Reason(Code.CAMPAIGN_NOT_ACTIVE, f"the campaign is {rules.state}, not active"))
+        yield Reason(Code.CAMPAIGN_NOT_ACTIVE, f"the campaign is {rules.state}, not active")
     if place.address_state and place.address_state in rules.blocked_states:
-        reasons.append(Reason(
+        yield Reason(
             Code.BLOCKED_STATE,
             f"the campaign blocks calls into {place.address_state} ({state_name(place.address_state)})",
-        ))
+        )
     campaign = (rules.earliest_min, rules.latest_min)
     states = [state_rules()[s] for s in place.rule_states if s in state_rules()]
     for zone_name in place.zones:
         local = now.astimezone(_zone(zone_name))
         if not _within(local, campaign):
-            reasons.append(Reason(
+            yield Reason(
                 Code.OUTSIDE_DIAL_WINDOW,
                 f"outside the dial window in {zone_name} ({_clock(local)}, window {rules.window_text})",
-            ))
+            )
         if not _within(local, FEDERAL_HOURS):
-            reasons.append(Reason(
+            yield Reason(
                 Code.OUTSIDE_FEDERAL_HOURS,
                 f"outside the federal calling hours in {zone_name} ({_clock(local)}, allowed "
                 f"{_hours_text(FEDERAL_HOURS)}; {FEDERAL_CITATION})",
-            ))
+            )
         for rule in states:
             if rule.clock == "local":
-                reasons.extend(_state_hours(rule, local, f" in {zone_name}"))
+                yield from _state_hours(rule, local, f" in {zone_name}")
             if rules.holiday_filtering and (holiday := banned_holiday(rule.state, local.date())):
-                reasons.append(Reason(
+                yield Reason(
                     Code.STATE_HOLIDAY,
                     f"{state_name(rule.state)} bans telemarketing calls on {holiday.name} "
                     f"({local.date().isoformat()} in {zone_name}; {rule.citation})",
-                ))
+                )
     for rule in states:
         if rule.clock != "local":
-            reasons.extend(_state_hours(rule, now.astimezone(rule.clock_zone()), ""))
-    return _unique(reasons)
+            yield from _state_hours(rule, now.astimezone(rule.clock_zone()), "")
 
 
 def _state_hours(rule, local: datetime, where: str) -> list[Reason]:
@@ -278,10 +285,6 @@ def _state_hours(rule, local: datetime, where: str) -> list[Reason]:
 
 def _unique(reasons: list[Reason]) -> list[Reason]:
     return list(dict.fromkeys(reasons))
-
-
-def window_open(place: Place, rules: DialRules, now: datetime) -> bool:
-    return not window_reasons(place, rules, now)
 
 
 def zone_times(place: Place, rules: DialRules, now: datetime) -> tuple[ZoneTime, ...]:

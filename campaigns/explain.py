@@ -31,7 +31,7 @@ from campaigns.dialability import (
     window_reasons,
 )
 from campaigns.errors import DialerError
-from campaigns.lifecycle import ProspectStatus
+from campaigns.lifecycle import HopperStatus, ProspectStatus
 
 
 @dataclass(frozen=True)
@@ -125,12 +125,17 @@ def explain_phone(
     else:
         place = Place.from_group(located["zone_group"])
         facts = ProspectFacts(place=place, phone_e164=e164, dnc_lists=dnc, recent_calls=calls)
+    status = row.status if row is not None else str(ProspectStatus.READY)
+    if row is not None and conn.execute(
+        sa.select(t.hopper.c.status).where(t.hopper.c.prospect_id == row.id)
+    ).scalar_one_or_none() == HopperStatus.QUEUED:
+        status = str(ProspectStatus.QUEUED)
     return Explanation(
         campaign=qualified_slug,
         phone_e164=e164,
         source="loaded" if row is not None else "hypothetical",
         prospect_id=row.id if row is not None else None,
-        status=row.status if row is not None else str(ProspectStatus.READY),
+        status=status,
         place=place,
         verdict=explain(facts, rules, now),
     )

@@ -4,9 +4,9 @@ DESIGN.md §1: the hopper fill is batch work (a Dagster asset, or `dialer
 hopper fill`); the daemon consumes the rows. One fill of one campaign, in one
 transaction under the campaign's row lock:
 
-1. Unclaimed rows older than the hopper expiry, and unclaimed rows whose zone
-   group has closed (the evening moved on, the campaign was paused), go back
-   to the status they came from (READY or CALLBACK).
+1. Unclaimed rows older than the hopper expiry, rows whose zone group has
+   closed (the evening moved on, the campaign was paused) and rows whose
+   prospect is no longer READY or CALLBACK (expired, DNC) leave the hopper.
 2. The open zone groups at `now` are computed in Python: the campaign's
    distinct groups are read with a loose index scan (one index probe per
    group, never a scan of the campaign), and `dialability.window_reasons`
@@ -23,8 +23,13 @@ transaction under the campaign's row lock:
 4. Candidates on one of the campaign's DNC lists, or at a state's calls-per-24-h
    cap, are skipped (they stay READY and `dialer explain` says why).
 
-A prospect is never queued twice: the fill moves it READY/CALLBACK → QUEUED
-under the campaign lock, and `hopper.prospect_id` is unique.
+Queuing touches only the hopper: a queued prospect keeps its READY or
+CALLBACK row, and "queued" (DESIGN.md §4) is the presence of its hopper row.
+Rewriting the prospect row would re-index it six times over for every queued
+prospect, which was most of a fill's cost (docs/PERFORMANCE.md); the daemon's
+claim is what moves a prospect to DIALING. A prospect is never queued twice:
+candidates exclude prospects with a hopper row, fills of one campaign are
+serialised by its row lock, and `hopper.prospect_id` is unique.
 """
 
 from __future__ import annotations
@@ -58,6 +63,7 @@ SCAN_BUDGET = 20
 CALLBACK_RANK = 1000  # hopper.priority for due callbacks: above any list priority (0–100)
 MAX_ROUNDS = 8
 IN_CHUNK = 1000
+QUEUEABLE = (str(ProspectStatus.READY), str(ProspectStatus.CALLBACK))
 
 
 @dataclass
@@ -139,14 +145,12 @@ def fill_campaign(engine: sa.Engine, campaign_id: int, now: datetime) -> FillRes
             sa.select(t.campaigns).where(t.campaigns.c.id == campaign_id).with_for_update()
         ).one()
         rules = DialRules.from_campaign(campaign)
-        result.returned_expired = _return_rows(conn, campaign_id, _expired_rows(conn, campaign, now), now)
+        result.returned_expired = _return_rows(conn, _expired_rows(conn, campaign, now))
         groups = _zone_groups(conn, campaign_id)
         is_open = {g: window_open(Place.from_group(g), rules, now) for g in groups}
         open_groups = {g for g, ok in is_open.items() if ok}
         result.open_groups, result.closed_groups = len(open_groups), len(is_open) - len(open_groups)
-        result.returned_closed = _return_rows(
-            conn, campaign_id, _closed_rows(conn, campaign_id, is_open, rules, now), now
-        )
+        result.returned_closed = _return_rows(conn, _closed_rows(conn, campaign_id, is_open, rules, now))
         sessions = conn.execute(
             sa.select(t.campaign_runtime.c.agent_sessions)
             .where(t.campaign_runtime.c.campaign_id == campaign_id)
@@ -210,45 +214,33 @@ def _expired_rows(conn: sa.Connection, campaign, now: datetime) -> list:
     h = t.hopper
     cutoff = now - timedelta(minutes=campaign.hopper_expiry_min)
     return conn.execute(
-        sa.select(h.c.id, h.c.prospect_id, h.c.return_status).where(
+        sa.select(h.c.id).where(
             h.c.campaign_id == campaign.id,
             h.c.status == str(HopperStatus.QUEUED),
             h.c.queued_at <= cutoff,
         )
-    ).all()
+    ).scalars().all()
 
 
 def _closed_rows(conn: sa.Connection, campaign_id: int, is_open: dict[str, bool], rules, now) -> list:
-    """Unclaimed rows whose zone group is closed now (queued prospects' groups are decided here)."""
+    """Unclaimed rows whose zone group is closed now, or whose prospect left READY/CALLBACK."""
     h, p = t.hopper, t.prospects
     rows = conn.execute(
-        sa.select(h.c.id, h.c.prospect_id, h.c.return_status, p.c.zone_group)
+        sa.select(h.c.id, p.c.zone_group, p.c.status)
         .join(p, p.c.id == h.c.prospect_id)
         .where(h.c.campaign_id == campaign_id, h.c.status == str(HopperStatus.QUEUED))
     ).all()
     for group in {r.zone_group for r in rows} - is_open.keys():
         is_open[group] = window_open(Place.from_group(group), rules, now)
-    return [r for r in rows if not is_open[r.zone_group]]
+    return [r.id for r in rows if not is_open[r.zone_group] or r.status not in QUEUEABLE]
 
 
-def _return_rows(conn: sa.Connection, campaign_id: int, rows: list, now: datetime) -> int:
-    """Delete unclaimed hopper rows and put their prospects back where they came from."""
-    if not rows:
-        return 0
-    h, p = t.hopper, t.prospects
-    for chunk in _chunks([r.id for r in rows]):
+def _return_rows(conn: sa.Connection, hopper_ids: list[int]) -> int:
+    """Delete unclaimed hopper rows: their prospects are READY or CALLBACK again."""
+    h = t.hopper
+    for chunk in _chunks(hopper_ids):
         conn.execute(sa.delete(h).where(h.c.id.in_(chunk), h.c.status == str(HopperStatus.QUEUED)))
-    by_status: dict[str, list[int]] = {}
-    for row in rows:
-        by_status.setdefault(row.return_status, []).append(row.prospect_id)
-    for status, ids in by_status.items():
-        for chunk in _chunks(ids):
-            conn.execute(
-                sa.update(p)
-                .where(p.c.id.in_(chunk), p.c.status == str(ProspectStatus.QUEUED))
-                .values(status=status, updated_at=now)
-            )
-    return len(rows)
+    return len(hopper_ids)
 
 
 def _chunks(items: list, size: int = IN_CHUNK):
@@ -278,10 +270,16 @@ def _ready_candidates(conn, campaign_id, rules, groups, limit, exclude, now) -> 
     return _merge_group_ranges(conn, campaign_id, rules, groups, limit, exclude, now)
 
 
+def _not_queued(p):
+    h = t.hopper
+    return ~sa.exists().where(h.c.prospect_id == p.c.id)
+
+
 def _due_ready(p, campaign_id, rules, exclude, now):
     return (
         p.c.campaign_id == campaign_id,
         ready_due_clause(p, rules, now),
+        _not_queued(p),
         *([p.c.id.not_in(exclude)] if exclude else []),
     )
 
@@ -308,15 +306,19 @@ def _merge_group_ranges(conn, campaign_id, rules, groups, limit, exclude, now) -
     due = _due_ready(p, campaign_id, rules, exclude, now)
     rows: list = []
     for arms in _chunks(sorted(groups), UNION_ARMS):
+        # Each arm is limited on its own, so no plan reads a whole group to sort it.
         selects = [
-            sa.select(*(p.c[c] for c in _COLUMNS)).where(*due, p.c.zone_group == group)
+            sa.select(
+                sa.select(*(p.c[c] for c in _COLUMNS))
+                .where(*due, p.c.zone_group == group)
+                .order_by(*_dial_order(p.c))
+                .limit(limit)
+                .subquery()
+            )
             for group in arms
         ]
-        if len(selects) == 1:
-            stmt = selects[0].order_by(*_dial_order(p.c)).limit(limit)
-        else:
-            merged = sa.union_all(*selects).subquery()
-            stmt = sa.select(merged).order_by(*_dial_order(merged.c)).limit(limit)
+        merged = sa.union_all(*selects).subquery()
+        stmt = sa.select(merged).order_by(*_dial_order(merged.c)).limit(limit)
         rows.extend(conn.execute(stmt).all())
     if len(groups) > UNION_ARMS:
         rows.sort(key=_python_order)
@@ -340,6 +342,7 @@ def _callback_candidates(conn, campaign_id, rules, groups, limit, exclude, now) 
                 p.c.campaign_id == campaign_id,
                 p.c.zone_group.in_(chunk),
                 callback_due_clause(p, rules, now),
+                _not_queued(p),
                 *([p.c.id.not_in(exclude)] if exclude else []),
             )
             .order_by(due_at, p.c.id)
@@ -377,21 +380,9 @@ def _queue(conn, campaign, rules: DialRules, open_groups: set[str], need: int, n
             "priority": CALLBACK_RANK + r.priority if r.status == ProspectStatus.CALLBACK else r.priority,
             "status": str(HopperStatus.QUEUED),
             "queued_at": now,
-            "return_status": r.status,
         }
         for r in accepted
     ])
-    p = t.prospects
-    for status in (ProspectStatus.CALLBACK, ProspectStatus.READY):
-        ids = [r.id for r in accepted if r.status == status]
-        for chunk in _chunks(ids):
-            moved = conn.execute(
-                sa.update(p)
-                .where(p.c.id.in_(chunk), p.c.status == str(status))
-                .values(status=str(ProspectStatus.QUEUED), updated_at=now)
-            ).rowcount
-            if moved != len(chunk):
-                raise RuntimeError("a prospect changed status during the fill; the fill is rolled back")
     result.queued = len(accepted)
     result.queued_callbacks = sum(1 for r in accepted if r.status == ProspectStatus.CALLBACK)
     result.queued_ids = [r.id for r in accepted]

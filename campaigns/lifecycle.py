@@ -30,7 +30,9 @@ class CampaignStatus(StrEnum):
 
 class ProspectStatus(StrEnum):
     READY = "ready"  # may be queued once its rules allow
-    QUEUED = "queued"  # in the hopper, waiting for a daemon
+    # In the hopper, waiting for a daemon. Reported, not stored: the hopper row
+    # is the state and the prospect row keeps READY or CALLBACK (campaigns/hopper.py).
+    QUEUED = "queued"
     DIALING = "dialing"  # claimed; a call is being placed or is live
     CALLBACK = "callback"  # a person asked to be called back at a time
     DNC = "dnc"  # on a do-not-call list or given the DNC disposition

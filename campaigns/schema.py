@@ -290,7 +290,8 @@ hopper = sa.Table(
     metadata,
     _pk(),
     sa.Column("campaign_id", BigId, sa.ForeignKey("campaigns.id"), nullable=False),
-    # Unique: a prospect is never queued twice.
+    # Unique: a prospect is never queued twice. A queued prospect keeps its
+    # READY or CALLBACK status; this row is what makes it "queued".
     sa.Column(
         "prospect_id",
         BigId,
@@ -303,11 +304,9 @@ hopper = sa.Table(
     sa.Column("queued_at", UTCDateTime, nullable=False),
     sa.Column("claimed_at", UTCDateTime, nullable=True),
     sa.Column("claimed_by", sa.String(100), nullable=True),
-    # What the prospect goes back to if the row expires unclaimed (READY or CALLBACK).
-    sa.Column("return_status", sa.String(16), nullable=False, server_default="ready"),
     sa.CheckConstraint(_one_of("status", HopperStatus), name="status"),
+    # Hopper expiry reads a campaign's queued rows through the claim index (a few thousand at most).
     sa.Index("ix_hopper_claim", "campaign_id", "status", "priority", "id"),
-    sa.Index("ix_hopper_expiry", "status", "queued_at"),
 )
 
 call_attempts = sa.Table(

@@ -14,7 +14,7 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from campaigns import schema as t
-from campaigns.lifecycle import CampaignState, CampaignStatus, ProspectStatus
+from campaigns.lifecycle import CampaignState, CampaignStatus, HopperStatus, ProspectStatus
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,17 @@ def campaign_status(conn: sa.Connection, campaign_id: int, now: datetime) -> Cam
         .group_by(t.prospects.c.status)
     ):
         counts[status] = count
+    # A queued prospect keeps its READY/CALLBACK row; its hopper row makes it queued.
+    for status, count in conn.execute(
+        sa.select(t.prospects.c.status, sa.func.count())
+        .select_from(t.hopper)
+        .join(t.prospects, t.prospects.c.id == t.hopper.c.prospect_id)
+        .where(t.hopper.c.campaign_id == campaign_id, t.hopper.c.status == str(HopperStatus.QUEUED),
+               t.prospects.c.status.in_([str(ProspectStatus.READY), str(ProspectStatus.CALLBACK)]))
+        .group_by(t.prospects.c.status)
+    ):
+        counts[status] -= count
+        counts[str(ProspectStatus.QUEUED)] += count
     in_flight = conn.execute(
         sa.select(sa.func.count())
         .select_from(t.call_attempts)

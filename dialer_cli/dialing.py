@@ -148,11 +148,11 @@ def _queued_rows(conn: sa.Connection, ids: list[int]) -> list[dict]:
         chunk = ids[start : start + 1000]
         for r in conn.execute(
             sa.select(p.c.id, p.c.phone_e164, p.c.address_state, p.c.priority, p.c.attempts,
-                      p.c.candidate_zones, h.c.return_status)
+                      p.c.candidate_zones, p.c.status)
             .join(h, h.c.prospect_id == p.c.id)
             .where(p.c.id.in_(chunk))
         ):
             rows[r.id] = {"prospect_id": r.id, "phone": r.phone_e164, "state": r.address_state,
-                          "priority": r.priority, "attempts": r.attempts, "from": r.return_status,
+                          "priority": r.priority, "attempts": r.attempts, "from": r.status,
                           "zones": r.candidate_zones}
     return [rows[i] for i in ids if i in rows]

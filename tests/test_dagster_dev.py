@@ -56,6 +56,25 @@ def _dialer(env, *args):
     assert done.returncode == 0, done.stderr
 
 
+HOPPER_ASSET = """{ assetNodeOrError(assetKey: {path: ["hopper"]}) { ... on AssetNode {
+  groupName dependencyKeys { path }
+  assetMaterializations(limit: 1) { runId metadataEntries { label } } } } }"""
+
+
+def _hopper_fills(env) -> int:
+    import sqlalchemy as sa
+
+    from campaigns import db
+    from campaigns import schema as t
+
+    engine = db.make_engine(f"sqlite:///{env['DIALER_HOME']}/dialer.sqlite3")
+    try:
+        with engine.connect() as conn:
+            return conn.execute(sa.select(sa.func.count()).select_from(t.hopper_fills)).scalar_one()
+    finally:
+        engine.dispose()
+
+
 def _upload_status(env) -> str | None:
     import sqlalchemy as sa
 
@@ -128,6 +147,21 @@ def test_dagster_dev_loads_the_location_and_a_dropped_list(tmp_path):
         assert materialization["partition"] == "acme/feb-reminders/prospects.csv"
         labels = {e["label"] for e in materialization["metadataEntries"]}
         assert {"rows", "loaded", "duplicates", "invalid", "dnc", "warnings", "rejects_file"} <= labels
+
+        # The hopper schedule (every minute, running by default) fills the campaign's hopper.
+        deadline = time.monotonic() + 150
+        hopper = None
+        while time.monotonic() < deadline:
+            hopper = (_graphql(port, HOPPER_ASSET) or {}).get("assetNodeOrError")
+            if hopper and hopper["assetMaterializations"]:
+                break
+            time.sleep(3)
+        assert hopper and hopper["assetMaterializations"], "hopper_schedule did not run within 150 s"
+        assert hopper["groupName"] == "dialing"
+        assert {"path": ["loaded_prospects"]} in hopper["dependencyKeys"]
+        [fill] = hopper["assetMaterializations"]
+        assert {"campaigns_filled", "queued", "fills"} <= {e["label"] for e in fill["metadataEntries"]}
+        assert _hopper_fills(env) >= 1
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         try:

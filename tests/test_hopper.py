@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from campaigns import hopper
+from campaigns.status import campaign_status
 from campaigns import schema as t
 from tests.helpers import UPLOADS_CAMPAIGN, add_prospects, apply_campaign
 
@@ -29,7 +30,7 @@ def _phone(i: int, npa: str = "212") -> str:
 def _queued(engine, campaign_id) -> list[tuple[int, int, str]]:
     with engine.connect() as conn:
         return conn.execute(
-            sa.select(t.hopper.c.prospect_id, t.hopper.c.priority, t.hopper.c.return_status)
+            sa.select(t.hopper.c.prospect_id, t.hopper.c.priority)
             .where(t.hopper.c.campaign_id == campaign_id).order_by(t.hopper.c.id)
         ).all()
 
@@ -61,11 +62,13 @@ def test_fill_queues_callbacks_first_then_priority_attempts_last_attempt_and_upl
     assert (result.level, result.queued, result.queued_callbacks) == (5, 5, 1)
     order = [row.prospect_id for row in _queued(engine, cid)]
     assert order == [ids[6], ids[4], ids[5], ids[3], ids[2]]
+    # Queuing touches only the hopper: prospects keep READY/CALLBACK; status reports them as queued.
     statuses = _status(engine, ids)
-    assert [statuses[i] for i in order] == ["queued"] * 5
-    assert statuses[ids[7]] == "callback" and statuses[ids[0]] == "ready"
-    rows = _queued(engine, cid)
-    assert rows[0].priority == hopper.CALLBACK_RANK and rows[0].return_status == "callback"
+    assert [statuses[i] for i in order] == ["callback", "ready", "ready", "ready", "ready"]
+    assert _queued(engine, cid)[0].priority == hopper.CALLBACK_RANK
+    with engine.connect() as conn:
+        counts = campaign_status(conn, cid, NOON).prospects
+    assert (counts["queued"], counts["ready"], counts["callback"]) == (5, 2, 1)
 
 
 def test_fill_never_queues_a_prospect_twice_and_tops_up_to_the_level(engine):
@@ -118,7 +121,7 @@ def test_rows_whose_window_closed_go_back_and_closed_groups_are_not_queued(engin
     # 21:05 EDT, within the hopper expiry: New York has closed, so its row goes back.
     closed = hopper.fill_campaign(engine, cid, evening + timedelta(minutes=15))
     assert (closed.returned_expired, closed.returned_closed, closed.queued) == (0, 1, 0)
-    assert _status(engine, ids) == {ids[0]: "ready", ids[1]: "queued"}
+    assert [row.prospect_id for row in _queued(engine, cid)] == [ids[1]]
 
 
 def test_due_rules_filter_the_fill(engine):
@@ -266,3 +269,14 @@ def test_the_schedule_runs_the_fill_every_minute():
     assert schedule.cron_schedule == "* * * * *"
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
     assert schedule.job_name == "fill_hopper"
+
+
+def test_rows_whose_prospect_left_ready_leave_the_hopper(engine):
+    cid = _campaign(engine)
+    ids = add_prospects(engine, cid, [{"phone": _phone(i)} for i in range(3)], now=NOON)
+    hopper.fill_campaign(engine, cid, NOON)
+    with engine.begin() as conn:  # expired by the daily run, or DNC'd by a disposition, while queued
+        conn.execute(sa.update(t.prospects).where(t.prospects.c.id == ids[0]).values(status="expired"))
+    again = hopper.fill_campaign(engine, cid, NOON + timedelta(minutes=5))
+    assert (again.returned_closed, again.queued) == (1, 0)
+    assert sorted(row.prospect_id for row in _queued(engine, cid)) == ids[1:]

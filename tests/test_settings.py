@@ -84,6 +84,7 @@ BAD_VALUES = [
     ({"dialing": {"wrap_up_s": -1}}, "`dialing.wrap_up_s` must be between 0"),
     ({"dialing": {"hopper_expiry_min": 0}}, "`dialing.hopper_expiry_min` must be between 1"),
     ({"dialing": {"fill_interval_min": 0}}, "`dialing.fill_interval_min` must be between 1"),
+    ({"dialing": {"hopper_min_level": 0}}, "`dialing.hopper_min_level` must be between 1 and 100000 (got 0)"),
     ({"dialing": {"damper": {"mode": "predictive"}}}, "`dialing.damper.mode` must be 'disabled' or 'waiting_stations'"),
     ({"dialing": {"damper": {"mode": "waiting_stations", "threshold": 1.5}}}, "`dialing.damper.threshold` must be above 0 and at most 1"),
     ({"uploads": {"dupe_days": -2}}, "`uploads.dupe_days` must be between -1 and 3650 (got -2)"),

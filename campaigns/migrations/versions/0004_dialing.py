@@ -7,10 +7,11 @@
 - `ix_prospects_dial_order` (the same without the zone group) serves the fill
   when many groups are open: read in dial order, keep the open groups' rows.
 - `ix_prospects_expiry` goes: the daily expiry scans once a day, and every
-  load no longer pays for an index only it used.
-- `campaigns.hopper_min_level`, `hopper.return_status` (what an unclaimed row
-  goes back to), `campaign_runtime` (agent sessions the platform reported) and
-  `hopper_fills` (one row per fill, which also times the fill interval).
+  load no longer pays for an index only it used. `ix_hopper_expiry` goes too:
+  a fill reads its campaign's queued rows through `ix_hopper_claim`.
+- `campaigns.hopper_min_level`, `campaign_runtime` (agent sessions the
+  platform reported) and `hopper_fills` (one row per fill, which also times
+  the fill interval).
 - `ix_call_attempts_phone_time` for state frequency caps, counted per number.
 
 Revision ID: 0004
@@ -45,13 +46,10 @@ def upgrade() -> None:
          "last_attempt_at", "id"],
     )
     op.drop_index("ix_prospects_expiry", table_name="prospects")
+    op.drop_index("ix_hopper_expiry", table_name="hopper")
     with op.batch_alter_table("campaigns", schema=None) as batch_op:
         batch_op.add_column(
             sa.Column("hopper_min_level", sa.Integer(), server_default="100", nullable=False)
-        )
-    with op.batch_alter_table("hopper", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column("return_status", sa.String(length=16), server_default="ready", nullable=False)
         )
     op.create_index("ix_call_attempts_phone_time", "call_attempts", ["phone_e164", "created_at"])
     op.create_table(
@@ -95,11 +93,10 @@ def downgrade() -> None:
     op.drop_table("hopper_fills")
     op.drop_table("campaign_runtime")
     op.drop_index("ix_call_attempts_phone_time", table_name="call_attempts")
-    with op.batch_alter_table("hopper", schema=None) as batch_op:
-        batch_op.drop_column("return_status")
     with op.batch_alter_table("campaigns", schema=None) as batch_op:
         batch_op.drop_column("hopper_min_level")
     op.create_index("ix_prospects_expiry", "prospects", ["status", "expires_at"])
+    op.create_index("ix_hopper_expiry", "hopper", ["status", "queued_at"])
     op.drop_index("ix_prospects_dial_order", table_name="prospects")
     op.drop_index("ix_prospects_fill", table_name="prospects")
     op.create_index(
