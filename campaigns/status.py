@@ -14,7 +14,12 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from campaigns import schema as t
-from campaigns.lifecycle import CampaignState, CampaignStatus, HopperStatus, ProspectStatus
+from campaigns.lifecycle import (
+    CampaignState,
+    CampaignStatus,
+    HopperStatus,
+    ProspectStatus,
+)
 
 
 @dataclass(frozen=True)

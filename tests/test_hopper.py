@@ -10,8 +10,8 @@ import pytest
 import sqlalchemy as sa
 
 from campaigns import hopper
-from campaigns.status import campaign_status
 from campaigns import schema as t
+from campaigns.status import campaign_status
 from tests.helpers import UPLOADS_CAMPAIGN, add_prospects, apply_campaign
 
 NOON = datetime(2026, 10, 21, 16, 0, tzinfo=UTC)  # 12:00 EDT, 11:00 CDT, 09:00 PDT, 06:00 HST
