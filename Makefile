@@ -25,13 +25,14 @@ install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
 # Until the full demo lands, this initialises the embedded SQLite database under
-# DIALER_HOME (./.dialer), applies the example campaign, fills its DNC list and
-# loads the example list.
+# DIALER_HOME (./.dialer), applies the example campaign, fills its DNC list,
+# loads the example list and fills the hopper with whoever may be dialed now.
 demo: install
 	$(BIN)/dialer init
 	$(BIN)/dialer campaign apply $(CAMPAIGN)
 	$(BIN)/dialer dnc import acme/internal examples/dnc.txt
 	$(BIN)/dialer list upload feb-reminders examples/prospects.csv
+	$(BIN)/dialer hopper fill feb-reminders
 	$(BIN)/dialer campaign status feb-reminders
 
 test: install-test

@@ -218,7 +218,7 @@ def campaign_status_cmd(
     table.add_row("[bold]total[/]", str(sum(report.prospects.values())))
     out.print(table)
     out.print(
-        f"{dialability['dialable_now']} of {dialability['open_prospects']} ready or callback "
+        f"{dialability['dialable_now']} of {dialability['open_prospects']} ready, queued or callback "
         "prospects may be dialed now."
     )
     if dialability["top_reasons"]:

@@ -150,4 +150,4 @@ def test_status_shows_the_top_reasons_prospects_are_not_dialable(campaign, engin
     top = {r["code"]: r["prospects"] for r in dialability["top_reasons"]}
     assert top["outside_dial_window"] == 3 and top["blocked_state"] == 1
     human = runner.invoke(app, ["campaign", "status", "renewals", "--at", NOON.isoformat()])
-    assert "1 of 5 ready or callback prospects may be dialed now" in human.stdout
+    assert "1 of 5 ready, queued or callback prospects may be dialed now" in human.stdout
