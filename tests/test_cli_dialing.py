@@ -151,3 +151,32 @@ def test_status_shows_the_top_reasons_prospects_are_not_dialable(campaign, engin
     assert top["outside_dial_window"] == 3 and top["blocked_state"] == 1
     human = runner.invoke(app, ["campaign", "status", "renewals", "--at", NOON.isoformat()])
     assert "1 of 5 ready, queued or callback prospects may be dialed now" in human.stdout
+
+
+# One number per state row (an area code of that state), a closed instant that only the
+# state's own rule explains, and an open one: the table, from the command line.
+STATE_CASES = {
+    "FL": ("305 555 0100", "2026-10-22T00:30Z", "outside_state_hours"),  # Wed 20:30 EDT
+    "OK": ("405 555 0100", "2026-10-22T01:30Z", "outside_state_hours"),  # Wed 20:30 CDT
+    "MD": ("410 555 0100", "2026-10-22T00:30Z", "outside_state_hours"),
+    "CT": ("203 555 0100", "2026-10-22T00:30Z", "outside_state_hours"),  # Wed 20:30 EDT
+    "WA": ("206 555 0100", "2026-10-22T03:30Z", "outside_state_hours"),  # Wed 20:30 PDT
+    "MA": ("617 555 0100", "2026-10-22T00:30Z", "outside_state_hours"),
+    "TX": ("713 555 0100", "2026-10-25T15:00Z", "outside_state_hours"),  # Sun 10:00 CDT
+    "LA": ("504 555 0100", "2026-10-25T17:00Z", "state_day_ban"),        # Sunday
+    "AL": ("205 555 0100", "2026-10-25T17:00Z", "state_day_ban"),
+    "MS": ("601 555 0100", "2026-01-15T02:30Z", "outside_state_hours"),  # Wed 20:30 CST
+    "RI": ("401 555 0100", "2026-10-21T22:30Z", "outside_state_hours"),  # Wed 18:30 EDT
+    "UT": ("801 555 0100", "2026-10-25T18:00Z", "state_day_ban"),        # Sunday
+    "PA": ("215 555 0100", "2026-11-26T17:00Z", "state_holiday"),        # Thanksgiving
+}
+
+
+@pytest.mark.parametrize("state", sorted(STATE_CASES))
+def test_explain_each_state_row(campaign, state):
+    phone, closed_at, code = STATE_CASES[state]
+    closed = explain("--phone", phone, "--state", state, "--at", closed_at)
+    assert closed["dialable"] is False
+    assert code in {r["code"] for r in closed["reasons"]}
+    # Mid-afternoon on a Wednesday in October, every zone of every listed state is open.
+    assert explain("--phone", phone, "--state", state, "--at", "2026-10-21T19:00Z")["dialable"] is True
