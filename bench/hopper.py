@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 DAY = datetime(2026, 10, 21, tzinfo=UTC)  # a Wednesday with no holiday
 INSTANTS = [DAY + timedelta(minutes=72 * i) for i in range(20)]
 LEVEL = 5000
+DNC_NUMBERS = 1_000_000
 
 
 def profiles(rng: np.random.Generator, count: int) -> list[tuple[str, str | None, str, str]]:
@@ -144,6 +145,7 @@ def setup(url: str):
     settings = parse_settings({
         "name": "Bench", "slug": "bench", "workspace": "bench", "locale": "US", "agent": "a",
         "dialing": {"hopper_min_level": LEVEL},
+        "dnc": {"lists": ["internal"]},
     })
     with engine.begin() as conn:
         campaign_id = registry.apply_campaign(conn, settings, DAY - timedelta(days=3)).campaign_id
@@ -154,7 +156,31 @@ def setup(url: str):
                 created_at=DAY - timedelta(days=3),
             ).returning(t.prospect_lists.c.id)
         ).scalar_one()
+    seed_dnc(engine, DNC_NUMBERS)
     return engine, campaign_id, list_id
+
+
+def seed_dnc(engine, count: int) -> None:
+    """A DNC list linked to the campaign: every candidate the fill reads is probed against it."""
+    import sqlalchemy as sa
+
+    from campaigns import schema as t
+
+    rng = np.random.default_rng(11)
+    numbers = np.unique(rng.integers(2_000_000_000, 9_999_999_999, count))
+    added = (DAY - timedelta(days=30)).replace(tzinfo=None)
+    with engine.begin() as conn:
+        list_id = conn.execute(sa.select(t.dnc_lists.c.id)).scalar_one()
+        if conn.dialect.name == "postgresql":
+            cursor = conn.connection.driver_connection.cursor()
+            with cursor.copy("COPY dnc_numbers (dnc_list_id, phone_e164, added_at) FROM STDIN") as copy:
+                for n in numbers:
+                    copy.write_row((list_id, f"+1{n}", DAY))
+        else:
+            conn.exec_driver_sql(
+                "INSERT INTO dnc_numbers (dnc_list_id, phone_e164, added_at) VALUES (?, ?, ?)",
+                [(list_id, f"+1{n}", added) for n in numbers],
+            )
 
 
 def postgres_url(base: str) -> str:

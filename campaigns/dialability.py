@@ -230,11 +230,14 @@ def window_open(place: Place, rules: DialRules, now: datetime) -> bool:
 def _window_problems(place: Place, rules: DialRules, now: datetime):
     if rules.state != CampaignState.ACTIVE:
         yield Reason(Code.CAMPAIGN_NOT_ACTIVE, f"the campaign is {rules.state}, not active")
-    if place.address_state and place.address_state in rules.blocked_states:
-        yield Reason(
-            Code.BLOCKED_STATE,
-            f"the campaign blocks calls into {place.address_state} ({state_name(place.address_state)})",
-        )
+    # Conservative, like every rule here: a blocked state blocks its residents and its area codes.
+    for state in place.rule_states:
+        if state in rules.blocked_states:
+            role = "the prospect's state" if state == place.address_state else "the number's area code"
+            yield Reason(
+                Code.BLOCKED_STATE,
+                f"the campaign blocks calls into {state} ({state_name(state)}, {role})",
+            )
     campaign = (rules.earliest_min, rules.latest_min)
     states = [state_rules()[s] for s in place.rule_states if s in state_rules()]
     for zone_name in place.zones:

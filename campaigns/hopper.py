@@ -20,8 +20,10 @@ transaction under the campaign's row lock:
    many open, `ix_prospects_dial_order` is read in dial order and the open
    groups' rows kept. Either way a fill reads about as many index entries as
    it queues, whatever the campaign's size.
-4. Candidates on one of the campaign's DNC lists, or at a state's calls-per-24-h
-   cap, are skipped (they stay READY and `dialer explain` says why).
+4. Numbers on one of the campaign's DNC lists are never candidates (they stay
+   READY and `dialer explain` says why); a candidate at a state's
+   calls-per-24-h cap is skipped and its next dial time moved to when the cap
+   allows it.
 
 Queuing touches only the hopper: a queued prospect keeps its READY or
 CALLBACK row, and "queued" (DESIGN.md §4) is the presence of its hopper row.
@@ -76,7 +78,6 @@ class FillResult:
     queued_callbacks: int = 0
     returned_expired: int = 0
     returned_closed: int = 0
-    skipped_dnc: int = 0
     skipped_cap: int = 0
     open_groups: int = 0
     closed_groups: int = 0
@@ -126,7 +127,8 @@ def campaigns_due(conn: sa.Connection, now: datetime) -> list[int]:
     for row in rows:
         if row.state == CampaignState.ACTIVE:
             interval = timedelta(minutes=row.fill_interval_min) - timedelta(seconds=30)
-            if row.last is None or now - row.last >= interval:
+            # A fill stamped after `now` (`dialer hopper fill --at` a later instant) does not defer this one.
+            if row.last is None or row.last > now or now - row.last >= interval:
                 due.append(row.id)
         elif conn.execute(
             sa.select(sa.func.count()).select_from(h)
@@ -169,7 +171,7 @@ def fill_campaign(engine: sa.Engine, campaign_id: int, now: datetime) -> FillRes
             campaign_id=campaign_id, filled_at=now, level=result.level,
             depth_before=result.depth_before, queued=result.queued,
             returned_expired=result.returned_expired, returned_closed=result.returned_closed,
-            skipped_dnc=result.skipped_dnc, skipped_cap=result.skipped_cap,
+            skipped_cap=result.skipped_cap,
             open_groups=result.open_groups, closed_groups=result.closed_groups,
             duration_ms=result.duration_ms, note=result.note,
         ))
@@ -211,28 +213,38 @@ def _zone_groups(conn: sa.Connection, campaign_id: int) -> list[str]:
 
 
 def _expired_rows(conn: sa.Connection, campaign, now: datetime) -> list:
+    """Unclaimed rows older than the hopper expiry (or stamped after `now`, by a fill `--at` later)."""
     h = t.hopper
     cutoff = now - timedelta(minutes=campaign.hopper_expiry_min)
     return conn.execute(
         sa.select(h.c.id).where(
             h.c.campaign_id == campaign.id,
             h.c.status == str(HopperStatus.QUEUED),
-            h.c.queued_at <= cutoff,
+            sa.or_(h.c.queued_at <= cutoff, h.c.queued_at > now),
         )
     ).scalars().all()
 
 
 def _closed_rows(conn: sa.Connection, campaign_id: int, is_open: dict[str, bool], rules, now) -> list:
-    """Unclaimed rows whose zone group is closed now, or whose prospect left READY/CALLBACK."""
+    """Unclaimed rows whose zone group is closed now, or whose prospect is no longer due.
+
+    "Due" is the same SQL the candidates are chosen with: a prospect that
+    expired, reached max calls, left READY/CALLBACK or joined a DNC list
+    since it was queued leaves the hopper.
+    """
     h, p = t.hopper, t.prospects
+    due = sa.and_(
+        sa.or_(ready_due_clause(p, rules, now), callback_due_clause(p, rules, now)),
+        _not_on_dnc(p, campaign_id),
+    )
     rows = conn.execute(
-        sa.select(h.c.id, p.c.zone_group, p.c.status)
+        sa.select(h.c.id, p.c.zone_group, due.label("due"))
         .join(p, p.c.id == h.c.prospect_id)
         .where(h.c.campaign_id == campaign_id, h.c.status == str(HopperStatus.QUEUED))
     ).all()
     for group in {r.zone_group for r in rows} - is_open.keys():
         is_open[group] = window_open(Place.from_group(group), rules, now)
-    return [r.id for r in rows if not is_open[r.zone_group] or r.status not in QUEUEABLE]
+    return [r.id for r in rows if not is_open[r.zone_group] or not r.due]
 
 
 def _return_rows(conn: sa.Connection, hopper_ids: list[int]) -> int:
@@ -275,12 +287,21 @@ def _not_queued(p):
     return ~sa.exists().where(h.c.prospect_id == p.c.id)
 
 
-def _due_ready(p, campaign_id, rules, exclude, now):
+def _not_on_dnc(p, campaign_id: int):
+    """Not on any of the campaign's DNC lists (one primary-key probe per candidate read)."""
+    d, link = t.dnc_numbers, t.campaign_dnc_lists
+    return ~sa.exists().where(
+        d.c.phone_e164 == p.c.phone_e164,
+        d.c.dnc_list_id.in_(sa.select(link.c.dnc_list_id).where(link.c.campaign_id == campaign_id)),
+    )
+
+
+def _due_ready(p, campaign_id, rules, now):
     return (
         p.c.campaign_id == campaign_id,
         ready_due_clause(p, rules, now),
         _not_queued(p),
-        *([p.c.id.not_in(exclude)] if exclude else []),
+        _not_on_dnc(p, campaign_id),
     )
 
 
@@ -288,22 +309,29 @@ def _scan_dial_order(conn, campaign_id, rules, groups, limit, exclude, now) -> l
     p = t.prospects
     head = (
         sa.select(*(p.c[c] for c in _COLUMNS))
-        .where(*_due_ready(p, campaign_id, rules, exclude, now))
+        .where(*_due_ready(p, campaign_id, rules, now))
         .order_by(*_dial_order(p.c))
-        .limit(limit * SCAN_BUDGET)
+        .limit((limit + len(exclude)) * SCAN_BUDGET)
         .subquery()
     )
     return conn.execute(
         sa.select(head)
-        .where(head.c.zone_group.in_(sorted(groups)))
+        .where(head.c.zone_group.in_(sorted(groups)), *_not_excluded(head, exclude))
         .order_by(*_dial_order(head.c))
         .limit(limit)
     ).all()
 
 
+def _not_excluded(cols, exclude: list[int]) -> list:
+    return [cols.c.id.not_in(exclude)] if exclude else []
+
+
 def _merge_group_ranges(conn, campaign_id, rules, groups, limit, exclude, now) -> list:
     p = t.prospects
-    due = _due_ready(p, campaign_id, rules, exclude, now)
+    due = _due_ready(p, campaign_id, rules, now)
+    # Excluded ids are filtered once, outside the union (SQLite binds every arm's parameters
+    # separately), so each arm reads that many more rows.
+    per_arm = limit + len(exclude)
     rows: list = []
     for arms in _chunks(sorted(groups), UNION_ARMS):
         # Each arm is limited on its own, so no plan reads a whole group to sort it.
@@ -312,13 +340,16 @@ def _merge_group_ranges(conn, campaign_id, rules, groups, limit, exclude, now) -
                 sa.select(*(p.c[c] for c in _COLUMNS))
                 .where(*due, p.c.zone_group == group)
                 .order_by(*_dial_order(p.c))
-                .limit(limit)
+                .limit(per_arm)
                 .subquery()
             )
             for group in arms
         ]
         merged = sa.union_all(*selects).subquery()
-        stmt = sa.select(merged).order_by(*_dial_order(merged.c)).limit(limit)
+        stmt = (
+            sa.select(merged).where(*_not_excluded(merged, exclude))
+            .order_by(*_dial_order(merged.c)).limit(limit)
+        )
         rows.extend(conn.execute(stmt).all())
     if len(groups) > UNION_ARMS:
         rows.sort(key=_python_order)
@@ -343,6 +374,7 @@ def _callback_candidates(conn, campaign_id, rules, groups, limit, exclude, now) 
                 p.c.zone_group.in_(chunk),
                 callback_due_clause(p, rules, now),
                 _not_queued(p),
+                _not_on_dnc(p, campaign_id),
                 *([p.c.id.not_in(exclude)] if exclude else []),
             )
             .order_by(due_at, p.c.id)
@@ -353,10 +385,6 @@ def _callback_candidates(conn, campaign_id, rules, groups, limit, exclude, now) 
 
 
 def _queue(conn, campaign, rules: DialRules, open_groups: set[str], need: int, now, result) -> None:
-    dnc_lists = conn.execute(
-        sa.select(t.campaign_dnc_lists.c.dnc_list_id)
-        .where(t.campaign_dnc_lists.c.campaign_id == campaign.id)
-    ).scalars().all()
     capped = {g for g in open_groups if frequency_cap(Place.from_group(g).rule_states)}
     accepted: list = []
     excluded: list[int] = []
@@ -366,9 +394,10 @@ def _queue(conn, campaign, rules: DialRules, open_groups: set[str], need: int, n
             if want <= 0:
                 break
             rows = fetch(conn, campaign.id, rules, open_groups, want, excluded, now)
-            skipped = _skipped(conn, rows, dnc_lists, capped, now, result)
+            skipped = _at_cap(conn, rows, accepted, capped, now)
             accepted.extend(r for r in rows if r.id not in skipped)
             excluded.extend(skipped)
+            result.skipped_cap += len(skipped)
             if len(rows) < want or not skipped:
                 break
     if not accepted:
@@ -388,33 +417,47 @@ def _queue(conn, campaign, rules: DialRules, open_groups: set[str], need: int, n
     result.queued_ids = [r.id for r in accepted]
 
 
-def _skipped(conn, rows, dnc_lists, capped_groups, now, result) -> set[int]:
-    """Candidates on a DNC list of the campaign, or at their state's 24-hour call cap."""
-    skipped: set[int] = set()
-    if dnc_lists and rows:
-        d = t.dnc_numbers
-        listed: set[str] = set()
-        for chunk in _chunks(sorted({r.phone_e164 for r in rows})):
-            listed.update(conn.execute(
-                sa.select(d.c.phone_e164).distinct()
-                .where(d.c.dnc_list_id.in_(dnc_lists), d.c.phone_e164.in_(chunk))
-            ).scalars())
-        hits = {r.id for r in rows if r.phone_e164 in listed}
-        result.skipped_dnc += len(hits)
-        skipped |= hits
-    capped = [r for r in rows if r.zone_group in capped_groups and r.id not in skipped]
-    if capped:
-        a = t.call_attempts
-        counts: dict[str, int] = {}
-        for chunk in _chunks(sorted({r.phone_e164 for r in capped})):
-            counts.update(conn.execute(
-                sa.select(a.c.phone_e164, sa.func.count())
-                .where(a.c.phone_e164.in_(chunk), a.c.created_at > now - CAP_WINDOW,
-                       a.c.created_at <= now)
-                .group_by(a.c.phone_e164)
-            ).all())
-        hits = {r.id for r in capped
-                if cap_reached(Place.from_group(r.zone_group), counts.get(r.phone_e164, 0))}
-        result.skipped_cap += len(hits)
-        skipped |= hits
-    return skipped
+def _at_cap(conn, rows, accepted, capped_groups, now) -> set[int]:
+    """Candidates whose number would pass its states' calls-per-24-hours cap.
+
+    A number's count is its calls in the last 24 h (any campaign), its rows
+    already in any hopper, and the candidates accepted before it in this fill.
+    A candidate at the cap gets `next_dial_at` moved to when its oldest counted
+    call leaves the window, so later fills do not keep re-reading it.
+    """
+    capped = [r for r in rows if r.zone_group in capped_groups]
+    if not capped:
+        return set()
+    a, h, p = t.call_attempts, t.hopper, t.prospects
+    phones = sorted({r.phone_e164 for r in capped})
+    calls: dict[str, list] = {}
+    queued: dict[str, int] = {}
+    for chunk in _chunks(phones):
+        for phone, at in conn.execute(
+            sa.select(a.c.phone_e164, a.c.created_at)
+            .where(a.c.phone_e164.in_(chunk), a.c.created_at > now - CAP_WINDOW, a.c.created_at <= now)
+        ):
+            calls.setdefault(phone, []).append(at)
+        queued.update(conn.execute(
+            sa.select(p.c.phone_e164, sa.func.count())
+            .join(h, h.c.prospect_id == p.c.id)
+            .where(p.c.phone_e164.in_(chunk))
+            .group_by(p.c.phone_e164)
+        ).all())
+    for r in accepted:
+        queued[r.phone_e164] = queued.get(r.phone_e164, 0) + 1
+    skipped: dict[int, object] = {}
+    for r in capped:
+        count = len(calls.get(r.phone_e164, ())) + queued.get(r.phone_e164, 0)
+        if cap_reached(Place.from_group(r.zone_group), count):
+            recent = sorted(calls.get(r.phone_e164, ()))
+            skipped[r.id] = recent[0] + CAP_WINDOW if recent else None
+        else:
+            queued[r.phone_e164] = queued.get(r.phone_e164, 0) + 1
+    for prospect_id, until in skipped.items():
+        if until is not None:
+            conn.execute(
+                sa.update(p).where(p.c.id == prospect_id, p.c.next_dial_at < until)
+                .values(next_dial_at=until, updated_at=now)
+            )
+    return set(skipped)

@@ -52,6 +52,8 @@ def parse_at(value: str | None) -> datetime:
         raise DialerError(
             f"--at {value!r} has no UTC offset; add Z or an offset such as -05:00 so the instant is unambiguous."
         )
+    if not 1970 <= moment.year <= 2999:
+        raise DialerError(f"--at {value!r} is outside the years 1970–2999 this command answers for.")
     return moment.astimezone(UTC)
 
 
@@ -123,8 +125,8 @@ def hopper_fill(
         f"[bold]{ref.qualified_slug}[/] hopper at {now.isoformat()}: queued {result.queued} "
         f"({result.queued_callbacks} callbacks), level {result.level}, depth "
         f"{result.depth_before} → {result.depth_after}; returned {result.returned_expired} expired "
-        f"and {result.returned_closed} outside their window; skipped {result.skipped_dnc} on DNC "
-        f"and {result.skipped_cap} at a state's 24-hour cap; {result.open_groups} of "
+        f"and {result.returned_closed} outside their window or no longer due; skipped "
+        f"{result.skipped_cap} at a state's 24-hour cap; {result.open_groups} of "
         f"{result.open_groups + result.closed_groups} zone groups open ({result.duration_ms:.0f} ms)."
     )
     if result.note:

@@ -114,6 +114,7 @@ def test_explain_prints_reasons_for_people(campaign):
         (["--phone", "212 555 0100", "--state", "ZZ"], "state 'ZZ': not a state"),
         (["--phone", "212 555 0100", "--at", "2026-07-01T09:00"], "has no UTC offset"),
         (["--phone", "212 555 0100", "--at", "tomorrow"], "is not an ISO-8601 instant"),
+        (["--phone", "212 555 0100", "--at", "0001-01-01T00:00+05:00"], "outside the years 1970–2999"),
     ],
 )
 def test_explain_refuses_bad_flags_with_one_sentence(campaign, args, message):

@@ -246,11 +246,13 @@ def test_pa_list_is_the_statutes_not_the_package_calendar():
     assert holiday_dates("election_day", 2027) == (dt.date(2027, 11, 2),)
 
 
-def test_blocked_states_use_the_address_state():
+def test_blocked_states_block_residents_and_area_codes():
     rules = DialRules(blocked_states=frozenset({"CA"}))
     ca = Place(("America/Los_Angeles",), "CA", "CA")
     assert codes(ca, "2026-10-21T18:00Z", rules) == {Code.BLOCKED_STATE}
-    assert codes(Place(("America/Los_Angeles",), "NV", "CA"), "2026-10-21T18:00Z", rules) == set()
+    assert codes(Place(("America/Los_Angeles",), "NV", "CA"), "2026-10-21T18:00Z", rules) == {Code.BLOCKED_STATE}
+    assert codes(Place(("America/Los_Angeles",), "CA", "NV"), "2026-10-21T18:00Z", rules) == {Code.BLOCKED_STATE}
+    assert codes(Place(("America/Los_Angeles",), "NV", "NV"), "2026-10-21T18:00Z", rules) == set()
 
 
 NOON_NY = at("2026-10-21T16:00Z")

@@ -154,9 +154,14 @@ def test_dnc_numbers_and_capped_numbers_are_skipped(engine):
                 campaign_id=cid, prospect_id=ids[0], attempt_number=1, idempotency_key=f"k{hours}",
                 phone_e164=_phone(1, "305"), status="ended", created_at=NOON - timedelta(hours=hours)))
     result = hopper.fill_campaign(engine, cid, NOON)
-    assert (result.skipped_dnc, result.skipped_cap) == (1, 1)
+    assert result.skipped_cap == 1
     assert sorted(row.prospect_id for row in _queued(engine, cid)) == [ids[1], ids[3]]
     assert _status(engine, [ids[0], ids[2]]) == {ids[0]: "ready", ids[2]: "ready"}
+    # The capped prospect waits until its oldest call of the last 24 h leaves the window.
+    with engine.connect() as conn:
+        next_dial = conn.execute(sa.select(t.prospects.c.next_dial_at)
+                                 .where(t.prospects.c.id == ids[0])).scalar_one()
+    assert next_dial == NOON + timedelta(hours=4)
 
 
 @pytest.mark.parametrize(
@@ -280,3 +285,58 @@ def test_rows_whose_prospect_left_ready_leave_the_hopper(engine):
     again = hopper.fill_campaign(engine, cid, NOON + timedelta(minutes=5))
     assert (again.returned_closed, again.queued) == (1, 0)
     assert sorted(row.prospect_id for row in _queued(engine, cid)) == ids[1:]
+
+
+def test_dnc_listed_prospects_never_starve_the_hopper(engine):
+    """Numbers on a DNC list (loaded READY without a DNC disposition) are not candidates at all."""
+    cid = _campaign(engine)
+    listed = add_prospects(engine, cid, [{"phone": _phone(i), "priority": 90} for i in range(50)], now=NOON)
+    clean = add_prospects(engine, cid, [{"phone": _phone(100 + i), "priority": 10} for i in range(10)], now=NOON)
+    with engine.begin() as conn:
+        list_id = conn.execute(sa.select(t.dnc_lists.c.id)).scalar_one()
+        conn.execute(sa.insert(t.dnc_numbers), [
+            {"dnc_list_id": list_id, "phone_e164": _phone(i), "added_at": NOON} for i in range(50)
+        ])
+    assert hopper.fill_campaign(engine, cid, NOON).queued == 5
+    queued = {row.prospect_id for row in _queued(engine, cid)}
+    assert queued <= set(clean) and not queued & set(listed)
+
+
+def test_queued_rows_leave_when_their_prospect_stops_being_due(engine):
+    cid = _campaign(engine)
+    ids = add_prospects(engine, cid, [
+        {"phone": _phone(1), "expires_at": NOON + timedelta(minutes=2)},
+        {"phone": _phone(2)},
+        {"phone": _phone(3)},
+    ], now=NOON)
+    hopper.fill_campaign(engine, cid, NOON)
+    with engine.begin() as conn:  # the number joins a DNC list after it was queued
+        list_id = conn.execute(sa.select(t.dnc_lists.c.id)).scalar_one()
+        conn.execute(sa.insert(t.dnc_numbers).values(dnc_list_id=list_id, phone_e164=_phone(2), added_at=NOON))
+    later = hopper.fill_campaign(engine, cid, NOON + timedelta(minutes=10))
+    assert later.returned_closed == 2
+    assert [row.prospect_id for row in _queued(engine, cid)] == [ids[2]]
+
+
+def test_the_cap_counts_candidates_and_queued_rows_of_the_same_number(engine):
+    """Three prospects share one Florida number with two calls today: only one more call fits."""
+    cid = _campaign(engine)
+    fl = {"zones": ("America/New_York",), "state": "FL", "area_state": "FL"}
+    ids = add_prospects(engine, cid, [{"phone": "+13055550100", **fl} for _ in range(3)], now=NOON)
+    with engine.begin() as conn:
+        for hours in (20, 2):
+            conn.execute(sa.insert(t.call_attempts).values(
+                campaign_id=cid, prospect_id=ids[0], attempt_number=1, idempotency_key=f"k{hours}",
+                phone_e164="+13055550100", status="ended", created_at=NOON - timedelta(hours=hours)))
+    result = hopper.fill_campaign(engine, cid, NOON)
+    assert (result.queued, result.skipped_cap) == (1, 2)
+
+
+def test_a_fill_at_a_later_instant_does_not_stall_the_schedule(engine):
+    cid = _campaign(engine)
+    add_prospects(engine, cid, [{"phone": _phone(i)} for i in range(3)], now=NOON)
+    hopper.fill_campaign(engine, cid, NOON + timedelta(days=1))  # `dialer hopper fill --at` tomorrow
+    with engine.connect() as conn:
+        assert hopper.campaigns_due(conn, NOON) == [cid]
+    today = hopper.fill_campaign(engine, cid, NOON)
+    assert (today.returned_expired, today.queued) == (3, 3)
