@@ -25,13 +25,13 @@ def hopper(context: dg.AssetExecutionContext, database: DatabaseResource) -> dg.
         due = campaigns_due(conn, now)
         slugs = dict(conn.execute(sa.select(t.campaigns.c.id, t.campaigns.c.slug)).all())
     results = [fill_campaign(engine, campaign_id, now) for campaign_id in due]
-    lines = ["| campaign | level | queued | callbacks | depth | returned | skipped at a cap | open groups | ms | note |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    lines = ["| campaign | level | queued | callbacks | depth | returned | marked DNC | skipped at a cap | open groups | ms | note |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in results:
         lines.append(
             f"| {slugs.get(r.campaign_id, r.campaign_id)} | {r.level} | {r.queued} | {r.queued_callbacks} "
             f"| {r.depth_after} | {r.returned_expired + r.returned_closed} "
-            f"| {r.skipped_cap} | {r.open_groups}/{r.open_groups + r.closed_groups} "
+            f"| {r.marked_dnc} | {r.skipped_cap} | {r.open_groups}/{r.open_groups + r.closed_groups} "
             f"| {r.duration_ms:.0f} | {r.note or ''} |"
         )
         context.log.info(f"{slugs.get(r.campaign_id)}: {r.as_dict()}")

@@ -20,10 +20,10 @@ transaction under the campaign's row lock:
    many open, `ix_prospects_dial_order` is read in dial order and the open
    groups' rows kept. Either way a fill reads about as many index entries as
    it queues, whatever the campaign's size.
-4. Numbers on one of the campaign's DNC lists are never candidates (they stay
-   READY and `dialer explain` says why); a candidate at a state's
-   calls-per-24-h cap is skipped and its next dial time moved to when the cap
-   allows it.
+4. A candidate whose number is on one of the campaign's DNC lists is marked
+   DNC (it can never be dialed; VICIdial's hopper does the same with DNCL);
+   a candidate at a state's calls-per-24-h cap is skipped and its next dial
+   time moved to when the cap allows it.
 
 Queuing touches only the hopper: a queued prospect keeps its READY or
 CALLBACK row, and "queued" (DESIGN.md §4) is the presence of its hopper row.
@@ -78,6 +78,7 @@ class FillResult:
     queued_callbacks: int = 0
     returned_expired: int = 0
     returned_closed: int = 0
+    marked_dnc: int = 0
     skipped_cap: int = 0
     open_groups: int = 0
     closed_groups: int = 0
@@ -143,6 +144,11 @@ def fill_campaign(engine: sa.Engine, campaign_id: int, now: datetime) -> FillRes
     started = clock.perf_counter()
     result = FillResult(campaign_id=campaign_id, filled_at=now)
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # The candidate queries are short index walks whose cost PostgreSQL overestimates
+            # (it cannot know how few rows its filters drop); JIT-compiling them costs more
+            # than running them.
+            conn.exec_driver_sql("SET LOCAL jit = off")
         campaign = conn.execute(
             sa.select(t.campaigns).where(t.campaigns.c.id == campaign_id).with_for_update()
         ).one()
@@ -171,7 +177,7 @@ def fill_campaign(engine: sa.Engine, campaign_id: int, now: datetime) -> FillRes
             campaign_id=campaign_id, filled_at=now, level=result.level,
             depth_before=result.depth_before, queued=result.queued,
             returned_expired=result.returned_expired, returned_closed=result.returned_closed,
-            skipped_cap=result.skipped_cap,
+            marked_dnc=result.marked_dnc, skipped_cap=result.skipped_cap,
             open_groups=result.open_groups, closed_groups=result.closed_groups,
             duration_ms=result.duration_ms, note=result.note,
         ))
@@ -233,10 +239,12 @@ def _closed_rows(conn: sa.Connection, campaign_id: int, is_open: dict[str, bool]
     since it was queued leaves the hopper.
     """
     h, p = t.hopper, t.prospects
-    due = sa.and_(
-        sa.or_(ready_due_clause(p, rules, now), callback_due_clause(p, rules, now)),
-        _not_on_dnc(p, campaign_id),
-    )
+    due = sa.or_(ready_due_clause(p, rules, now), callback_due_clause(p, rules, now))
+    dnc_lists = _dnc_lists(conn, campaign_id)
+    if dnc_lists:
+        d = t.dnc_numbers
+        due = sa.and_(due, ~sa.exists().where(d.c.phone_e164 == p.c.phone_e164,
+                                             d.c.dnc_list_id.in_(dnc_lists)))
     rows = conn.execute(
         sa.select(h.c.id, p.c.zone_group, due.label("due"))
         .join(p, p.c.id == h.c.prospect_id)
@@ -267,71 +275,51 @@ def _dial_order(cols):
     return (cols.priority.desc(), cols.attempts, cols.last_attempt_at, cols.id)
 
 
-def _ready_candidates(conn, campaign_id, rules, groups, limit, exclude, now) -> list:
-    """The first `limit` due READY prospects of the open groups, in dial order.
+def _ready_candidates(conn, campaign_id, rules, groups, limit, skip, now) -> list:
+    """The first `limit` due READY prospects of the open groups in dial order, minus `skip`.
 
     With many groups open, the campaign's due prospects are read in dial order
     (`ix_prospects_dial_order`) and the open groups' rows kept, reading at most
     SCAN_BUDGET × `limit` entries. With few open, or when that budget runs out,
-    each open group's range of `ix_prospects_fill` is merged instead.
+    each open group's range of `ix_prospects_fill` is merged instead. `skip`
+    (queued prospects, and candidates already turned down by this fill) is
+    dropped here rather than in SQL: each read asks for that many more rows,
+    which keeps the queries plain index walks PostgreSQL plans well.
     """
+    wanted = limit + len(skip)
     if len(groups) > FEW_GROUPS:
-        rows = _scan_dial_order(conn, campaign_id, rules, groups, limit, exclude, now)
-        if len(rows) == limit:
-            return rows
-    return _merge_group_ranges(conn, campaign_id, rules, groups, limit, exclude, now)
-
-
-def _not_queued(p):
-    h = t.hopper
-    return ~sa.exists().where(h.c.prospect_id == p.c.id)
-
-
-def _not_on_dnc(p, campaign_id: int):
-    """Not on any of the campaign's DNC lists (one primary-key probe per candidate read)."""
-    d, link = t.dnc_numbers, t.campaign_dnc_lists
-    return ~sa.exists().where(
-        d.c.phone_e164 == p.c.phone_e164,
-        d.c.dnc_list_id.in_(sa.select(link.c.dnc_list_id).where(link.c.campaign_id == campaign_id)),
-    )
+        rows = [r for r in _scan_dial_order(conn, campaign_id, rules, groups, wanted, now)
+                if r.id not in skip]
+        if len(rows) >= limit:
+            return rows[:limit]
+    rows = _merge_group_ranges(conn, campaign_id, rules, groups, wanted, now)
+    return [r for r in rows if r.id not in skip][:limit]
 
 
 def _due_ready(p, campaign_id, rules, now):
-    return (
-        p.c.campaign_id == campaign_id,
-        ready_due_clause(p, rules, now),
-        _not_queued(p),
-        _not_on_dnc(p, campaign_id),
-    )
+    return (p.c.campaign_id == campaign_id, ready_due_clause(p, rules, now))
 
 
-def _scan_dial_order(conn, campaign_id, rules, groups, limit, exclude, now) -> list:
+def _scan_dial_order(conn, campaign_id, rules, groups, limit, now) -> list:
     p = t.prospects
     head = (
         sa.select(*(p.c[c] for c in _COLUMNS))
         .where(*_due_ready(p, campaign_id, rules, now))
         .order_by(*_dial_order(p.c))
-        .limit((limit + len(exclude)) * SCAN_BUDGET)
+        .limit(limit * SCAN_BUDGET)
         .subquery()
     )
     return conn.execute(
         sa.select(head)
-        .where(head.c.zone_group.in_(sorted(groups)), *_not_excluded(head, exclude))
+        .where(head.c.zone_group.in_(sorted(groups)))
         .order_by(*_dial_order(head.c))
         .limit(limit)
     ).all()
 
 
-def _not_excluded(cols, exclude: list[int]) -> list:
-    return [cols.c.id.not_in(exclude)] if exclude else []
-
-
-def _merge_group_ranges(conn, campaign_id, rules, groups, limit, exclude, now) -> list:
+def _merge_group_ranges(conn, campaign_id, rules, groups, limit, now) -> list:
     p = t.prospects
     due = _due_ready(p, campaign_id, rules, now)
-    # Excluded ids are filtered once, outside the union (SQLite binds every arm's parameters
-    # separately), so each arm reads that many more rows.
-    per_arm = limit + len(exclude)
     rows: list = []
     for arms in _chunks(sorted(groups), UNION_ARMS):
         # Each arm is limited on its own, so no plan reads a whole group to sort it.
@@ -340,17 +328,15 @@ def _merge_group_ranges(conn, campaign_id, rules, groups, limit, exclude, now) -
                 sa.select(*(p.c[c] for c in _COLUMNS))
                 .where(*due, p.c.zone_group == group)
                 .order_by(*_dial_order(p.c))
-                .limit(per_arm)
+                .limit(limit)
                 .subquery()
             )
             for group in arms
         ]
         merged = sa.union_all(*selects).subquery()
-        stmt = (
-            sa.select(merged).where(*_not_excluded(merged, exclude))
-            .order_by(*_dial_order(merged.c)).limit(limit)
-        )
-        rows.extend(conn.execute(stmt).all())
+        rows.extend(conn.execute(
+            sa.select(merged).order_by(*_dial_order(merged.c)).limit(limit)
+        ).all())
     if len(groups) > UNION_ARMS:
         rows.sort(key=_python_order)
     return rows[:limit]
@@ -362,43 +348,43 @@ def _python_order(row):
     return (-row.priority, row.attempts, last, row.id)
 
 
-def _callback_candidates(conn, campaign_id, rules, groups, limit, exclude, now) -> list:
+def _callback_candidates(conn, campaign_id, rules, groups, limit, skip, now) -> list:
     p = t.prospects
     due_at = sa.func.coalesce(p.c.callback_at, p.c.next_dial_at)
     rows: list = []
     for chunk in _chunks(sorted(groups)):
         rows.extend(conn.execute(
             sa.select(*(p.c[c] for c in _COLUMNS), due_at.label("due_at"))
-            .where(
-                p.c.campaign_id == campaign_id,
-                p.c.zone_group.in_(chunk),
-                callback_due_clause(p, rules, now),
-                _not_queued(p),
-                _not_on_dnc(p, campaign_id),
-                *([p.c.id.not_in(exclude)] if exclude else []),
-            )
+            .where(p.c.campaign_id == campaign_id, p.c.zone_group.in_(chunk),
+                   callback_due_clause(p, rules, now))
             .order_by(due_at, p.c.id)
-            .limit(limit)
+            .limit(limit + len(skip))
         ).all())
     rows.sort(key=lambda r: (r.due_at, r.id))
-    return rows[:limit]
+    return [r for r in rows if r.id not in skip][:limit]
 
 
 def _queue(conn, campaign, rules: DialRules, open_groups: set[str], need: int, now, result) -> None:
+    dnc_lists = _dnc_lists(conn, campaign.id)
     capped = {g for g in open_groups if frequency_cap(Place.from_group(g).rule_states)}
+    h = t.hopper
+    skip = set(conn.execute(
+        sa.select(h.c.prospect_id).where(h.c.campaign_id == campaign.id)
+    ).scalars())
     accepted: list = []
-    excluded: list[int] = []
     for fetch in (_callback_candidates, _ready_candidates):
         for _ in range(MAX_ROUNDS):
             want = need - len(accepted)
             if want <= 0:
                 break
-            rows = fetch(conn, campaign.id, rules, open_groups, want, excluded, now)
-            skipped = _at_cap(conn, rows, accepted, capped, now)
-            accepted.extend(r for r in rows if r.id not in skipped)
-            excluded.extend(skipped)
-            result.skipped_cap += len(skipped)
-            if len(rows) < want or not skipped:
+            rows = fetch(conn, campaign.id, rules, open_groups, want, skip, now)
+            listed = _on_dnc(conn, rows, dnc_lists, now)
+            capped_out = _at_cap(conn, [r for r in rows if r.id not in listed], accepted, capped, now)
+            accepted.extend(r for r in rows if r.id not in listed and r.id not in capped_out)
+            skip.update(r.id for r in rows)
+            result.marked_dnc += len(listed)
+            result.skipped_cap += len(capped_out)
+            if len(rows) < want or not (listed or capped_out):
                 break
     if not accepted:
         return
@@ -415,6 +401,38 @@ def _queue(conn, campaign, rules: DialRules, open_groups: set[str], need: int, n
     result.queued = len(accepted)
     result.queued_callbacks = sum(1 for r in accepted if r.status == ProspectStatus.CALLBACK)
     result.queued_ids = [r.id for r in accepted]
+
+
+def _dnc_lists(conn: sa.Connection, campaign_id: int) -> list[int]:
+    link = t.campaign_dnc_lists
+    return list(conn.execute(
+        sa.select(link.c.dnc_list_id).where(link.c.campaign_id == campaign_id)
+    ).scalars())
+
+
+def _on_dnc(conn, rows, dnc_lists: list[int], now) -> set[int]:
+    """Candidates whose number is on one of the campaign's DNC lists: marked DNC, never dialed.
+
+    As VICIdial marks such leads DNCL: the number will not become dialable by
+    waiting, so the prospect leaves the open states (and the campaign can
+    complete) instead of being read and skipped by every fill.
+    """
+    if not dnc_lists or not rows:
+        return set()
+    d, p = t.dnc_numbers, t.prospects
+    listed: set[str] = set()
+    for chunk in _chunks(sorted({r.phone_e164 for r in rows})):
+        listed.update(conn.execute(
+            sa.select(d.c.phone_e164).distinct()
+            .where(d.c.dnc_list_id.in_(dnc_lists), d.c.phone_e164.in_(chunk))
+        ).scalars())
+    hits = [r.id for r in rows if r.phone_e164 in listed]
+    for chunk in _chunks(hits):
+        conn.execute(
+            sa.update(p).where(p.c.id.in_(chunk), p.c.status.in_(QUEUEABLE))
+            .values(status=str(ProspectStatus.DNC), updated_at=now)
+        )
+    return set(hits)
 
 
 def _at_cap(conn, rows, accepted, capped_groups, now) -> set[int]:
@@ -438,12 +456,15 @@ def _at_cap(conn, rows, accepted, capped_groups, now) -> set[int]:
             .where(a.c.phone_e164.in_(chunk), a.c.created_at > now - CAP_WINDOW, a.c.created_at <= now)
         ):
             calls.setdefault(phone, []).append(at)
-        queued.update(conn.execute(
-            sa.select(p.c.phone_e164, sa.func.count())
-            .join(h, h.c.prospect_id == p.c.id)
-            .where(p.c.phone_e164.in_(chunk))
-            .group_by(p.c.phone_e164)
-        ).all())
+
+    # Hopper rows of these numbers, in any campaign: from the (small) hopper to prospects by
+    # primary key, since no index leads with the phone number alone.
+    wanted = set(phones)
+    in_hopper = list(conn.execute(sa.select(h.c.prospect_id)).scalars())
+    for chunk in _chunks(in_hopper):
+        for phone in conn.execute(sa.select(p.c.phone_e164).where(p.c.id.in_(chunk))).scalars():
+            if phone in wanted:
+                queued[phone] = queued.get(phone, 0) + 1
     for r in accepted:
         queued[r.phone_e164] = queued.get(r.phone_e164, 0) + 1
     skipped: dict[int, object] = {}

@@ -125,8 +125,9 @@ def hopper_fill(
         f"[bold]{ref.qualified_slug}[/] hopper at {now.isoformat()}: queued {result.queued} "
         f"({result.queued_callbacks} callbacks), level {result.level}, depth "
         f"{result.depth_before} → {result.depth_after}; returned {result.returned_expired} expired "
-        f"and {result.returned_closed} outside their window or no longer due; skipped "
-        f"{result.skipped_cap} at a state's 24-hour cap; {result.open_groups} of "
+        f"and {result.returned_closed} outside their window or no longer due; marked "
+        f"{result.marked_dnc} DNC (on a DNC list); skipped {result.skipped_cap} at a state's "
+        f"24-hour cap; {result.open_groups} of "
         f"{result.open_groups + result.closed_groups} zone groups open ({result.duration_ms:.0f} ms)."
     )
     if result.note:

@@ -154,9 +154,10 @@ def test_dnc_numbers_and_capped_numbers_are_skipped(engine):
                 campaign_id=cid, prospect_id=ids[0], attempt_number=1, idempotency_key=f"k{hours}",
                 phone_e164=_phone(1, "305"), status="ended", created_at=NOON - timedelta(hours=hours)))
     result = hopper.fill_campaign(engine, cid, NOON)
-    assert result.skipped_cap == 1
+    assert (result.marked_dnc, result.skipped_cap) == (1, 1)
     assert sorted(row.prospect_id for row in _queued(engine, cid)) == [ids[1], ids[3]]
-    assert _status(engine, [ids[0], ids[2]]) == {ids[0]: "ready", ids[2]: "ready"}
+    # The listed number can never be dialed: marked DNC. The capped one waits.
+    assert _status(engine, [ids[0], ids[2]]) == {ids[0]: "ready", ids[2]: "dnc"}
     # The capped prospect waits until its oldest call of the last 24 h leaves the window.
     with engine.connect() as conn:
         next_dial = conn.execute(sa.select(t.prospects.c.next_dial_at)
@@ -288,7 +289,7 @@ def test_rows_whose_prospect_left_ready_leave_the_hopper(engine):
 
 
 def test_dnc_listed_prospects_never_starve_the_hopper(engine):
-    """Numbers on a DNC list (loaded READY without a DNC disposition) are not candidates at all."""
+    """Numbers on a DNC list (loaded READY without a DNC disposition) are marked, not re-read forever."""
     cid = _campaign(engine)
     listed = add_prospects(engine, cid, [{"phone": _phone(i), "priority": 90} for i in range(50)], now=NOON)
     clean = add_prospects(engine, cid, [{"phone": _phone(100 + i), "priority": 10} for i in range(10)], now=NOON)
@@ -297,9 +298,13 @@ def test_dnc_listed_prospects_never_starve_the_hopper(engine):
         conn.execute(sa.insert(t.dnc_numbers), [
             {"dnc_list_id": list_id, "phone_e164": _phone(i), "added_at": NOON} for i in range(50)
         ])
-    assert hopper.fill_campaign(engine, cid, NOON).queued == 5
+    first = hopper.fill_campaign(engine, cid, NOON)
     queued = {row.prospect_id for row in _queued(engine, cid)}
-    assert queued <= set(clean) and not queued & set(listed)
+    assert first.queued == len(queued) and queued <= set(clean)
+    hopper.fill_campaign(engine, cid, NOON + timedelta(minutes=1))
+    hopper.fill_campaign(engine, cid, NOON + timedelta(minutes=2))
+    assert set(_status(engine, listed).values()) == {"dnc"}
+    assert len(_queued(engine, cid)) == 5
 
 
 def test_queued_rows_leave_when_their_prospect_stops_being_due(engine):

@@ -73,6 +73,7 @@ def upgrade() -> None:
         sa.Column("queued", sa.Integer(), nullable=False),
         sa.Column("returned_expired", sa.Integer(), nullable=False),
         sa.Column("returned_closed", sa.Integer(), nullable=False),
+        sa.Column("marked_dnc", sa.Integer(), nullable=False),
         sa.Column("skipped_cap", sa.Integer(), nullable=False),
         sa.Column("open_groups", sa.Integer(), nullable=False),
         sa.Column("closed_groups", sa.Integer(), nullable=False),
