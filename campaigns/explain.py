@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
@@ -27,6 +28,7 @@ from campaigns.dialability import (
     Verdict,
     callback_due_clause,
     explain,
+    next_dialable_at,
     ready_due_clause,
     window_reasons,
 )
@@ -91,6 +93,18 @@ def _recent_calls(conn: sa.Connection, phone: str, now: datetime) -> tuple[datet
     ).scalars())
 
 
+def prospect_facts(conn: sa.Connection, campaign_id: int, row, now: datetime, *,
+                   check_dnc: bool = True) -> ProspectFacts:
+    """A stored prospect's facts for a decision at `now` (`row`: a `prospects` row)."""
+    return ProspectFacts(
+        place=Place.from_group(row.zone_group), phone_e164=row.phone_e164, status=row.status,
+        disposition=row.disposition, attempts=row.attempts, last_attempt_at=row.last_attempt_at,
+        next_dial_at=row.next_dial_at, callback_at=row.callback_at, expires_at=row.expires_at,
+        dnc_lists=_dnc_lists(conn, campaign_id, row.phone_e164) if check_dnc else (),
+        recent_calls=_recent_calls(conn, row.phone_e164, now),
+    )
+
+
 def explain_phone(
     conn: sa.Connection, campaign_id: int, qualified_slug: str, phone: str, now: datetime,
     state: str | None = None, zip_code: str | None = None,
@@ -112,19 +126,14 @@ def explain_phone(
             sa.select(p).where(p.c.campaign_id == campaign_id, p.c.phone_e164 == e164)
             .order_by(p.c.loaded_at.desc(), p.c.id.desc()).limit(1)
         ).one_or_none()
-    dnc = _dnc_lists(conn, campaign_id, e164)
-    calls = _recent_calls(conn, e164, now)
     if row is not None:
-        place = Place.from_group(row.zone_group)
-        facts = ProspectFacts(
-            place=place, phone_e164=e164, status=row.status, disposition=row.disposition,
-            attempts=row.attempts, last_attempt_at=row.last_attempt_at,
-            next_dial_at=row.next_dial_at, callback_at=row.callback_at,
-            expires_at=row.expires_at, dnc_lists=dnc, recent_calls=calls,
-        )
+        facts = prospect_facts(conn, campaign_id, row, now)
     else:
-        place = Place.from_group(located["zone_group"])
-        facts = ProspectFacts(place=place, phone_e164=e164, dnc_lists=dnc, recent_calls=calls)
+        facts = ProspectFacts(
+            place=Place.from_group(located["zone_group"]), phone_e164=e164,
+            dnc_lists=_dnc_lists(conn, campaign_id, e164), recent_calls=_recent_calls(conn, e164, now),
+        )
+    place = facts.place
     status = row.status if row is not None else str(ProspectStatus.READY)
     if row is not None and conn.execute(
         sa.select(t.hopper.c.status).where(t.hopper.c.prospect_id == row.id)
@@ -215,3 +224,43 @@ def not_dialable_summary(conn: sa.Connection, campaign_id: int, now: datetime, t
     return {"as_of": now.isoformat(), "open_prospects": total, "dialable_now": dialable,
             "top_reasons": reasons}
 
+
+
+def remaining_today(conn: sa.Connection, campaign_id: int, now: datetime, day_of: datetime | None = None) -> int:
+    """Queued rows plus READY/CALLBACK prospects that may still be dialed on the day of `day_of`.
+
+    The day is each prospect's local date at `day_of` (default `now`): a run
+    started in the afternoon ends when the evening's windows have closed, not
+    the next morning. Decided per zone group, for the group's earliest due
+    prospect; the daemon's `--exit-when-done` stops once this is 0 and no call
+    is in flight.
+    """
+    day_of = day_of or now
+
+    queued = conn.execute(
+        sa.select(sa.func.count()).select_from(t.hopper).where(t.hopper.c.campaign_id == campaign_id)
+    ).scalar_one()
+    if queued:
+        return queued
+    campaign = _campaign(conn, campaign_id)
+    rules = DialRules.from_campaign(campaign)
+    p = t.prospects
+    due_at = sa.case((p.c.status == str(ProspectStatus.CALLBACK),
+                      sa.func.coalesce(p.c.callback_at, p.c.next_dial_at)), else_=p.c.next_dial_at)
+    total = 0
+    for group, count, first_due in conn.execute(
+        sa.select(p.c.zone_group, sa.func.count(), sa.func.min(due_at))
+        .where(p.c.campaign_id == campaign_id,
+               p.c.status.in_([str(ProspectStatus.READY), str(ProspectStatus.CALLBACK)]),
+               p.c.attempts < rules.max_calls_per_prospect, p.c.expires_at > now)
+        .group_by(p.c.zone_group)
+    ):
+        place = Place.from_group(group)
+        facts = ProspectFacts(place=place, phone_e164="", next_dial_at=first_due)
+        when = next_dialable_at(facts, rules, now, horizon_days=2)
+        if when is None or not place.zones:
+            continue
+        local = ZoneInfo(place.zones[0])
+        if when.astimezone(local).date() == day_of.astimezone(local).date():
+            total += count
+    return total

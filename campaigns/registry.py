@@ -53,6 +53,7 @@ def settings_to_row(s: CampaignSettings) -> dict[str, Any]:
         "hopper_expiry_min": s.dialing.hopper_expiry_min,
         "fill_interval_min": s.dialing.fill_interval_min,
         "hopper_min_level": s.dialing.hopper_min_level,
+        "callback_delay_min": s.dialing.callback_delay_min,
         "damper_mode": s.dialing.damper.mode,
         "damper_threshold": s.dialing.damper.threshold,
         "dupe_days": s.uploads.dupe_days,
@@ -322,6 +323,7 @@ def load_settings(conn: sa.Connection, campaign_id: int) -> CampaignSettings:
                 "hopper_expiry_min": row.hopper_expiry_min,
                 "fill_interval_min": row.fill_interval_min,
                 "hopper_min_level": row.hopper_min_level,
+                "callback_delay_min": row.callback_delay_min,
                 "damper": {"mode": row.damper_mode, "threshold": row.damper_threshold},
             },
             "uploads": {

@@ -83,6 +83,7 @@ campaigns = sa.Table(
     sa.Column("fill_interval_min", sa.Integer, nullable=False),
     # The hopper is never topped up to fewer rows than this.
     sa.Column("hopper_min_level", sa.Integer, nullable=False, server_default="100"),
+    sa.Column("callback_delay_min", sa.Integer, nullable=False, server_default="1440"),
     sa.Column("damper_mode", sa.String(32), nullable=False),
     sa.Column("damper_threshold", sa.Float, nullable=False),
     # Upload defaults, overridable per file.
@@ -337,6 +338,8 @@ call_attempts = sa.Table(
     sa.Index("ix_call_attempts_live", "campaign_id", "ended_at"),
     # State frequency caps count calls to a number, from any campaign.
     sa.Index("ix_call_attempts_phone_time", "phone_e164", "created_at"),
+    # Events name the platform's call id.
+    sa.Index("ix_call_attempts_platform_call_id", "platform_call_id", unique=True),
 )
 
 campaign_runtime = sa.Table(
@@ -352,6 +355,8 @@ campaign_runtime = sa.Table(
     # Agent sessions the voice platform reported; sizes the hopper level.
     sa.Column("agent_sessions", sa.Integer, nullable=True),
     sa.Column("sessions_reported_at", UTCDateTime, nullable=True),
+    # The platform's event cursor: events up to here have been applied.
+    sa.Column("events_cursor", sa.BigInteger, nullable=False, server_default="0"),
 )
 
 hopper_fills = sa.Table(

@@ -92,6 +92,8 @@ class Dialing(_Strict):
     fill_interval_min: Annotated[int, Field(ge=1, le=24 * 60)] = 5
     # The hopper is topped up to the expected dials over one fill interval, never below this.
     hopper_min_level: Annotated[int, Field(ge=1, le=100_000)] = 100
+    # A callback disposition without a time asked for is called back this much later.
+    callback_delay_min: Annotated[int, Field(ge=1, le=60 * 24 * 30)] = 24 * 60
     damper: Damper = Damper()
 
 

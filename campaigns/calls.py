@@ -1,0 +1,254 @@
+"""Dial attempts: claiming hopper rows, recording attempts, applying what happened.
+
+The daemon calls these; every transition of DESIGN.md §4 after QUEUED lives
+here once:
+
+    claim ─▶ re-check (dialability) ─▶ start_attempt (DIALING, attempts + 1,
+    committed before the request) ─▶ mark_placed ─▶ events ─▶ finish:
+        completed + DNC disposition       → DNC, number added to the campaign's DNC list
+        completed + callback disposition  → CALLBACK at the time asked (or the campaign's delay)
+        completed + contacted/qualified   → DONE
+        anything else (no answer, busy,   → READY after min time between calls,
+        machine, abandoned, failed, a       or EXHAUSTED at max calls per prospect
+        disposition not contacted or
+        unknown)
+
+Attempt statuses: placing (recorded, request not yet confirmed) → placed →
+ringing → answered → ended. An ended attempt's `outcome` is completed,
+no_answer, busy, machine, abandoned, failed or not_placed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+
+from campaigns import dnc
+from campaigns import schema as t
+from campaigns.dialability import DialRules, Reason, evaluate
+from campaigns.explain import prospect_facts
+from campaigns.lifecycle import HopperStatus, ProspectStatus
+
+LIVE = ("placing", "placed", "ringing", "answered")
+NOT_ANSWERED = ("placing", "placed", "ringing")
+RETRY_OUTCOMES = ("no_answer", "busy", "machine", "abandoned", "failed", "not_placed")
+
+
+@dataclass
+class Finish:
+    """What applying an ended call did to its prospect."""
+
+    attempt_id: int
+    prospect_id: int
+    outcome: str
+    disposition: str | None
+    status: str | None  # the prospect's new status (None: left as it was)
+    warnings: list[str] = field(default_factory=list)
+
+
+def claim(conn: sa.Connection, campaign_id: int, daemon_id: str, limit: int, now: datetime) -> list:
+    """Take up to `limit` queued hopper rows, best first, with their prospects.
+
+    PostgreSQL: `FOR UPDATE SKIP LOCKED`, so daemons never take the same row.
+    SQLite: the transaction holds the database's single write lock.
+    """
+    if limit <= 0:
+        return []
+    h, p = t.hopper, t.prospects
+    pick = (
+        sa.select(h.c.id)
+        .where(h.c.campaign_id == campaign_id, h.c.status == str(HopperStatus.QUEUED))
+        .order_by(h.c.priority.desc(), h.c.id)
+        .limit(limit)
+    )
+    if conn.dialect.name == "postgresql":
+        pick = pick.with_for_update(skip_locked=True)
+    ids = list(conn.execute(pick).scalars())
+    if not ids:
+        return []
+    conn.execute(
+        sa.update(h).where(h.c.id.in_(ids))
+        .values(status=str(HopperStatus.CLAIMED), claimed_at=now, claimed_by=daemon_id)
+    )
+    rows = conn.execute(
+        sa.select(h.c.id.label("hopper_id"), h.c.priority.label("hopper_priority"), p)
+        .join(p, p.c.id == h.c.prospect_id)
+        .where(h.c.id.in_(ids))
+    ).all()
+    order = {hid: i for i, hid in enumerate(ids)}
+    return sorted(rows, key=lambda r: order[r.hopper_id])
+
+
+def recheck(conn: sa.Connection, campaign, row, now: datetime) -> list[Reason]:
+    """The same rules as the fill, at the moment of dialing (DNC only when check-on-dial is on)."""
+    facts = prospect_facts(conn, campaign.id, row, now, check_dnc=bool(campaign.check_on_dial))
+    return list(evaluate(facts, DialRules.from_campaign(campaign), now).reasons)
+
+
+def release(conn: sa.Connection, hopper_id: int) -> None:
+    """Give a claimed row up: the prospect stays READY/CALLBACK for a later fill."""
+    conn.execute(sa.delete(t.hopper).where(t.hopper.c.id == hopper_id))
+
+
+def start_attempt(conn: sa.Connection, campaign, row, daemon_id: str, now: datetime) -> dict | None:
+    """Record the attempt and count it before any request is sent.
+
+    The prospect moves to DIALING with attempts + 1 in the same transaction as
+    the attempt row, so a crash after this point can never let a prospect be
+    called more than max calls per prospect. Returns None when the prospect
+    changed since it was claimed.
+    """
+    p, a = t.prospects, t.call_attempts
+    moved = conn.execute(
+        sa.update(p)
+        .where(p.c.id == row.id, p.c.status.in_([str(ProspectStatus.READY), str(ProspectStatus.CALLBACK)]),
+               p.c.attempts == row.attempts, p.c.attempts < campaign.max_calls_per_prospect)
+        .values(status=str(ProspectStatus.DIALING), attempts=p.c.attempts + 1,
+                last_attempt_at=now, updated_at=now)
+    ).rowcount
+    release(conn, row.hopper_id)
+    if moved != 1:
+        return None
+    attempt = {
+        "campaign_id": campaign.id, "prospect_id": row.id, "attempt_number": row.attempts + 1,
+        "idempotency_key": f"att-{uuid.uuid4().hex}", "phone_e164": row.phone_e164,
+        "status": "placing", "created_at": now, "daemon_id": daemon_id,
+    }
+    attempt["id"] = conn.execute(sa.insert(a).values(**attempt).returning(a.c.id)).scalar_one()
+    return attempt
+
+
+def mark_placed(conn: sa.Connection, attempt_id: int, call_id: str, now: datetime) -> None:
+    a = t.call_attempts
+    conn.execute(
+        sa.update(a).where(a.c.id == attempt_id, a.c.status == "placing")
+        .values(status="placed", platform_call_id=call_id, placed_at=now)
+    )
+
+
+def live_counts(conn: sa.Connection, campaign_id: int) -> tuple[int, int]:
+    """(calls not yet answered or ended, calls not yet ended) for pacing."""
+    a = t.call_attempts
+    ringing, active = conn.execute(
+        sa.select(
+            sa.func.coalesce(sa.func.sum(sa.case((a.c.status.in_(NOT_ANSWERED), 1), else_=0)), 0),
+            sa.func.count(),
+        ).where(a.c.campaign_id == campaign_id, a.c.status.in_(LIVE))
+    ).one()
+    return int(ringing), int(active)
+
+
+def apply_event(conn: sa.Connection, campaign, event: dict, now: datetime) -> Finish | None:
+    """Apply one platform event; returns what an ending event did, else None."""
+    a = t.call_attempts
+    attempt = conn.execute(sa.select(a).where(a.c.platform_call_id == event["call_id"])).one_or_none()
+    if attempt is None or attempt.status == "ended":
+        return None  # not ours (another campaign's daemon placed it), or already applied
+    at = datetime.fromisoformat(event["at"])
+    kind = event["type"]
+    if kind == "ringing":
+        conn.execute(sa.update(a).where(a.c.id == attempt.id, a.c.status.in_(("placing", "placed")))
+                     .values(status="ringing"))
+        return None
+    if kind == "answered":
+        conn.execute(sa.update(a).where(a.c.id == attempt.id).values(status="answered", answered_at=at))
+        return None
+    if kind == "abandoned":
+        return finish(conn, campaign, attempt, "abandoned", None, at, now)
+    if kind == "failed":
+        return finish(conn, campaign, attempt, "failed", None, at, now, cause=event.get("cause"))
+    if kind == "ended":
+        callback_at = datetime.fromisoformat(event["callback_at"]) if event.get("callback_at") else None
+        return finish(conn, campaign, attempt, event.get("outcome") or "completed", event.get("disposition"),
+                      at, now, duration_s=event.get("duration_s"), callback_at=callback_at)
+    return None
+
+
+def _disposition(conn: sa.Connection, campaign_id: int, title: str | None):
+    if not title:
+        return None
+    d = t.dispositions
+    for row in conn.execute(sa.select(d).where(d.c.campaign_id == campaign_id)):
+        if row.title.casefold() == title.casefold():
+            return row
+    return None
+
+
+def finish(conn: sa.Connection, campaign, attempt, outcome: str, title: str | None, ended_at: datetime,
+           now: datetime, *, duration_s: float | None = None, callback_at: datetime | None = None,
+           cause: str | None = None) -> Finish:
+    """End an attempt and move its prospect on (the table in the module docstring)."""
+    a, p = t.call_attempts, t.prospects
+    result = Finish(attempt.id, attempt.prospect_id, outcome, title, None)
+    disposition = _disposition(conn, campaign.id, title) if outcome == "completed" else None
+    if outcome == "completed" and title and disposition is None:
+        result.warnings.append(
+            f"call {attempt.platform_call_id}: disposition {title!r} is not one of the campaign's; "
+            "treated as not contacted"
+        )
+    values: dict = {"prospect_id": attempt.prospect_id}
+    if disposition is not None and disposition.dnc:
+        values.update(status=str(ProspectStatus.DNC), disposition=disposition.title)
+        _add_to_dnc_list(conn, campaign, attempt.phone_e164, now, result)
+    elif disposition is not None and disposition.callback:
+        due = callback_at or ended_at + timedelta(minutes=campaign.callback_delay_min)
+        values.update(status=str(ProspectStatus.CALLBACK), disposition=disposition.title,
+                      callback_at=due, next_dial_at=due)
+    elif disposition is not None and (disposition.contacted or disposition.qualified):
+        values.update(status=str(ProspectStatus.DONE), disposition=disposition.title)
+    else:
+        prospect = conn.execute(sa.select(p.c.attempts).where(p.c.id == attempt.prospect_id)).scalar_one()
+        if prospect >= campaign.max_calls_per_prospect:
+            values.update(status=str(ProspectStatus.EXHAUSTED))
+        else:
+            values.update(status=str(ProspectStatus.READY),
+                          next_dial_at=ended_at + timedelta(minutes=campaign.min_minutes_between_calls))
+        if disposition is not None or title:
+            values["disposition"] = title
+    prospect_values = {k: v for k, v in values.items() if k != "prospect_id"}
+    moved = conn.execute(
+        sa.update(p).where(p.c.id == attempt.prospect_id, p.c.status == str(ProspectStatus.DIALING))
+        .values(**prospect_values, updated_at=now)
+    ).rowcount
+    result.status = prospect_values["status"] if moved else None
+    conn.execute(
+        sa.update(a).where(a.c.id == attempt.id).values(
+            status="ended", outcome=outcome, disposition=title, ended_at=ended_at,
+            duration_s=duration_s, callback_at=callback_at, failure_cause=cause,
+        )
+    )
+    return result
+
+
+def _add_to_dnc_list(conn: sa.Connection, campaign, phone: str, now: datetime, result: Finish) -> None:
+    """The DNC disposition adds the number to the campaign's DNC list (its first, by name)."""
+    link, lists = t.campaign_dnc_lists, t.dnc_lists
+    list_id = conn.execute(
+        sa.select(lists.c.id).join(link, link.c.dnc_list_id == lists.c.id)
+        .where(link.c.campaign_id == campaign.id).order_by(lists.c.name).limit(1)
+    ).scalar_one_or_none()
+    if list_id is None:
+        result.warnings.append(
+            f"{phone}: DNC disposition, but the campaign has no DNC list to add the number to"
+        )
+        return
+    dnc.add_number(conn, list_id, phone, now, source=f"disposition, attempt {result.attempt_id}")
+
+
+def not_placed(conn: sa.Connection, campaign, attempt: dict, cause: str, now: datetime) -> Finish:
+    """The platform refused the call: the attempt counts, the prospect retries later."""
+    row = conn.execute(sa.select(t.call_attempts).where(t.call_attempts.c.id == attempt["id"])).one()
+    return finish(conn, campaign, row, "not_placed", None, now, now, cause=cause)
+
+
+def stale_attempts(conn: sa.Connection, campaign_id: int, older_than: datetime) -> list:
+    """Live attempts with no news since `older_than`: the daemon asks the platform about them."""
+    a = t.call_attempts
+    return conn.execute(
+        sa.select(a).where(a.c.campaign_id == campaign_id, a.c.status.in_(LIVE),
+                           a.c.created_at <= older_than)
+        .order_by(a.c.id).limit(100)
+    ).all()

@@ -1,0 +1,106 @@
+"""`dialer daemon` and `dialer simulator`: dialing from a terminal."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import yaml
+
+from campaigns import registry
+from campaigns.errors import DialerError
+from dialer_cli.dialing import parse_at
+from dialer_cli.main import JsonFlag, _database, _print_json, app, err, out, user_errors
+
+
+@app.command("simulator")
+@user_errors
+def simulator_cmd(
+    port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1.")] = 8765,
+    seed: Annotated[int, typer.Option("--seed", help="Seed: the same requests give the same calls.")] = 1,
+    sessions: Annotated[int, typer.Option("--sessions", help="Agent sessions per campaign.", min=1)] = 10,
+    speed: Annotated[float, typer.Option("--speed", help="Simulated seconds per wall-clock second.", min=0.01)] = 1.0,
+    start: Annotated[str | None, typer.Option("--start", help="The simulated clock's first instant, ISO-8601.")] = None,
+    profile: Annotated[Path | None, typer.Option("--profile", help="YAML: `default:` and per-campaign `campaigns:` call profiles.")] = None,
+) -> None:
+    """Run a simulated voice platform on loopback (the API of docs/voice-api.yaml)."""
+    import os
+
+    from dialer_daemon.simulator import Simulator, serve
+
+    default, profiles = _profiles(profile, sessions)
+    sim = Simulator(seed=seed, start=parse_at(start), speed=speed, default=default, profiles=profiles,
+                    token=os.environ.get("DIALER_VOICE_API_TOKEN"))
+    server = serve(sim, "127.0.0.1", port)
+    out.print(f"Voice simulator on http://127.0.0.1:{server.server_port} — clock {sim.now().isoformat()}, "
+              f"speed ×{speed:g}, {default.sessions} sessions per campaign. Ctrl-C stops it.")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.shutdown()
+
+
+def _profiles(path: Path | None, sessions: int):
+    from dialer_daemon.simulator import Profile
+
+    default = Profile(sessions=sessions)
+    if path is None:
+        return default, {}
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise DialerError(f"{path}: cannot be read as a YAML simulator profile ({exc}).") from None
+    if not isinstance(data, dict) or not set(data) <= {"default", "campaigns"}:
+        raise DialerError(f"{path}: a simulator profile has `default:` and `campaigns:` mappings only.")
+    try:
+        default = Profile.from_mapping(data.get("default") or {}, default)
+        campaigns = {name: Profile.from_mapping(values or {}, default)
+                     for name, values in (data.get("campaigns") or {}).items()}
+    except (TypeError, ValueError) as exc:
+        raise DialerError(f"{path}: {exc}.") from None
+    return default, campaigns
+
+
+@app.command("daemon")
+@user_errors
+def daemon_cmd(
+    campaign: Annotated[list[str] | None, typer.Option("--campaign", help="Pace only this campaign (repeatable).")] = None,
+    once: Annotated[bool, typer.Option("--once", help="One tick of each campaign, then exit.")] = False,
+    exit_when_done: Annotated[bool, typer.Option("--exit-when-done", help="Exit once no call is in flight and nothing more can be dialed today.")] = False,
+    fill_hopper: Annotated[bool, typer.Option("--fill-hopper", help="Also fill hopper on the platform's clock (simulator runs; Dagster fills it in production).")] = False,
+    json_out: JsonFlag = False,
+) -> None:
+    """Dial: pace each active campaign every dialer interval through the voice platform."""
+    from dialer_daemon.daemon import Daemon, PlatformClock
+    from dialer_daemon.voice import VoiceClient
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    client = VoiceClient.from_env()
+    with _database() as engine:
+        ids = None
+        if campaign:
+            with engine.connect() as conn:
+                ids = [registry.resolve_campaign(conn, ref).id for ref in campaign]
+        daemon = Daemon(engine, client, clock=PlatformClock(client), campaigns=ids, fill_hopper=fill_hopper)
+        speed = client.clock_speed()
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        try:
+            daemon.run(once=once, exit_when_done=exit_when_done, stop=stop, speed=speed)
+        except KeyboardInterrupt:
+            pass
+    summary = dict(daemon.metrics)
+    if json_out:
+        _print_json(summary)
+    else:
+        err.print(f"daemon stopped: {summary.get('ticks', 0)} ticks, {summary.get('calls_placed', 0)} calls placed")

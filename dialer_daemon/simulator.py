@@ -1,0 +1,393 @@
+"""A voice platform on loopback: the HTTP contract of docs/voice-api.yaml, simulated.
+
+The demo, the tests and the pacing benchmark dial through it. Per campaign it
+models agent sessions, ring time, answer rate, answering machines, busy lines,
+failures, talk time, wrap-up, a disposition mix (titles sent by the daemon),
+callbacks with a requested time, and abandons: a person who answers when no
+session frees up within `abandon_after_s` (2 s) is abandoned.
+
+Its clock starts at `start` and runs `speed` times faster than the wall
+clock; `GET /v1/clock` publishes it, and the daemon takes its `now` from it.
+Everything random comes from one seeded generator per campaign, drawn in call
+order, so a run is reproducible for a given sequence of requests.
+
+The simulation advances lazily: every request first plays out everything due
+up to the current simulated instant, in time order, so events carry their
+exact simulated times however the requests are spaced.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import json
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+ABANDON_AFTER_S = 2.0
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How one campaign's calls go (defaults: a typical consumer list)."""
+
+    sessions: int = 10
+    answer_rate: float = 0.35  # a person answers
+    machine_rate: float = 0.10  # an answering machine picks up
+    busy_rate: float = 0.05
+    fail_rate: float = 0.01  # the carrier rejects the call
+    ring_s: tuple[float, float] = (4.0, 20.0)  # a person or machine answers within this
+    no_answer_s: float = 25.0  # ringing gives up after this
+    talk_s_mean: float = 90.0  # exponential talk time, at least 10 s
+    wrap_up_s: float = 3.0
+    abandon_after_s: float = ABANDON_AFTER_S
+    callback_after_s: tuple[float, float] = (3600.0, 26 * 3600.0)
+    dispositions: dict[str, float] = field(default_factory=dict)  # title → weight; empty: uniform
+
+    @classmethod
+    def from_mapping(cls, data: dict[str, Any], base: Profile | None = None) -> Profile:
+        merged = dict((base or cls()).__dict__)
+        for key, value in data.items():
+            if key not in merged:
+                raise ValueError(f"unknown simulator profile key {key!r}; known: {', '.join(sorted(merged))}")
+            merged[key] = tuple(value) if isinstance(merged[key], tuple) else value
+        return cls(**merged)
+
+
+@dataclass
+class Call:
+    call_id: str
+    campaign: str
+    to: str
+    agent: str
+    prospect_id: int | None
+    idempotency_key: str
+    created_at: datetime
+    dispositions: list[str]
+    callback_titles: list[str]
+    status: str = "queued"  # queued, ringing, in_progress, ended, abandoned, failed
+    outcome: str | None = None
+    disposition: str | None = None
+    answered_at: datetime | None = None
+    ended_at: datetime | None = None
+    session: int | None = None
+
+    def as_dict(self) -> dict:
+        return {
+            "call_id": self.call_id, "campaign": self.campaign, "to": self.to, "agent": self.agent,
+            "prospect_id": self.prospect_id, "idempotency_key": self.idempotency_key,
+            "created_at": _iso(self.created_at), "status": self.status, "outcome": self.outcome,
+            "disposition": self.disposition, "answered_at": _iso(self.answered_at),
+            "ended_at": _iso(self.ended_at),
+        }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+@dataclass
+class CampaignSim:
+    name: str
+    profile: Profile
+    rng: random.Random
+    busy_until: list[datetime]  # per session: on a call or in wrap-up until then
+    on_call: list[bool]
+    waiting: list[str] = field(default_factory=list)  # answered calls waiting for a session
+
+
+class Simulator:
+    """The platform's state; thread-safe. `clock` is injectable for tests."""
+
+    def __init__(self, *, seed: int = 1, start: datetime | None = None, speed: float = 1.0,
+                 default: Profile | None = None, profiles: dict[str, Profile] | None = None,
+                 token: str | None = None, clock=time.monotonic) -> None:
+        self.seed = seed
+        self.start = (start or datetime.now(UTC)).astimezone(UTC)
+        self.speed = speed
+        self.default = default or Profile()
+        self.profiles = profiles or {}
+        self.token = token
+        self._clock = clock
+        self._origin = clock()
+        self._lock = threading.RLock()
+        self._campaigns: dict[str, CampaignSim] = {}
+        self._calls: dict[str, Call] = {}
+        self._by_key: dict[str, tuple[str, str]] = {}  # idempotency key → (request fingerprint, call id)
+        self._agenda: list[tuple[datetime, int, str, str]] = []  # (when, seq, action, call id)
+        self._seq = itertools.count()
+        self._events: list[dict] = []
+        self._played_to = self.start
+        # Tests: answer this many of the next call placements only after `slow_response_s`
+        # (the call is placed at once), as a platform whose response is lost in a timeout.
+        self.slow_responses = 0
+        self.slow_response_s = 0.0
+
+    # -- time ---------------------------------------------------------------
+    def now(self) -> datetime:
+        return self.start + timedelta(seconds=(self._clock() - self._origin) * self.speed)
+
+    def _schedule(self, when: datetime, action: str, call_id: str) -> None:
+        heapq.heappush(self._agenda, (when, next(self._seq), action, call_id))
+
+    def advance(self) -> datetime:
+        """Play out everything due up to the current simulated instant."""
+        with self._lock:
+            now = self.now()
+            while self._agenda and self._agenda[0][0] <= now:
+                when, _, action, call_id = heapq.heappop(self._agenda)
+                getattr(self, f"_on_{action}")(self._calls[call_id], when)
+            self._played_to = now
+            return now
+
+    # -- campaigns and sessions --------------------------------------------
+    def _campaign(self, name: str) -> CampaignSim:
+        sim = self._campaigns.get(name)
+        if sim is None:
+            profile = self.profiles.get(name, self.default)
+            rng = random.Random(f"{self.seed}:{name}")
+            sim = CampaignSim(name, profile, rng, [self.start] * profile.sessions, [False] * profile.sessions)
+            self._campaigns[name] = sim
+        return sim
+
+    def _free_session(self, sim: CampaignSim, at: datetime) -> int | None:
+        free = [i for i, until in enumerate(sim.busy_until) if until <= at and not sim.on_call[i]]
+        return free[0] if free else None
+
+    def capacity(self, campaign: str) -> dict:
+        now = self.advance()
+        with self._lock:
+            sim = self._campaign(campaign)
+            on_call = sum(sim.on_call)
+            wrap_up = sum(1 for i, until in enumerate(sim.busy_until) if not sim.on_call[i] and until > now)
+            total = sim.profile.sessions
+            return {"campaign": campaign, "at": now.isoformat(), "sessions_total": total,
+                    "idle": total - on_call - wrap_up, "on_call": on_call, "wrap_up": wrap_up}
+
+    # -- calls --------------------------------------------------------------
+    def place_call(self, body: dict, key: str) -> tuple[int, dict]:
+        now = self.advance()
+        fingerprint = json.dumps(body, sort_keys=True)
+        with self._lock:
+            if key in self._by_key:
+                seen, call_id = self._by_key[key]
+                if seen != fingerprint:
+                    return 422, {"error": "idempotency_key_reused",
+                                 "message": "this Idempotency-Key was used with a different request"}
+                return 200, self._calls[call_id].as_dict()
+            sim = self._campaign(body["campaign"])
+            metadata = body.get("metadata") or {}
+            call = Call(
+                call_id=f"call-{len(self._calls) + 1:07d}", campaign=body["campaign"], to=body["to"],
+                agent=body.get("agent", ""), prospect_id=body.get("prospect_id"), idempotency_key=key,
+                created_at=now, dispositions=list(metadata.get("dispositions") or []),
+                callback_titles=list(metadata.get("callback_dispositions") or []),
+            )
+            self._calls[call.call_id] = call
+            self._by_key[key] = (fingerprint, call.call_id)
+            self._plan(sim, call, now)
+            return 201, call.as_dict()
+
+    def _plan(self, sim: CampaignSim, call: Call, now: datetime) -> None:
+        p, rng = sim.profile, sim.rng
+        roll = rng.random()
+        ring = rng.uniform(*p.ring_s)
+        if roll < p.fail_rate:
+            call.outcome = "failed"
+            self._schedule(now + timedelta(seconds=1), "fail", call.call_id)
+            return
+        self._schedule(now + timedelta(seconds=0.5), "ring", call.call_id)
+        if roll < p.fail_rate + p.busy_rate:
+            call.outcome = "busy"
+            self._schedule(now + timedelta(seconds=3), "end", call.call_id)
+        elif roll < p.fail_rate + p.busy_rate + p.machine_rate:
+            call.outcome = "machine"
+            self._schedule(now + timedelta(seconds=ring + 20), "end", call.call_id)
+        elif roll < p.fail_rate + p.busy_rate + p.machine_rate + p.answer_rate:
+            call.outcome = "human"
+            self._schedule(now + timedelta(seconds=ring), "answer", call.call_id)
+        else:
+            call.outcome = "no_answer"
+            self._schedule(now + timedelta(seconds=p.no_answer_s), "end", call.call_id)
+
+    def _event(self, call: Call, kind: str, at: datetime, **extra) -> None:
+        event = {"id": len(self._events) + 1, "call_id": call.call_id, "campaign": call.campaign,
+                 "type": kind, "at": at.isoformat(), **extra}
+        self._events.append(event)
+
+    def _on_ring(self, call: Call, at: datetime) -> None:
+        if call.status == "queued":
+            call.status = "ringing"
+            self._event(call, "ringing", at)
+
+    def _on_fail(self, call: Call, at: datetime) -> None:
+        call.status, call.ended_at = "failed", at
+        self._event(call, "failed", at, cause="carrier rejected the number")
+
+    def _on_answer(self, call: Call, at: datetime) -> None:
+        sim = self._campaigns[call.campaign]
+        call.answered_at = at
+        session = self._free_session(sim, at)
+        if session is None:
+            sim.waiting.append(call.call_id)
+            self._schedule(at + timedelta(seconds=sim.profile.abandon_after_s), "abandon", call.call_id)
+            return
+        self._connect(sim, call, session, at)
+
+    def _connect(self, sim: CampaignSim, call: Call, session: int, at: datetime) -> None:
+        p, rng = sim.profile, sim.rng
+        call.status, call.session = "in_progress", session
+        sim.on_call[session] = True
+        self._event(call, "answered", at)
+        talk = max(10.0, rng.expovariate(1 / p.talk_s_mean))
+        self._schedule(at + timedelta(seconds=talk), "hang_up", call.call_id)
+
+    def _on_abandon(self, call: Call, at: datetime) -> None:
+        sim = self._campaigns[call.campaign]
+        if call.call_id in sim.waiting:
+            sim.waiting.remove(call.call_id)
+            call.status, call.ended_at = "abandoned", at
+            self._event(call, "abandoned", at, waited_s=sim.profile.abandon_after_s)
+
+    def _on_hang_up(self, call: Call, at: datetime) -> None:
+        sim = self._campaigns[call.campaign]
+        p, rng = sim.profile, sim.rng
+        session = call.session
+        sim.on_call[session] = False
+        sim.busy_until[session] = at + timedelta(seconds=p.wrap_up_s)
+        titles = call.dispositions or ["Completed"]
+        weights = [p.dispositions.get(t, 0.0 if p.dispositions else 1.0) for t in titles]
+        if not any(weights):
+            weights = [1.0] * len(titles)
+        call.disposition = rng.choices(titles, weights)[0]
+        extra: dict[str, Any] = {"outcome": "completed", "disposition": call.disposition,
+                                 "duration_s": round((at - call.answered_at).total_seconds(), 3)}
+        if call.disposition in call.callback_titles:
+            extra["callback_at"] = (at + timedelta(seconds=rng.uniform(*p.callback_after_s))).isoformat()
+        call.status, call.ended_at = "ended", at
+        self._event(call, "ended", at, **extra)
+        self._schedule(sim.busy_until[session], "session_free", call.call_id)
+
+    def _on_session_free(self, call: Call, at: datetime) -> None:
+        sim = self._campaigns[call.campaign]
+        while sim.waiting:
+            session = self._free_session(sim, at)
+            if session is None:
+                return
+            waiting = self._calls[sim.waiting.pop(0)]
+            self._connect(sim, waiting, session, at)
+
+    def _on_end(self, call: Call, at: datetime) -> None:
+        call.status, call.ended_at = "ended", at
+        start = call.created_at
+        self._event(call, "ended", at, outcome=call.outcome,
+                    duration_s=round((at - start).total_seconds(), 3))
+
+    # -- reads ----------------------------------------------------------------
+    def events(self, campaign: str | None, after: int, limit: int) -> dict:
+        self.advance()
+        with self._lock:
+            chosen = [e for e in self._events[after:] if campaign is None or e["campaign"] == campaign]
+            page = chosen[:limit]
+            cursor = page[-1]["id"] if len(chosen) > limit else len(self._events)
+            return {"events": page, "next_cursor": cursor}
+
+    def call(self, call_id: str) -> dict | None:
+        self.advance()
+        with self._lock:
+            call = self._calls.get(call_id)
+            return call.as_dict() if call else None
+
+    def calls(self, campaign: str | None = None) -> list[dict]:
+        self.advance()
+        with self._lock:
+            return [c.as_dict() for c in self._calls.values() if campaign is None or c.campaign == campaign]
+
+    def clock(self) -> dict:
+        return {"now": self.advance().isoformat(), "speed": self.speed}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server_version = "dialer-simulator/1"
+    simulator: Simulator
+
+    def log_message(self, format, *args):
+        pass
+
+    def _send(self, status: int, payload) -> None:
+        body = json.dumps(payload).encode()
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up waiting (a timeout); what was done stays done
+
+    def _authorised(self) -> bool:
+        token = self.simulator.token
+        if token and self.headers.get("Authorization") != f"Bearer {token}":
+            self._send(401, {"error": "unauthorized", "message": "missing or wrong bearer token"})
+            return False
+        return True
+
+    def do_GET(self):
+        if not self._authorised():
+            return
+        url = urlparse(self.path)
+        query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+        sim = self.simulator
+        if url.path == "/v1/clock":
+            return self._send(200, sim.clock())
+        if url.path == "/v1/capacity":
+            if "campaign" not in query:
+                return self._send(400, {"error": "bad_request", "message": "campaign is required"})
+            return self._send(200, sim.capacity(query["campaign"]))
+        if url.path == "/v1/events":
+            try:
+                after, limit = int(query.get("after", 0)), min(int(query.get("limit", 500)), 5000)
+            except ValueError:
+                return self._send(400, {"error": "bad_request", "message": "after and limit are integers"})
+            return self._send(200, sim.events(query.get("campaign"), after, limit))
+        if url.path == "/v1/calls":
+            return self._send(200, {"calls": sim.calls(query.get("campaign"))})
+        if url.path.startswith("/v1/calls/"):
+            call = sim.call(url.path.rsplit("/", 1)[1])
+            return self._send(200, call) if call else self._send(404, {"error": "not_found"})
+        return self._send(404, {"error": "not_found"})
+
+    def do_POST(self):
+        if not self._authorised():
+            return
+        if urlparse(self.path).path != "/v1/calls":
+            return self._send(404, {"error": "not_found"})
+        key = self.headers.get("Idempotency-Key")
+        if not key:
+            return self._send(400, {"error": "bad_request", "message": "Idempotency-Key header is required"})
+        try:
+            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+            if not isinstance(body.get("campaign"), str) or not isinstance(body.get("to"), str):
+                raise ValueError
+        except ValueError:
+            return self._send(400, {"error": "bad_request", "message": "JSON body with campaign and to is required"})
+        status, payload = self.simulator.place_call(body, key)
+        if self.simulator.slow_responses > 0:
+            self.simulator.slow_responses -= 1
+            time.sleep(self.simulator.slow_response_s)
+        self._send(status, payload)
+
+
+def serve(simulator: Simulator, host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTPServer:
+    """Start the HTTP server in a daemon thread; the caller stops it with `shutdown()`."""
+    handler = type("Handler", (_Handler,), {"simulator": simulator})
+    server = ThreadingHTTPServer((host, port), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name="voice-simulator", daemon=True).start()
+    return server

@@ -1,0 +1,118 @@
+"""The voice platform's HTTP API, as the daemon uses it (contract: docs/voice-api.yaml).
+
+One `requests.Session`, a connect/read timeout on every request, and retries
+with exponential backoff. Placing a call is retried too — after a timeout the
+daemon cannot know whether the platform dialed — because every attempt
+carries its own `Idempotency-Key`: the platform answers a repeated key with the
+call it already placed and never dials twice.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+import requests
+
+from campaigns.errors import DialerError
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+class VoiceApiError(DialerError):
+    """The platform refused a request, or did not answer after the retries."""
+
+
+@dataclass(frozen=True)
+class Capacity:
+    total: int
+    idle: int
+    on_call: int
+    wrap_up: int
+
+
+@dataclass(frozen=True)
+class PlacedCall:
+    call_id: str
+    replayed: bool  # the platform had already placed this attempt
+
+
+class VoiceClient:
+    def __init__(self, base_url: str, token: str | None = None, *, timeout: float = 5.0,
+                 retries: int = 4, backoff_s: float = 0.2, session: requests.Session | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff_s = backoff_s
+        self.session = session or requests.Session()
+        if token:
+            self.session.headers["Authorization"] = f"Bearer {token}"
+
+    @classmethod
+    def from_env(cls) -> VoiceClient:
+        url = os.environ.get("DIALER_VOICE_API_URL")
+        if not url:
+            raise VoiceApiError(
+                "DIALER_VOICE_API_URL is not set; point it at the voice platform "
+                "(or at `dialer simulator`, e.g. http://127.0.0.1:8765)."
+            )
+        return cls(url, os.environ.get("DIALER_VOICE_API_TOKEN"))
+
+    def _request(self, method: str, path: str, **kwargs) -> requests.Response:
+        last: Exception | None = None
+        for attempt in range(self.retries + 1):
+            if attempt:
+                time.sleep(self.backoff_s * 2 ** (attempt - 1))
+            try:
+                response = self.session.request(method, f"{self.base_url}{path}", timeout=self.timeout, **kwargs)
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                last = exc
+                continue
+            if response.status_code in RETRY_STATUSES:
+                last = VoiceApiError(f"{method} {path}: the platform answered {response.status_code}")
+                continue
+            if response.status_code >= 400:
+                try:
+                    detail = response.json().get("message") or response.text
+                except ValueError:
+                    detail = response.text
+                raise VoiceApiError(f"{method} {path}: the platform refused ({response.status_code}): {detail}")
+            return response
+        raise VoiceApiError(f"{method} {path}: no answer from the platform after {self.retries + 1} tries ({last})")
+
+    def place_call(self, *, campaign: str, to: str, agent: str, prospect_id: int, idempotency_key: str,
+                   metadata: dict | None = None) -> PlacedCall:
+        response = self._request(
+            "POST", "/v1/calls",
+            json={"campaign": campaign, "to": to, "agent": agent, "prospect_id": prospect_id,
+                  "metadata": metadata or {}},
+            headers={"Idempotency-Key": idempotency_key},
+        )
+        return PlacedCall(response.json()["call_id"], replayed=response.status_code == 200)
+
+    def capacity(self, campaign: str) -> Capacity:
+        data = self._request("GET", "/v1/capacity", params={"campaign": campaign}).json()
+        return Capacity(data["sessions_total"], data["idle"], data["on_call"], data["wrap_up"])
+
+    def events(self, campaign: str, after: int, limit: int = 1000) -> tuple[list[dict], int]:
+        data = self._request("GET", "/v1/events", params={"campaign": campaign, "after": after, "limit": limit}).json()
+        return data["events"], data["next_cursor"]
+
+    def call(self, call_id: str) -> dict | None:
+        try:
+            return self._request("GET", f"/v1/calls/{call_id}").json()
+        except VoiceApiError as exc:
+            if "(404)" in str(exc):
+                return None
+            raise
+
+    def clock(self) -> datetime:
+        return datetime.fromisoformat(self._request("GET", "/v1/clock").json()["now"])
+
+    def clock_speed(self) -> float:
+        return float(self._request("GET", "/v1/clock").json().get("speed", 1.0))
+
+    def close(self) -> None:
+        self.session.close()
