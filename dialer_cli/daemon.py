@@ -77,6 +77,7 @@ def daemon_cmd(
     once: Annotated[bool, typer.Option("--once", help="One tick of each campaign, then exit.")] = False,
     exit_when_done: Annotated[bool, typer.Option("--exit-when-done", help="Exit once no call is in flight and nothing more can be dialed today.")] = False,
     fill_hopper: Annotated[bool, typer.Option("--fill-hopper", help="Also fill hopper on the platform's clock (simulator runs; Dagster fills it in production).")] = False,
+    metrics_port: Annotated[int | None, typer.Option("--metrics-port", help="Serve Prometheus metrics on 127.0.0.1:PORT/metrics.")] = None,
     json_out: JsonFlag = False,
 ) -> None:
     """Dial: pace each active campaign every dialer interval through the voice platform."""
@@ -92,6 +93,10 @@ def daemon_cmd(
             with engine.connect() as conn:
                 ids = [registry.resolve_campaign(conn, ref).id for ref in campaign]
         daemon = Daemon(engine, client, clock=PlatformClock(client), campaigns=ids, fill_hopper=fill_hopper)
+        if metrics_port is not None:
+            from dialer_daemon.metrics import serve_metrics
+
+            serve_metrics(daemon.metrics, metrics_port)
         speed = client.clock_speed()
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -99,7 +104,7 @@ def daemon_cmd(
             daemon.run(once=once, exit_when_done=exit_when_done, stop=stop, speed=speed)
         except KeyboardInterrupt:
             pass
-    summary = dict(daemon.metrics)
+    summary = {"ticks": daemon.metrics.total("ticks"), "calls_placed": daemon.metrics.total("calls_placed")}
     if json_out:
         _print_json(summary)
     else:

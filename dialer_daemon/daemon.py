@@ -33,6 +33,7 @@ from campaigns import calls, hopper
 from campaigns import schema as t
 from campaigns.lifecycle import CampaignState, HopperStatus
 from campaigns.pacing import PacingDecision, PacingInputs, calls_to_place
+from dialer_daemon.metrics import Metrics
 from dialer_daemon.voice import VoiceApiError, VoiceClient
 
 log = logging.getLogger("dialer.daemon")
@@ -89,12 +90,18 @@ class Daemon:
         self.daemon_id = daemon_id or f"{socket.gethostname()}-{os.getpid()}"
         self.campaign_ids = campaigns
         self.fill_hopper = fill_hopper
-        self.metrics: Counter = Counter()
+        self.metrics = Metrics()
         self._next_tick: dict[int, float] = {}
         self.started_at: datetime | None = None
 
     # -- one tick -----------------------------------------------------------
     def tick(self, campaign_id: int) -> TickReport:
+        began = time.perf_counter()
+        report = self._tick(campaign_id)
+        self.metrics.record(report, time.perf_counter() - began)
+        return report
+
+    def _tick(self, campaign_id: int) -> TickReport:
         now = self.clock.now()
         with self.engine.connect() as conn:
             campaign = self._campaign(conn, campaign_id)
@@ -125,8 +132,6 @@ class Daemon:
         ))
         log.info("pacing %s %s", name, report.decision.as_dict())
         self._dial(campaign, name, report.decision.calls, now, report)
-        self.metrics["ticks"] += 1
-        self.metrics["calls_placed"] += report.placed
         return report
 
     def _campaign(self, conn, campaign_id: int):

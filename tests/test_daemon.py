@@ -434,3 +434,26 @@ def test_dialer_simulator_and_dialer_daemon_processes_dial_a_campaign(engine, db
     counts = Counter(a.prospect_id for a in recorded)
     assert all(p.attempts == counts.get(p.id, 0) for p in prospects)
     assert "dialing" not in {p.status for p in prospects}
+
+
+def test_pacing_decisions_are_exported_as_prometheus_metrics(engine, platform):
+    import urllib.request
+
+    from dialer_daemon.metrics import serve_metrics
+
+    sim, client, clock = platform
+    cid = campaign(engine, call_ratio=1.5)
+    add_prospects(engine, cid, phones(10), now=START - timedelta(hours=1))
+    hopper.fill_campaign(engine, cid, START)
+    daemon = daemon_for(engine, client)
+    daemon.tick(cid)
+    server = serve_metrics(daemon.metrics, 0)
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{server.server_port}/metrics", timeout=5) as response:
+            text = response.read().decode()
+    finally:
+        server.shutdown()
+    assert 'dialer_calls_placed_total{campaign="acme/renewals"} 7' in text
+    assert 'dialer_pacing_effective_ratio{campaign="acme/renewals"} 1.5' in text
+    assert 'dialer_sessions_idle{campaign="acme/renewals"} 5' in text
+    assert "# TYPE dialer_ticks_total counter" in text
