@@ -3,13 +3,13 @@
 Two parts, both with the real daemon (`dialer_daemon.Daemon`) placing calls over
 HTTP on loopback to the real simulator:
 
-1. **Throughput**: a dialing stretch at a speed factor (default ×30, so two
-   simulated hours take four wall-clock minutes), the daemon filling its own
+1. **Throughput**: a dialing stretch at a speed factor (default ×30, so one
+   simulated hour takes two wall-clock minutes), the daemon filling its own
    hopper on the simulator's clock, ticking as fast as the dialer interval
    allows. Prints tick latency p50/p99 (wall-clock, one tick = events + capacity
    + pacing + claims + calls) and calls placed per wall-clock second.
 2. **Pacing**: for call ratios 1.0, 1.5, 2.0 and 3.0, with and without the
-   Waiting Stations damper, at answer rates 15% and 35%: 30 simulated minutes
+   Waiting Stations damper, at answer rates 15% and 35%: 15 simulated minutes
    each, the simulator's clock stepped one dialer interval per tick (so the
    numbers do not depend on this machine's speed). Prints sessions' occupancy
    (time-average share on a call) and the abandon rate (abandoned ÷ answered
@@ -192,8 +192,8 @@ def main() -> None:
     parser.add_argument("--prospects", type=int, default=50_000)
     parser.add_argument("--sessions", type=int, default=200)
     parser.add_argument("--speed", type=float, default=30.0)
-    parser.add_argument("--minutes", type=float, default=120.0, help="simulated minutes of the throughput run")
-    parser.add_argument("--pacing-minutes", type=float, default=30.0)
+    parser.add_argument("--minutes", type=float, default=60.0, help="simulated minutes of the throughput run")
+    parser.add_argument("--pacing-minutes", type=float, default=15.0)
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--skip-pacing", action="store_true")
     args = parser.parse_args()
