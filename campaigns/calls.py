@@ -145,6 +145,15 @@ def apply_event(conn: sa.Connection, campaign, event: dict, now: datetime) -> Fi
     """Apply one platform event; returns what an ending event did, else None."""
     a = t.call_attempts
     attempt = conn.execute(sa.select(a).where(a.c.platform_call_id == event["call_id"])).one_or_none()
+    if attempt is None and event.get("idempotency_key"):
+        # The platform placed it but its answer to our request was lost: the key ties it to the attempt.
+        attempt = conn.execute(
+            sa.select(a).where(a.c.idempotency_key == event["idempotency_key"], a.c.platform_call_id.is_(None))
+        ).one_or_none()
+        if attempt is not None:
+            conn.execute(sa.update(a).where(a.c.id == attempt.id).values(
+                platform_call_id=event["call_id"], status="placed", placed_at=attempt.created_at))
+            attempt = conn.execute(sa.select(a).where(a.c.id == attempt.id)).one()
     if attempt is None or attempt.status == "ended":
         return None  # not ours (another campaign's daemon placed it), or already applied
     at = datetime.fromisoformat(event["at"])
@@ -244,11 +253,20 @@ def not_placed(conn: sa.Connection, campaign, attempt: dict, cause: str, now: da
     return finish(conn, campaign, row, "not_placed", None, now, now, cause=cause)
 
 
-def stale_attempts(conn: sa.Connection, campaign_id: int, older_than: datetime) -> list:
-    """Live attempts with no news since `older_than`: the daemon asks the platform about them."""
+def unconfirmed_attempts(conn: sa.Connection, campaign_id: int, older_than: datetime) -> list:
+    """Attempts recorded before `older_than` whose request the platform never confirmed."""
     a = t.call_attempts
     return conn.execute(
-        sa.select(a).where(a.c.campaign_id == campaign_id, a.c.status.in_(LIVE),
+        sa.select(a).where(a.c.campaign_id == campaign_id, a.c.status == "placing", a.c.created_at <= older_than)
+        .order_by(a.c.id).limit(200)
+    ).all()
+
+
+def stale_attempts(conn: sa.Connection, campaign_id: int, older_than: datetime) -> list:
+    """Placed calls with no end since `older_than`: the daemon asks the platform about them."""
+    a = t.call_attempts
+    return conn.execute(
+        sa.select(a).where(a.c.campaign_id == campaign_id, a.c.status.in_(("placed", "ringing", "answered")),
                            a.c.created_at <= older_than)
         .order_by(a.c.id).limit(100)
     ).all()

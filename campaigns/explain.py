@@ -238,7 +238,8 @@ def remaining_today(conn: sa.Connection, campaign_id: int, now: datetime, day_of
     day_of = day_of or now
 
     queued = conn.execute(
-        sa.select(sa.func.count()).select_from(t.hopper).where(t.hopper.c.campaign_id == campaign_id)
+        sa.select(sa.func.count()).select_from(t.hopper)
+        .where(t.hopper.c.campaign_id == campaign_id, t.hopper.c.status == str(HopperStatus.QUEUED))
     ).scalar_one()
     if queued:
         return queued

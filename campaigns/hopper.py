@@ -153,7 +153,7 @@ def fill_campaign(engine: sa.Engine, campaign_id: int, now: datetime) -> FillRes
             sa.select(t.campaigns).where(t.campaigns.c.id == campaign_id).with_for_update()
         ).one()
         rules = DialRules.from_campaign(campaign)
-        result.returned_expired = _return_rows(conn, _expired_rows(conn, campaign, now))
+        result.returned_expired = _return_rows(conn, _expired_rows(conn, campaign, now), only_queued=False)
         groups = _zone_groups(conn, campaign_id)
         is_open = {g: window_open(Place.from_group(g), rules, now) for g in groups}
         open_groups = {g for g, ok in is_open.items() if ok}
@@ -222,12 +222,13 @@ def _expired_rows(conn: sa.Connection, campaign, now: datetime) -> list:
     """Unclaimed rows older than the hopper expiry (or stamped after `now`, by a fill `--at` later)."""
     h = t.hopper
     cutoff = now - timedelta(minutes=campaign.hopper_expiry_min)
+    queued = sa.and_(h.c.status == str(HopperStatus.QUEUED),
+                     sa.or_(h.c.queued_at <= cutoff, h.c.queued_at > now))
+    # A claim the daemon never turned into an attempt (it stopped in between): starting an
+    # attempt deletes the row, so an old CLAIMED row never stands for a call.
+    abandoned_claim = sa.and_(h.c.status == str(HopperStatus.CLAIMED), h.c.claimed_at <= cutoff)
     return conn.execute(
-        sa.select(h.c.id).where(
-            h.c.campaign_id == campaign.id,
-            h.c.status == str(HopperStatus.QUEUED),
-            sa.or_(h.c.queued_at <= cutoff, h.c.queued_at > now),
-        )
+        sa.select(h.c.id).where(h.c.campaign_id == campaign.id, sa.or_(queued, abandoned_claim))
     ).scalars().all()
 
 
@@ -255,11 +256,12 @@ def _closed_rows(conn: sa.Connection, campaign_id: int, is_open: dict[str, bool]
     return [r.id for r in rows if not is_open[r.zone_group] or not r.due]
 
 
-def _return_rows(conn: sa.Connection, hopper_ids: list[int]) -> int:
-    """Delete unclaimed hopper rows: their prospects are READY or CALLBACK again."""
+def _return_rows(conn: sa.Connection, hopper_ids: list[int], *, only_queued: bool = True) -> int:
+    """Delete hopper rows no daemon is dialing: their prospects are READY or CALLBACK again."""
     h = t.hopper
     for chunk in _chunks(hopper_ids):
-        conn.execute(sa.delete(h).where(h.c.id.in_(chunk), h.c.status == str(HopperStatus.QUEUED)))
+        guard = [h.c.status == str(HopperStatus.QUEUED)] if only_queued else []
+        conn.execute(sa.delete(h).where(h.c.id.in_(chunk), *guard))
     return len(hopper_ids)
 
 

@@ -188,7 +188,18 @@ class Daemon:
             claimed = calls.claim(conn, campaign.id, self.daemon_id, count, now)
         report.claimed = len(claimed)
         metadata = self._metadata(campaign.id)
+        pending = [row.hopper_id for row in claimed]
+        try:
+            self._dial_claimed(campaign, name, claimed, pending, metadata, now, report)
+        finally:
+            if pending:  # interrupted: give the rows not dialed back to the hopper's next fill
+                with self.engine.begin() as conn:
+                    conn.execute(sa.delete(t.hopper).where(t.hopper.c.id.in_(pending),
+                                                           t.hopper.c.status == str(HopperStatus.CLAIMED)))
+
+    def _dial_claimed(self, campaign, name, claimed, pending: list[int], metadata, now, report) -> None:
         for row in claimed:
+            pending.remove(row.hopper_id)
             with self.engine.begin() as conn:
                 reasons = calls.recheck(conn, campaign, row, now)
                 if reasons:
@@ -211,12 +222,14 @@ class Daemon:
                 metadata=metadata,
             )
         except VoiceApiError as exc:
-            if "refused" in str(exc):
+            if exc.refused and exc.status != 422:
+                # A refusal means the platform did not dial: the attempt counts, the prospect retries later.
                 with self.engine.begin() as conn:
                     calls.not_placed(conn, campaign, attempt, str(exc), now)
                 report.not_placed += 1
             else:
-                # No answer: the attempt stays `placing`; the next ticks re-send the same key.
+                # No answer (or a key conflict): the platform may have dialed. The attempt stays
+                # `placing`; events naming its key, a re-send with the same key, or the timeout settle it.
                 report.warnings.append(str(exc))
             return
         with self.engine.begin() as conn:
@@ -224,27 +237,52 @@ class Daemon:
         report.placed += 1
 
     def _reconcile(self, campaign, name: str, now: datetime, report: TickReport) -> None:
+        """Settle attempts the platform never confirmed, and calls it went quiet on."""
         with self.engine.connect() as conn:
-            stale = calls.stale_attempts(conn, campaign.id, now - PLACING_RETRY_AFTER)
+            unconfirmed = calls.unconfirmed_attempts(conn, campaign.id, now - PLACING_RETRY_AFTER)
+            stale = calls.stale_attempts(conn, campaign.id, now - RECONCILE_AFTER)
         metadata = None
-        for attempt in stale:
-            if attempt.status == "placing":
-                metadata = metadata or self._metadata(campaign.id)
-                self._place(campaign, name, attempt._asdict(), {**metadata, "attempt": attempt.attempt_number},
-                            now, report)
-            elif attempt.created_at <= now - RECONCILE_AFTER and attempt.platform_call_id:
-                call = self.client.call(attempt.platform_call_id)
+        for attempt in unconfirmed:
+            if attempt.created_at <= now - RECONCILE_AFTER:
+                # No confirmation, and no event ever named its key: the platform never had it.
                 with self.engine.begin() as conn:
-                    if call is None:
-                        calls.finish(conn, campaign, attempt, "failed", None, now, now,
-                                     cause="the platform does not know this call")
-                    elif call["status"] in ("ended", "abandoned", "failed"):
-                        ended = datetime.fromisoformat(call["ended_at"]) if call.get("ended_at") else now
-                        outcome = {"abandoned": "abandoned", "failed": "failed"}.get(
-                            call["status"], call.get("outcome") or "completed")
-                        if outcome == "human":
-                            outcome = "completed"
-                        calls.finish(conn, campaign, attempt, outcome, call.get("disposition"), ended, now)
+                    calls.finish(conn, campaign, attempt, "not_placed", None, now, now,
+                                 cause="the platform never confirmed the call")
+                report.not_placed += 1
+                continue
+            # The platform may never have received it: re-send (same key) only while the call is
+            # still allowed now. Otherwise its events, which carry the key, or the timeout settle it.
+            if not self._still_allowed(campaign, attempt, now):
+                continue
+            metadata = metadata or self._metadata(campaign.id)
+            self._place(campaign, name, attempt._asdict(), {**metadata, "attempt": attempt.attempt_number},
+                        now, report)
+        for attempt in stale:
+            call = self.client.call(attempt.platform_call_id)
+            with self.engine.begin() as conn:
+                if call is None:
+                    calls.finish(conn, campaign, attempt, "failed", None, now, now,
+                                 cause="the platform does not know this call")
+                elif call["status"] in ("ended", "abandoned", "failed"):
+                    ended = datetime.fromisoformat(call["ended_at"]) if call.get("ended_at") else now
+                    outcome = {"abandoned": "abandoned", "failed": "failed"}.get(
+                        call["status"], call.get("outcome") or "completed")
+                    if outcome == "human":
+                        outcome = "completed"
+                    calls.finish(conn, campaign, attempt, outcome, call.get("disposition"), ended, now)
+
+    def _still_allowed(self, campaign, attempt, now: datetime) -> bool:
+        """Campaign active, window open in every zone, not on a DNC list (when checked on dial)."""
+        from campaigns.dialability import DialRules, Place, window_open
+        from campaigns.explain import _dnc_lists
+
+        if campaign.state != CampaignState.ACTIVE:
+            return False
+        with self.engine.connect() as conn:
+            group = conn.execute(sa.select(t.prospects.c.zone_group)
+                                 .where(t.prospects.c.id == attempt.prospect_id)).scalar_one()
+            listed = _dnc_lists(conn, campaign.id, attempt.phone_e164) if campaign.check_on_dial else ()
+        return not listed and window_open(Place.from_group(group), DialRules.from_campaign(campaign), now)
 
     # -- the loop -------------------------------------------------------------
     def campaigns(self) -> list:
@@ -255,14 +293,17 @@ class Daemon:
                 query = query.where(c.c.id.in_(self.campaign_ids))
             return conn.execute(query).all()
 
-    def busy(self, campaign_id: int, now: datetime) -> bool:
-        """Calls in flight, or prospects this campaign could still dial on the day the run started."""
+    def busy(self, campaign_id: int, state: str, now: datetime) -> bool:
+        """Calls in flight (any campaign not archived), or prospects an active campaign could
+        still dial on the day the run started."""
         from campaigns.explain import remaining_today
 
         with self.engine.connect() as conn:
             _, active = calls.live_counts(conn, campaign_id)
             if active:
                 return True
+            if state != CampaignState.ACTIVE:
+                return False
             return remaining_today(conn, campaign_id, now, day_of=self.started_at) > 0
 
     def run(self, *, once: bool = False, exit_when_done: bool = False, stop: threading.Event | None = None,
@@ -283,13 +324,20 @@ class Daemon:
                     except VoiceApiError as exc:
                         log.warning("campaign %s: %s", row.id, exc)
                         continue
+                    except Exception:  # noqa: BLE001 - one bad tick must not stop the dialing
+                        log.exception("campaign %s: the tick failed; the next one retries", row.id)
+                        continue
                     log.info("tick %s", report.as_dict())
             if once:
                 return 0
             if exit_when_done:
-                now = self.clock.now()
-                if not any(self.busy(row.id, now) for row in rows if row.state == CampaignState.ACTIVE):
-                    return 0
+                try:
+                    now = self.clock.now()
+                    if not any(self.busy(row.id, row.state, now) for row in rows
+                               if row.state != CampaignState.ARCHIVED):
+                        return 0
+                except Exception:  # noqa: BLE001 - a platform outage is not "done"
+                    log.exception("could not tell whether the work is done; carrying on")
             upcoming = min(self._next_tick.values(), default=wall + 1.0)
             stop.wait(max(0.05, min(1.0, upcoming - time.monotonic())))
         return 0

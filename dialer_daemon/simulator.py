@@ -24,6 +24,7 @@ import json
 import random
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -122,6 +123,8 @@ class Simulator:
         self._by_key: dict[str, tuple[str, str]] = {}  # idempotency key → (request fingerprint, call id)
         self._agenda: list[tuple[datetime, int, str, str]] = []  # (when, seq, action, call id)
         self._seq = itertools.count()
+        # Call ids differ from one simulator run to the next (a restarted platform must not reuse them).
+        self._run = uuid.uuid4().hex[:6]
         self._events: list[dict] = []
         self._played_to = self.start
         # Tests: answer this many of the next call placements only after `slow_response_s`
@@ -173,7 +176,8 @@ class Simulator:
     # -- calls --------------------------------------------------------------
     def place_call(self, body: dict, key: str) -> tuple[int, dict]:
         now = self.advance()
-        fingerprint = json.dumps(body, sort_keys=True)
+        # What makes it the same call; metadata (disposition titles, attempt number) may differ on a re-send.
+        fingerprint = json.dumps([body.get("campaign"), body.get("to"), body.get("prospect_id")])
         with self._lock:
             if key in self._by_key:
                 seen, call_id = self._by_key[key]
@@ -184,7 +188,7 @@ class Simulator:
             sim = self._campaign(body["campaign"])
             metadata = body.get("metadata") or {}
             call = Call(
-                call_id=f"call-{len(self._calls) + 1:07d}", campaign=body["campaign"], to=body["to"],
+                call_id=f"call-{self._run}-{len(self._calls) + 1:07d}", campaign=body["campaign"], to=body["to"],
                 agent=body.get("agent", ""), prospect_id=body.get("prospect_id"), idempotency_key=key,
                 created_at=now, dispositions=list(metadata.get("dispositions") or []),
                 callback_titles=list(metadata.get("callback_dispositions") or []),
@@ -218,7 +222,7 @@ class Simulator:
 
     def _event(self, call: Call, kind: str, at: datetime, **extra) -> None:
         event = {"id": len(self._events) + 1, "call_id": call.call_id, "campaign": call.campaign,
-                 "type": kind, "at": at.isoformat(), **extra}
+                 "idempotency_key": call.idempotency_key, "type": kind, "at": at.isoformat(), **extra}
         self._events.append(event)
 
     def _on_ring(self, call: Call, at: datetime) -> None:
@@ -232,7 +236,6 @@ class Simulator:
 
     def _on_answer(self, call: Call, at: datetime) -> None:
         sim = self._campaigns[call.campaign]
-        call.answered_at = at
         session = self._free_session(sim, at)
         if session is None:
             sim.waiting.append(call.call_id)
@@ -242,7 +245,8 @@ class Simulator:
 
     def _connect(self, sim: CampaignSim, call: Call, session: int, at: datetime) -> None:
         p, rng = sim.profile, sim.rng
-        call.status, call.session = "in_progress", session
+        # answered_at is when the person reached an agent (after any wait for a free session).
+        call.status, call.session, call.answered_at = "in_progress", session, at
         sim.on_call[session] = True
         self._event(call, "answered", at)
         talk = max(10.0, rng.expovariate(1 / p.talk_s_mean))

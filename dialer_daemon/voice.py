@@ -22,7 +22,19 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
 class VoiceApiError(DialerError):
-    """The platform refused a request, or did not answer after the retries."""
+    """The platform refused a request, or did not answer after the retries.
+
+    `status` is the HTTP status of a refusal (4xx); None when no answer came,
+    in which case the platform may or may not have acted on the request.
+    """
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+    @property
+    def refused(self) -> bool:
+        return self.status is not None
 
 
 @dataclass(frozen=True)
@@ -78,7 +90,10 @@ class VoiceClient:
                     detail = response.json().get("message") or response.text
                 except ValueError:
                     detail = response.text
-                raise VoiceApiError(f"{method} {path}: the platform refused ({response.status_code}): {detail}")
+                raise VoiceApiError(
+                    f"{method} {path}: the platform refused ({response.status_code}): {detail}",
+                    status=response.status_code,
+                )
             return response
         raise VoiceApiError(f"{method} {path}: no answer from the platform after {self.retries + 1} tries ({last})")
 

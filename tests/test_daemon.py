@@ -457,3 +457,54 @@ def test_pacing_decisions_are_exported_as_prometheus_metrics(engine, platform):
     assert 'dialer_pacing_effective_ratio{campaign="acme/renewals"} 1.5' in text
     assert 'dialer_sessions_idle{campaign="acme/renewals"} 5' in text
     assert "# TYPE dialer_ticks_total counter" in text
+
+
+def test_events_of_a_call_whose_confirmation_was_lost_still_reach_the_attempt(engine, platform):
+    """The platform dialed, its answer was lost: the call's events carry the key and settle the attempt."""
+    sim, client, clock = platform
+    sim.default = Profile(sessions=5, answer_rate=0, machine_rate=0, busy_rate=1.0, fail_rate=0)
+    cid = campaign(engine)
+    add_prospects(engine, cid, phones(1), now=START - timedelta(hours=1))
+    hopper.fill_campaign(engine, cid, START)
+    sim.slow_responses, sim.slow_response_s = 1, 1.0
+    impatient = VoiceClient(client.base_url, timeout=0.3, retries=0)
+    daemon_for(engine, impatient).tick(cid)
+    impatient.close()
+    clock.value += 10  # the busy signal has ended; no re-send yet (under 20 s)
+    daemon_for(engine, client).tick(cid)
+    [attempt] = attempts(engine)
+    assert (attempt.status, attempt.outcome, attempt.platform_call_id) == ("ended", "busy", sim.calls()[0]["call_id"])
+    assert statuses(engine) == Counter({"ready": 1}) and len(sim.calls()) == 1
+
+
+def test_an_unconfirmed_attempt_is_not_resent_once_the_campaign_is_paused(engine, platform):
+    sim, client, clock = platform
+    cid = campaign(engine)
+    add_prospects(engine, cid, phones(1), now=START - timedelta(hours=1))
+    hopper.fill_campaign(engine, cid, START)
+    with engine.begin() as conn:  # an attempt recorded, its request never answered
+
+        camp = conn.execute(sa.select(t.campaigns).where(t.campaigns.c.id == cid)).one()
+        row = calls.claim(conn, cid, "d", 1, START)[0]
+        calls.start_attempt(conn, camp, row, "d", START)
+        conn.execute(sa.update(t.campaigns).where(t.campaigns.c.id == cid).values(state="paused"))
+    clock.value += 60
+    daemon = daemon_for(engine, client)
+    daemon.tick(cid)
+    assert sim.calls() == []  # paused: not re-sent
+    clock.value += 31 * 60
+    daemon.tick(cid)
+    [attempt] = attempts(engine)
+    assert (attempt.status, attempt.outcome) == ("ended", "not_placed") and sim.calls() == []
+    assert statuses(engine) == Counter({"ready": 1})
+
+
+def test_claims_left_by_a_stopped_daemon_return_to_the_hopper(engine, platform):
+    sim, client, clock = platform
+    cid = campaign(engine)
+    add_prospects(engine, cid, phones(3), now=START - timedelta(hours=1))
+    hopper.fill_campaign(engine, cid, START)
+    with engine.begin() as conn:
+        calls.claim(conn, cid, "died", 3, START)
+    later = hopper.fill_campaign(engine, cid, START + timedelta(minutes=31))
+    assert later.returned_expired == 3 and later.queued == 3
