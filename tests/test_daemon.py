@@ -508,3 +508,13 @@ def test_claims_left_by_a_stopped_daemon_return_to_the_hopper(engine, platform):
         calls.claim(conn, cid, "died", 3, START)
     later = hopper.fill_campaign(engine, cid, START + timedelta(minutes=31))
     assert later.returned_expired == 3 and later.queued == 3
+
+
+@pytest.mark.parametrize(("damper", "placed"), [("disabled", 15), ("waiting_stations", 5)])
+def test_the_damper_holds_back_a_burst_into_idle_sessions(engine, platform, damper, placed):
+    sim, client, clock = platform
+    cid = campaign(engine, call_ratio=3.0, damper={"mode": damper, "threshold": 0.5})
+    add_prospects(engine, cid, phones(30), now=START - timedelta(hours=1))
+    hopper.fill_campaign(engine, cid, START)
+    report = daemon_for(engine, client).tick(cid)  # all 5 sessions idle
+    assert report.placed == placed == len(sim.calls())
