@@ -28,7 +28,15 @@ import sqlalchemy as sa
 
 from campaigns import dnc
 from campaigns import schema as t
-from campaigns.dialability import DialRules, Reason, evaluate
+from campaigns.dialability import (
+    DialRules,
+    Place,
+    Reason,
+    calls_left_clause,
+    evaluate,
+    max_calls_reached,
+    window_reasons,
+)
 from campaigns.explain import prospect_facts
 from campaigns.lifecycle import HopperStatus, ProspectStatus
 
@@ -104,8 +112,8 @@ def start_attempt(conn: sa.Connection, campaign, row, daemon_id: str, now: datet
     p, a = t.prospects, t.call_attempts
     moved = conn.execute(
         sa.update(p)
-        .where(p.c.id == row.id, p.c.status.in_([str(ProspectStatus.READY), str(ProspectStatus.CALLBACK)]),
-               p.c.attempts == row.attempts, p.c.attempts < campaign.max_calls_per_prospect)
+        .where(p.c.id == row.id, p.c.status.in_(ProspectStatus.waiting_states()),
+               p.c.attempts == row.attempts, calls_left_clause(p, DialRules.from_campaign(campaign)))
         .values(status=str(ProspectStatus.DIALING), attempts=p.c.attempts + 1,
                 last_attempt_at=now, updated_at=now)
     ).rowcount
@@ -209,8 +217,8 @@ def finish(conn: sa.Connection, campaign, attempt, outcome: str, title: str | No
     elif disposition is not None and (disposition.contacted or disposition.qualified):
         values.update(status=str(ProspectStatus.DONE), disposition=disposition.title)
     else:
-        prospect = conn.execute(sa.select(p.c.attempts).where(p.c.id == attempt.prospect_id)).scalar_one()
-        if prospect >= campaign.max_calls_per_prospect:
+        attempts = conn.execute(sa.select(p.c.attempts).where(p.c.id == attempt.prospect_id)).scalar_one()
+        if max_calls_reached(attempts, DialRules.from_campaign(campaign)):
             values.update(status=str(ProspectStatus.EXHAUSTED))
         else:
             values.update(status=str(ProspectStatus.READY),
@@ -260,6 +268,23 @@ def unconfirmed_attempts(conn: sa.Connection, campaign_id: int, older_than: date
         sa.select(a).where(a.c.campaign_id == campaign_id, a.c.status == "placing", a.c.created_at <= older_than)
         .order_by(a.c.id).limit(200)
     ).all()
+
+
+def resend_allowed(conn: sa.Connection, campaign, attempt, now: datetime) -> bool:
+    """May an attempt the platform never confirmed be sent again now?
+
+    Its prospect is DIALING, so the full re-check does not apply; what must
+    still hold is the time-and-place rules (campaign active included) and,
+    with check-on-dial, the DNC lists.
+    """
+    from campaigns.explain import dnc_lists_holding
+
+    group = conn.execute(
+        sa.select(t.prospects.c.zone_group).where(t.prospects.c.id == attempt.prospect_id)
+    ).scalar_one()
+    if campaign.check_on_dial and dnc_lists_holding(conn, campaign.id, attempt.phone_e164):
+        return False
+    return not window_reasons(Place.from_group(group), DialRules.from_campaign(campaign), now)
 
 
 def stale_attempts(conn: sa.Connection, campaign_id: int, older_than: datetime) -> list:

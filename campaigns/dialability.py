@@ -320,12 +320,12 @@ def prospect_reasons(facts: ProspectFacts, rules: DialRules, now: datetime) -> l
     elif status not in (ProspectStatus.READY, ProspectStatus.CALLBACK, ProspectStatus.QUEUED):
         given = f" (disposition {facts.disposition})" if facts.disposition else ""
         reasons.append(Reason(Code.STATUS, f"the prospect is {status}{given}; it is not dialed again"))
-    if facts.attempts >= rules.max_calls_per_prospect:
+    if max_calls_reached(facts.attempts, rules):
         reasons.append(Reason(
             Code.MAX_ATTEMPTS,
             f"{facts.attempts} calls made, the campaign's maximum is {rules.max_calls_per_prospect}",
         ))
-    if facts.expires_at is not None and facts.expires_at <= now:
+    if facts.expires_at is not None and not facts.expires_at > now:
         reasons.append(Reason(Code.EXPIRED, f"expired at {_utc(facts.expires_at)}"))
     if status == ProspectStatus.CALLBACK:
         due = facts.callback_at or facts.next_dial_at
@@ -349,6 +349,10 @@ def prospect_reasons(facts: ProspectFacts, rules: DialRules, now: datetime) -> l
             f"{state_name(state)} allows {limit} ({state_rules()[state].citation})",
         ))
     return reasons
+
+
+def max_calls_reached(attempts: int, rules: DialRules) -> bool:
+    return attempts >= rules.max_calls_per_prospect
 
 
 def cap_reached(place: Place, calls_last_24h: int) -> tuple[int, str] | None:
@@ -431,13 +435,22 @@ def _at(day: date, minute: int, zone: ZoneInfo) -> datetime:
 # The SQL forms of the prospect rules, for the hopper fill. They sit beside the
 # Python forms above so that the two cannot drift apart unnoticed.
 
+def calls_left_clause(p: sa.Table, rules: DialRules) -> sa.ColumnElement[bool]:
+    """SQL for `not max_calls_reached(attempts, rules)`."""
+    return p.c.attempts < rules.max_calls_per_prospect
+
+
+def unexpired_clause(p: sa.Table, now: datetime) -> sa.ColumnElement[bool]:
+    return p.c.expires_at > now
+
+
 def ready_due_clause(p: sa.Table, rules: DialRules, now: datetime) -> sa.ColumnElement[bool]:
     """READY prospects whose attempts, expiry, next-dial and min-between-calls allow a call."""
     spacing = now - timedelta(minutes=rules.min_minutes_between_calls)
     return sa.and_(
         p.c.status == str(ProspectStatus.READY),
-        p.c.attempts < rules.max_calls_per_prospect,
-        p.c.expires_at > now,
+        calls_left_clause(p, rules),
+        unexpired_clause(p, now),
         p.c.next_dial_at <= now,
         sa.or_(p.c.last_attempt_at.is_(None), p.c.last_attempt_at <= spacing),
     )
@@ -447,7 +460,7 @@ def callback_due_clause(p: sa.Table, rules: DialRules, now: datetime) -> sa.Colu
     """CALLBACK prospects whose callback time has come (min time between calls does not apply)."""
     return sa.and_(
         p.c.status == str(ProspectStatus.CALLBACK),
-        p.c.attempts < rules.max_calls_per_prospect,
-        p.c.expires_at > now,
+        calls_left_clause(p, rules),
+        unexpired_clause(p, now),
         sa.func.coalesce(p.c.callback_at, p.c.next_dial_at) <= now,
     )

@@ -9,8 +9,6 @@ import sqlalchemy as sa
 from campaigns import schema as t
 from campaigns.lifecycle import ProspectStatus
 
-EXPIRABLE = (str(ProspectStatus.READY), str(ProspectStatus.CALLBACK))
-
 
 def expire_prospects(conn: sa.Connection, now: datetime) -> dict[int, int]:
     """Mark READY and CALLBACK prospects past `expires_at` as EXPIRED; returns counts per campaign.
@@ -19,7 +17,7 @@ def expire_prospects(conn: sa.Connection, now: datetime) -> dict[int, int]:
     never selects an expired prospect even before this runs.
     """
     p = t.prospects
-    due = sa.and_(p.c.status.in_(EXPIRABLE), p.c.expires_at <= now)
+    due = sa.and_(p.c.status.in_(ProspectStatus.waiting_states()), p.c.expires_at <= now)
     counts = {
         campaign_id: count
         for campaign_id, count in conn.execute(

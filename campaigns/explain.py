@@ -27,9 +27,11 @@ from campaigns.dialability import (
     ProspectFacts,
     Verdict,
     callback_due_clause,
+    calls_left_clause,
     explain,
     next_dialable_at,
     ready_due_clause,
+    unexpired_clause,
     window_reasons,
 )
 from campaigns.errors import DialerError
@@ -73,7 +75,7 @@ def locate_hypothetical(phone: str, state: str | None, zip_code: str | None, loc
     return {k: staged[k][0] for k in ("phone_e164", "address_state", "area_code_state", "zone_group")}
 
 
-def _dnc_lists(conn: sa.Connection, campaign_id: int, phone: str) -> tuple[str, ...]:
+def dnc_lists_holding(conn: sa.Connection, campaign_id: int, phone: str) -> tuple[str, ...]:
     link, lists, numbers = t.campaign_dnc_lists, t.dnc_lists, t.dnc_numbers
     return tuple(conn.execute(
         sa.select(lists.c.name)
@@ -100,7 +102,7 @@ def prospect_facts(conn: sa.Connection, campaign_id: int, row, now: datetime, *,
         place=Place.from_group(row.zone_group), phone_e164=row.phone_e164, status=row.status,
         disposition=row.disposition, attempts=row.attempts, last_attempt_at=row.last_attempt_at,
         next_dial_at=row.next_dial_at, callback_at=row.callback_at, expires_at=row.expires_at,
-        dnc_lists=_dnc_lists(conn, campaign_id, row.phone_e164) if check_dnc else (),
+        dnc_lists=dnc_lists_holding(conn, campaign_id, row.phone_e164) if check_dnc else (),
         recent_calls=_recent_calls(conn, row.phone_e164, now),
     )
 
@@ -131,7 +133,7 @@ def explain_phone(
     else:
         facts = ProspectFacts(
             place=Place.from_group(located["zone_group"]), phone_e164=e164,
-            dnc_lists=_dnc_lists(conn, campaign_id, e164), recent_calls=_recent_calls(conn, e164, now),
+            dnc_lists=dnc_lists_holding(conn, campaign_id, e164), recent_calls=_recent_calls(conn, e164, now),
         )
     place = facts.place
     status = row.status if row is not None else str(ProspectStatus.READY)
@@ -162,6 +164,7 @@ def not_dialable_summary(conn: sa.Connection, campaign_id: int, now: datetime, t
     rules = DialRules.from_campaign(campaign)
     p = t.prospects
     due = sa.or_(ready_due_clause(p, rules, now), callback_due_clause(p, rules, now))
+    calls_left, unexpired = calls_left_clause(p, rules), unexpired_clause(p, now)
 
     def count_if(condition):
         return sa.func.sum(sa.case((condition, 1), else_=0))
@@ -171,15 +174,15 @@ def not_dialable_summary(conn: sa.Connection, campaign_id: int, now: datetime, t
             p.c.zone_group,
             sa.func.count().label("prospects"),
             count_if(due).label("due"),
-            count_if(p.c.attempts >= rules.max_calls_per_prospect).label("max_attempts"),
-            count_if(p.c.expires_at <= now).label("expired"),
-            count_if(sa.and_(p.c.status == str(ProspectStatus.READY), p.c.expires_at > now,
-                             p.c.attempts < rules.max_calls_per_prospect, sa.not_(due))).label("too_soon"),
-            count_if(sa.and_(p.c.status == str(ProspectStatus.CALLBACK), p.c.expires_at > now,
-                             p.c.attempts < rules.max_calls_per_prospect, sa.not_(due))).label("callback"),
+            count_if(sa.not_(calls_left)).label("max_attempts"),
+            count_if(sa.not_(unexpired)).label("expired"),
+            count_if(sa.and_(p.c.status == str(ProspectStatus.READY), unexpired, calls_left,
+                             sa.not_(due))).label("too_soon"),
+            count_if(sa.and_(p.c.status == str(ProspectStatus.CALLBACK), unexpired, calls_left,
+                             sa.not_(due))).label("callback"),
         )
         .where(p.c.campaign_id == campaign_id,
-               p.c.status.in_([str(ProspectStatus.READY), str(ProspectStatus.CALLBACK)]))
+               p.c.status.in_(ProspectStatus.waiting_states()))
         .group_by(p.c.zone_group)
     ).all()
     counts: Counter = Counter()
@@ -200,7 +203,7 @@ def not_dialable_summary(conn: sa.Connection, campaign_id: int, now: datetime, t
     counts[Code.ON_DNC_LIST] += conn.execute(
         sa.select(sa.func.count()).select_from(p).where(
             p.c.campaign_id == campaign_id,
-            p.c.status.in_([str(ProspectStatus.READY), str(ProspectStatus.CALLBACK)]),
+            p.c.status.in_(ProspectStatus.waiting_states()),
             sa.exists().where(
                 numbers.c.phone_e164 == p.c.phone_e164,
                 numbers.c.dnc_list_id.in_(
@@ -252,8 +255,8 @@ def remaining_today(conn: sa.Connection, campaign_id: int, now: datetime, day_of
     for group, count, first_due in conn.execute(
         sa.select(p.c.zone_group, sa.func.count(), sa.func.min(due_at))
         .where(p.c.campaign_id == campaign_id,
-               p.c.status.in_([str(ProspectStatus.READY), str(ProspectStatus.CALLBACK)]),
-               p.c.attempts < rules.max_calls_per_prospect, p.c.expires_at > now)
+               p.c.status.in_(ProspectStatus.waiting_states()),
+               calls_left_clause(p, rules), unexpired_clause(p, now))
         .group_by(p.c.zone_group)
     ):
         place = Place.from_group(group)

@@ -65,7 +65,6 @@ SCAN_BUDGET = 20
 CALLBACK_RANK = 1000  # hopper.priority for due callbacks: above any list priority (0–100)
 MAX_ROUNDS = 8
 IN_CHUNK = 1000
-QUEUEABLE = (str(ProspectStatus.READY), str(ProspectStatus.CALLBACK))
 
 
 @dataclass
@@ -107,7 +106,7 @@ def hopper_level(campaign, agent_sessions: int | None) -> int:
     return max(campaign.hopper_min_level, expected)
 
 
-def campaigns_due(conn: sa.Connection, now: datetime) -> list[int]:
+def campaigns_due(conn: sa.Connection, now: datetime, only: list[int] | None = None) -> list[int]:
     """Active campaigns whose fill interval has passed, and inactive ones still holding queued rows.
 
     Half a minute of slack lets a once-a-minute schedule keep a five-minute
@@ -120,11 +119,14 @@ def campaigns_due(conn: sa.Connection, now: datetime) -> list[int]:
         .subquery()
     )
     due = []
-    rows = conn.execute(
+    query = (
         sa.select(c.c.id, c.c.state, c.c.fill_interval_min, last.c.last)
         .outerjoin(last, last.c.campaign_id == c.c.id)
         .order_by(c.c.id)
     )
+    if only is not None:
+        query = query.where(c.c.id.in_(only))
+    rows = conn.execute(query)
     for row in rows:
         if row.state == CampaignState.ACTIVE:
             interval = timedelta(minutes=row.fill_interval_min) - timedelta(seconds=30)
@@ -431,7 +433,7 @@ def _on_dnc(conn, rows, dnc_lists: list[int], now) -> set[int]:
     hits = [r.id for r in rows if r.phone_e164 in listed]
     for chunk in _chunks(hits):
         conn.execute(
-            sa.update(p).where(p.c.id.in_(chunk), p.c.status.in_(QUEUEABLE))
+            sa.update(p).where(p.c.id.in_(chunk), p.c.status.in_(ProspectStatus.waiting_states()))
             .values(status=str(ProspectStatus.DNC), updated_at=now)
         )
     return set(hits)

@@ -46,6 +46,11 @@ class ProspectStatus(StrEnum):
         return (cls.READY, cls.QUEUED, cls.DIALING, cls.CALLBACK)
 
     @classmethod
+    def waiting_states(cls) -> tuple[str, ...]:
+        """Stored states of a prospect waiting for its next call (the hopper queues from these)."""
+        return (str(cls.READY), str(cls.CALLBACK))
+
+    @classmethod
     def final_states(cls) -> tuple[ProspectStatus, ...]:
         return (cls.DNC, cls.DONE, cls.EXHAUSTED, cls.EXPIRED)
 

@@ -88,7 +88,7 @@ def campaign_status(conn: sa.Connection, campaign_id: int, now: datetime) -> Cam
         .select_from(t.hopper)
         .join(t.prospects, t.prospects.c.id == t.hopper.c.prospect_id)
         .where(t.hopper.c.campaign_id == campaign_id, t.hopper.c.status == str(HopperStatus.QUEUED),
-               t.prospects.c.status.in_([str(ProspectStatus.READY), str(ProspectStatus.CALLBACK)]))
+               t.prospects.c.status.in_(ProspectStatus.waiting_states()))
         .group_by(t.prospects.c.status)
     ):
         counts[status] -= count

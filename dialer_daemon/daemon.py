@@ -113,7 +113,7 @@ class Daemon:
         self._record_capacity(campaign_id, capacity.total, now)
         if self.fill_hopper:
             with self.engine.connect() as conn:
-                due = campaign_id in hopper.campaigns_due(conn, now)
+                due = bool(hopper.campaigns_due(conn, now, only=[campaign_id]))
             if due:
                 report.filled = hopper.fill_campaign(self.engine, campaign_id, now).queued
         if campaign.state != CampaignState.ACTIVE:
@@ -252,7 +252,9 @@ class Daemon:
                 continue
             # The platform may never have received it: re-send (same key) only while the call is
             # still allowed now. Otherwise its events, which carry the key, or the timeout settle it.
-            if not self._still_allowed(campaign, attempt, now):
+            with self.engine.connect() as conn:
+                allowed = calls.resend_allowed(conn, campaign, attempt, now)
+            if not allowed:
                 continue
             metadata = metadata or self._metadata(campaign.id)
             self._place(campaign, name, attempt._asdict(), {**metadata, "attempt": attempt.attempt_number},
@@ -267,22 +269,7 @@ class Daemon:
                     ended = datetime.fromisoformat(call["ended_at"]) if call.get("ended_at") else now
                     outcome = {"abandoned": "abandoned", "failed": "failed"}.get(
                         call["status"], call.get("outcome") or "completed")
-                    if outcome == "human":
-                        outcome = "completed"
                     calls.finish(conn, campaign, attempt, outcome, call.get("disposition"), ended, now)
-
-    def _still_allowed(self, campaign, attempt, now: datetime) -> bool:
-        """Campaign active, window open in every zone, not on a DNC list (when checked on dial)."""
-        from campaigns.dialability import DialRules, Place, window_open
-        from campaigns.explain import _dnc_lists
-
-        if campaign.state != CampaignState.ACTIVE:
-            return False
-        with self.engine.connect() as conn:
-            group = conn.execute(sa.select(t.prospects.c.zone_group)
-                                 .where(t.prospects.c.id == attempt.prospect_id)).scalar_one()
-            listed = _dnc_lists(conn, campaign.id, attempt.phone_e164) if campaign.check_on_dial else ()
-        return not listed and window_open(Place.from_group(group), DialRules.from_campaign(campaign), now)
 
     # -- the loop -------------------------------------------------------------
     def campaigns(self) -> list:

@@ -214,7 +214,7 @@ class Simulator:
             call.outcome = "machine"
             self._schedule(now + timedelta(seconds=ring + 20), "end", call.call_id)
         elif roll < p.fail_rate + p.busy_rate + p.machine_rate + p.answer_rate:
-            call.outcome = "human"
+            call.outcome = None  # set when the call ends
             self._schedule(now + timedelta(seconds=ring), "answer", call.call_id)
         else:
             call.outcome = "no_answer"
@@ -256,7 +256,7 @@ class Simulator:
         sim = self._campaigns[call.campaign]
         if call.call_id in sim.waiting:
             sim.waiting.remove(call.call_id)
-            call.status, call.ended_at = "abandoned", at
+            call.status, call.ended_at, call.outcome = "abandoned", at, "abandoned"
             self._event(call, "abandoned", at, waited_s=sim.profile.abandon_after_s)
 
     def _on_hang_up(self, call: Call, at: datetime) -> None:
@@ -274,7 +274,7 @@ class Simulator:
                                  "duration_s": round((at - call.answered_at).total_seconds(), 3)}
         if call.disposition in call.callback_titles:
             extra["callback_at"] = (at + timedelta(seconds=rng.uniform(*p.callback_after_s))).isoformat()
-        call.status, call.ended_at = "ended", at
+        call.status, call.ended_at, call.outcome = "ended", at, "completed"
         self._event(call, "ended", at, **extra)
         self._schedule(sim.busy_until[session], "session_free", call.call_id)
 
