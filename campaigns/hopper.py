@@ -27,7 +27,7 @@ transaction under the campaign's row lock:
 
 Queuing touches only the hopper: a queued prospect keeps its READY or
 CALLBACK row, and "queued" (DESIGN.md §4) is the presence of its hopper row.
-Rewriting the prospect row would re-index it six times over for every queued
+Rewriting the prospect row would re-index it five times over for every queued
 prospect, which was most of a fill's cost (docs/PERFORMANCE.md); the daemon's
 claim is what moves a prospect to DIALING. A prospect is never queued twice:
 candidates exclude prospects with a hopper row, fills of one campaign are
