@@ -12,6 +12,8 @@ here once:
         machine, abandoned, failed, a       or EXHAUSTED at max calls per prospect
         disposition not contacted or
         unknown)
+        not placed (the platform refused  → READY after min time between calls, the
+        or never received the request)     attempt's count given back (it was no call)
 
 Attempt statuses: placing (recorded, request not yet confirmed) → placed →
 ringing → answered → ended. An ended attempt's `outcome` is completed,
@@ -33,6 +35,7 @@ from campaigns.dialability import (
     Place,
     Reason,
     calls_left_clause,
+    dialed_clause,
     evaluate,
     max_calls_reached,
     window_reasons,
@@ -149,8 +152,13 @@ def live_counts(conn: sa.Connection, campaign_id: int) -> tuple[int, int]:
     return int(ringing), int(active)
 
 
-def apply_event(conn: sa.Connection, campaign, event: dict, now: datetime) -> Finish | None:
-    """Apply one platform event; returns what an ending event did, else None."""
+def apply_event(conn: sa.Connection, campaign, event: dict, now: datetime,
+                confirmed: list[int] | None = None) -> Finish | None:
+    """Apply one platform event; returns what an ending event did, else None.
+
+    `confirmed` collects the attempts this event showed the platform placed after all
+    (its answer to our request was lost).
+    """
     a = t.call_attempts
     attempt = conn.execute(sa.select(a).where(a.c.platform_call_id == event["call_id"])).one_or_none()
     if attempt is None and event.get("idempotency_key"):
@@ -162,6 +170,8 @@ def apply_event(conn: sa.Connection, campaign, event: dict, now: datetime) -> Fi
             conn.execute(sa.update(a).where(a.c.id == attempt.id).values(
                 platform_call_id=event["call_id"], status="placed", placed_at=attempt.created_at))
             attempt = conn.execute(sa.select(a).where(a.c.id == attempt.id)).one()
+            if confirmed is not None:
+                confirmed.append(attempt.id)
     if attempt is None or attempt.status == "ended":
         return None  # not ours (another campaign's daemon placed it), or already applied
     at = datetime.fromisoformat(event["at"])
@@ -207,7 +217,14 @@ def finish(conn: sa.Connection, campaign, attempt, outcome: str, title: str | No
             "treated as not contacted"
         )
     values: dict = {"prospect_id": attempt.prospect_id}
-    if disposition is not None and disposition.dnc:
+    if outcome == "not_placed":
+        # The platform never dialed: the count taken before the request is given back, so a
+        # refusal or an outage never uses up a prospect's calls. The retry still waits the
+        # campaign's spacing, so a number the platform keeps refusing is not hammered.
+        values.update(status=str(ProspectStatus.READY), attempts=p.c.attempts - 1,
+                      last_attempt_at=_last_dialed(conn, attempt),
+                      next_dial_at=ended_at + timedelta(minutes=campaign.min_minutes_between_calls))
+    elif disposition is not None and disposition.dnc:
         values.update(status=str(ProspectStatus.DNC), disposition=disposition.title)
         _add_to_dnc_list(conn, campaign, attempt.phone_e164, now, result)
     elif disposition is not None and disposition.callback:
@@ -238,6 +255,15 @@ def finish(conn: sa.Connection, campaign, attempt, outcome: str, title: str | No
         )
     )
     return result
+
+
+def _last_dialed(conn: sa.Connection, attempt) -> datetime | None:
+    """When the prospect was last really called, other than by `attempt`."""
+    a = t.call_attempts
+    return conn.execute(
+        sa.select(sa.func.max(a.c.created_at))
+        .where(a.c.prospect_id == attempt.prospect_id, a.c.id != attempt.id, dialed_clause(a))
+    ).scalar_one()
 
 
 def _add_to_dnc_list(conn: sa.Connection, campaign, phone: str, now: datetime, result: Finish) -> None:
@@ -295,3 +321,29 @@ def stale_attempts(conn: sa.Connection, campaign_id: int, older_than: datetime) 
                            a.c.created_at <= older_than)
         .order_by(a.c.id).limit(100)
     ).all()
+
+
+def abandon_counts(conn: sa.Connection, campaign_id: int, since: datetime, until: datetime) -> tuple[int, int]:
+    """(abandoned, answered by a person) among the campaign's calls placed in [since, until).
+
+    A person answered every abandoned call too — nobody was free to take it — so the
+    rate a regulator asks for is abandoned ÷ (connected + abandoned).
+    """
+    a = t.call_attempts
+    abandoned, connected = conn.execute(
+        sa.select(
+            sa.func.coalesce(sa.func.sum(sa.case((a.c.outcome == "abandoned", 1), else_=0)), 0),
+            sa.func.coalesce(sa.func.sum(sa.case((a.c.answered_at.is_not(None), 1), else_=0)), 0),
+        ).where(a.c.campaign_id == campaign_id, a.c.created_at >= since, a.c.created_at < until)
+    ).one()
+    return int(abandoned), int(connected) + int(abandoned)
+
+
+def confirm(conn: sa.Connection, attempt, call_id: str) -> None:
+    """The platform has the attempt's call (found by its key): record the call id."""
+    a = t.call_attempts
+    conn.execute(
+        sa.update(a).where(a.c.id == attempt.id, a.c.platform_call_id.is_(None))
+        .values(platform_call_id=call_id, status=sa.case((a.c.status == "placing", "placed"), else_=a.c.status),
+                placed_at=sa.func.coalesce(a.c.placed_at, attempt.created_at))
+    )

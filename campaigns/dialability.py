@@ -440,6 +440,11 @@ def calls_left_clause(p: sa.Table, rules: DialRules) -> sa.ColumnElement[bool]:
     return p.c.attempts < rules.max_calls_per_prospect
 
 
+def dialed_clause(a: sa.Table) -> sa.ColumnElement[bool]:
+    """Call attempts that count as calls to the number: all but those the platform never placed."""
+    return sa.or_(a.c.outcome.is_(None), a.c.outcome != "not_placed")
+
+
 def unexpired_clause(p: sa.Table, now: datetime) -> sa.ColumnElement[bool]:
     return p.c.expires_at > now
 

@@ -28,6 +28,7 @@ from campaigns.dialability import (
     Verdict,
     callback_due_clause,
     calls_left_clause,
+    dialed_clause,
     explain,
     next_dialable_at,
     ready_due_clause,
@@ -90,7 +91,8 @@ def _recent_calls(conn: sa.Connection, phone: str, now: datetime) -> tuple[datet
     a = t.call_attempts
     return tuple(conn.execute(
         sa.select(a.c.created_at)
-        .where(a.c.phone_e164 == phone, a.c.created_at > now - CAP_WINDOW, a.c.created_at <= now)
+        .where(a.c.phone_e164 == phone, a.c.created_at > now - CAP_WINDOW, a.c.created_at <= now,
+               dialed_clause(a))
         .order_by(a.c.created_at)
     ).scalars())
 

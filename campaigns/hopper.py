@@ -50,6 +50,7 @@ from campaigns.dialability import (
     Place,
     callback_due_clause,
     cap_reached,
+    dialed_clause,
     ready_due_clause,
     window_open,
 )
@@ -457,7 +458,8 @@ def _at_cap(conn, rows, accepted, capped_groups, now) -> set[int]:
     for chunk in _chunks(phones):
         for phone, at in conn.execute(
             sa.select(a.c.phone_e164, a.c.created_at)
-            .where(a.c.phone_e164.in_(chunk), a.c.created_at > now - CAP_WINDOW, a.c.created_at <= now)
+            .where(a.c.phone_e164.in_(chunk), a.c.created_at > now - CAP_WINDOW, a.c.created_at <= now,
+                   dialed_clause(a))
         ):
             calls.setdefault(phone, []).append(at)
 

@@ -340,6 +340,15 @@ call_attempts = sa.Table(
     sa.Index("ix_call_attempts_phone_time", "phone_e164", "created_at"),
     # Events name the platform's call id.
     sa.Index("ix_call_attempts_platform_call_id", "platform_call_id", unique=True),
+    # At most one live call per prospect, whatever any daemon does: the last line of
+    # defence behind start_attempt's conditional update.
+    sa.Index(
+        "ux_call_attempts_live_prospect",
+        "prospect_id",
+        unique=True,
+        postgresql_where=sa.text("status <> 'ended'"),
+        sqlite_where=sa.text("status <> 'ended'"),
+    ),
 )
 
 campaign_runtime = sa.Table(
@@ -380,6 +389,39 @@ hopper_fills = sa.Table(
     sa.Column("duration_ms", sa.Float, nullable=False),
     sa.Column("note", sa.Text, nullable=True),
     sa.Index("ix_hopper_fills_campaign_time", "campaign_id", "filled_at"),
+)
+
+campaign_leases = sa.Table(
+    "campaign_leases",
+    metadata,
+    # One daemon paces a campaign at a time: the holder renews its lease every loop; a
+    # lease past `expires_at` (its holder died or stalled) may be taken by another daemon.
+    sa.Column(
+        "campaign_id",
+        BigId,
+        sa.ForeignKey("campaigns.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("holder", sa.String(100), nullable=False),
+    # Fencing token: + 1 each time the lease changes hands, checked when claiming rows.
+    sa.Column("token", sa.BigInteger, nullable=False),
+    sa.Column("acquired_at", UTCDateTime, nullable=False),
+    sa.Column("renewed_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+)
+
+daemons = sa.Table(
+    "daemons",
+    metadata,
+    # Running daemons, by heartbeat: how many share the campaigns, and what `dialer daemon
+    # status` shows. A clean exit deletes its row; a killed daemon's row goes stale.
+    sa.Column("id", sa.String(100), primary_key=True),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("heartbeat_at", UTCDateTime, nullable=False),
+    sa.CheckConstraint("state IN ('running', 'draining')", name="state"),
 )
 
 reports_sent = sa.Table(

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import logging
 import signal
-import sys
 import threading
 from pathlib import Path
 from typing import Annotated
@@ -27,18 +25,24 @@ def simulator_cmd(
     speed: Annotated[float, typer.Option("--speed", help="Simulated seconds per wall-clock second.", min=0.01)] = 1.0,
     start: Annotated[str | None, typer.Option("--start", help="The simulated clock's first instant, ISO-8601.")] = None,
     profile: Annotated[Path | None, typer.Option("--profile", help="YAML: `default:` and per-campaign `campaigns:` call profiles.")] = None,
+    faults: Annotated[str, typer.Option("--faults", help="Provider faults, e.g. error=0.02,error_after_accept=0.01,timeout=0.01,timeout_s=10,drop=0.01,slow=0.05,slow_s=0.5,outage_every_s=300,outage_s=5.")] = "",
 ) -> None:
     """Run a simulated voice platform on loopback (the API of docs/voice-api.yaml)."""
     import os
 
-    from dialer_daemon.simulator import Simulator, serve
+    from dialer_daemon.simulator import Faults, Simulator, serve
 
     default, profiles = _profiles(profile, sessions)
+    try:
+        injected = Faults.parse(faults)
+    except ValueError as exc:
+        raise DialerError(f"--faults: {exc}.") from None
     sim = Simulator(seed=seed, start=parse_at(start), speed=speed, default=default, profiles=profiles,
-                    token=os.environ.get("DIALER_VOICE_API_TOKEN"))
+                    token=os.environ.get("DIALER_VOICE_API_TOKEN"), faults=injected)
     server = serve(sim, "127.0.0.1", port)
     out.print(f"Voice simulator on http://127.0.0.1:{server.server_port} — clock {sim.now().isoformat()}, "
-              f"speed ×{speed:g}, {default.sessions} sessions per campaign. Ctrl-C stops it.")
+              f"speed ×{speed:g}, {default.sessions} sessions per campaign"
+              f"{', faults ' + faults if injected.any else ''}. Ctrl-C stops it.")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
@@ -74,38 +78,65 @@ def _profiles(path: Path | None, sessions: int):
 @user_errors
 def daemon_cmd(
     campaign: Annotated[list[str] | None, typer.Option("--campaign", help="Pace only this campaign (repeatable).")] = None,
-    once: Annotated[bool, typer.Option("--once", help="One tick of each campaign, then exit.")] = False,
+    once: Annotated[bool, typer.Option("--once", help="One tick of each campaign whose lease is free, then exit.")] = False,
     exit_when_done: Annotated[bool, typer.Option("--exit-when-done", help="Exit once no call is in flight and nothing more can be dialed today.")] = False,
     fill_hopper: Annotated[bool, typer.Option("--fill-hopper", help="Also fill hopper on the platform's clock (simulator runs; Dagster fills it in production).")] = False,
-    metrics_port: Annotated[int | None, typer.Option("--metrics-port", help="Serve Prometheus metrics on 127.0.0.1:PORT/metrics.")] = None,
+    metrics_port: Annotated[int | None, typer.Option("--metrics-port", help="Serve /metrics (Prometheus) and /healthz on PORT.")] = None,
+    metrics_host: Annotated[str, typer.Option("--metrics-host", help="Address for --metrics-port; loopback unless you mean to expose it.")] = "127.0.0.1",
+    lease_seconds: Annotated[float, typer.Option("--lease-seconds", help="A campaign's lease lasts this long unrenewed: how soon another daemon takes over from a dead one.", min=3, max=300)] = 15.0,
+    concurrency: Annotated[int, typer.Option("--concurrency", help="Requests to place calls in flight at once.", min=1, max=64)] = 8,
+    log_format: Annotated[str, typer.Option("--log-format", help="auto (JSON unless stderr is a terminal), json or text.")] = "auto",
+    daemon_id: Annotated[str | None, typer.Option("--id", help="This daemon's name in leases and logs (default: host-pid-random).")] = None,
     json_out: JsonFlag = False,
 ) -> None:
-    """Dial: pace each active campaign every dialer interval through the voice platform."""
+    """Dial: pace each active campaign every dialer interval through the voice platform.
+
+    Several daemons may run against one PostgreSQL database: each campaign is paced by one
+    of them at a time (a lease), and a dead daemon's campaigns are taken over once its lease
+    expires. SIGTERM drains: no new call, requests in flight answered, leases handed back, exit 0.
+    """
+    from datetime import timedelta
+
+    from dialer_daemon import logs
     from dialer_daemon.daemon import Daemon, PlatformClock
     from dialer_daemon.voice import VoiceClient
 
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        logs.configure(log_format)
+    except ValueError as exc:
+        raise DialerError(f"--log-format: {exc}.") from None
     client = VoiceClient.from_env()
     with _database() as engine:
         ids = None
         if campaign:
             with engine.connect() as conn:
                 ids = [registry.resolve_campaign(conn, ref).id for ref in campaign]
-        daemon = Daemon(engine, client, clock=PlatformClock(client), campaigns=ids, fill_hopper=fill_hopper)
+        daemon = Daemon(engine, client, clock=PlatformClock(client), campaigns=ids, fill_hopper=fill_hopper,
+                        lease_period=timedelta(seconds=lease_seconds), concurrency=concurrency,
+                        daemon_id=daemon_id)
+        server = None
         if metrics_port is not None:
             from dialer_daemon.metrics import serve_metrics
 
-            serve_metrics(daemon.metrics, metrics_port)
+            try:
+                server = serve_metrics(daemon.metrics, metrics_port, metrics_host,
+                                       stall_after=max(60.0, 4 * lease_seconds))
+            except OSError as exc:
+                raise DialerError(f"--metrics-port {metrics_port}: cannot listen on {metrics_host} ({exc}).") from None
         speed = client.clock_speed()
-        stop = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        signal.signal(signal.SIGTERM, lambda *_: daemon.stop.set())
         try:
-            daemon.run(once=once, exit_when_done=exit_when_done, stop=stop, speed=speed)
+            daemon.run(once=once, exit_when_done=exit_when_done, speed=speed)
         except KeyboardInterrupt:
             pass
-    summary = {"ticks": daemon.metrics.total("ticks"), "calls_placed": daemon.metrics.total("calls_placed")}
+        finally:
+            if server is not None:
+                server.shutdown()
+            client.close()
+    summary = {"daemon": daemon.daemon_id, "ticks": daemon.metrics.total("ticks"),
+               "calls_placed": daemon.metrics.total("calls_placed")}
     if json_out:
         _print_json(summary)
     else:
-        err.print(f"daemon stopped: {summary.get('ticks', 0)} ticks, {summary.get('calls_placed', 0)} calls placed")
+        err.print(f"daemon {summary['daemon']} stopped: {summary['ticks']} ticks, "
+                  f"{summary['calls_placed']} calls placed")

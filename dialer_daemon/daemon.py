@@ -14,6 +14,15 @@ One tick of one campaign (DESIGN.md §1, issue 5):
 
 Time is the platform's: `now` comes from the clock object, which follows
 `GET /v1/clock` when the daemon dials a simulator running fast. No Dagster here.
+
+Several daemons (`run`): each campaign is ticked only by the holder of its
+lease (`campaigns.leases`); leases are renewed between ticks, spread by fair
+share, taken over when their holder dies, and the claim transaction checks
+the lease's token. Requests to place calls go out on a small thread pool —
+database writes stay on the loop's thread, and no transaction is open while
+a request is. SIGTERM (the `stop` event) drains: no new call is started, the
+requests in flight are answered and recorded, claimed rows and leases are
+handed back, and `run` returns 0.
 """
 
 from __future__ import annotations
@@ -24,21 +33,29 @@ import socket
 import threading
 import time
 from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
-from campaigns import calls, hopper
+from campaigns import calls, hopper, leases
 from campaigns import schema as t
 from campaigns.lifecycle import CampaignState, HopperStatus
 from campaigns.pacing import PacingDecision, PacingInputs, calls_to_place
 from dialer_daemon.metrics import Metrics
-from dialer_daemon.voice import VoiceApiError, VoiceClient
+from dialer_daemon.voice import PlacedCall, VoiceApiError, VoiceClient
 
 log = logging.getLogger("dialer.daemon")
 RECONCILE_AFTER = timedelta(minutes=30)
 PLACING_RETRY_AFTER = timedelta(seconds=20)
+LEASE_PERIOD = timedelta(seconds=15)
+ABANDON_WINDOW = timedelta(hours=1)
+ABANDON_REFRESH_S = 60.0  # wall seconds between abandon-rate queries per campaign
+
+
+class LeaseLost(Exception):
+    """Another daemon holds the campaign now: this tick places no call."""
 
 
 class SystemClock:
@@ -64,6 +81,9 @@ class TickReport:
     events: int = 0
     finished: Counter = field(default_factory=Counter)  # prospect status after each ended call
     decision: PacingDecision | None = None
+    answered: int = 0
+    abandoned: int = 0
+    abandon_rate: float | None = None
     claimed: int = 0
     placed: int = 0
     released: Counter = field(default_factory=Counter)  # reason code → rows given back at re-check
@@ -74,7 +94,8 @@ class TickReport:
     def as_dict(self) -> dict:
         return {
             "campaign": self.campaign, "at": self.at.isoformat(), "state": self.state,
-            "events": self.events, "finished": dict(self.finished), "claimed": self.claimed,
+            "events": self.events, "answered": self.answered, "abandoned": self.abandoned,
+            "finished": dict(self.finished), "claimed": self.claimed,
             "placed": self.placed, "released": dict(self.released), "not_placed": self.not_placed,
             "pacing": self.decision.as_dict() if self.decision else None, "filled": self.filled,
             "warnings": self.warnings,
@@ -83,15 +104,27 @@ class TickReport:
 
 class Daemon:
     def __init__(self, engine: sa.Engine, client: VoiceClient, *, clock=None, daemon_id: str | None = None,
-                 campaigns: list[int] | None = None, fill_hopper: bool = False) -> None:
+                 campaigns: list[int] | None = None, fill_hopper: bool = False,
+                 lease_period: timedelta = LEASE_PERIOD, concurrency: int = 8) -> None:
         self.engine = engine
         self.client = client
         self.clock = clock or SystemClock()
-        self.daemon_id = daemon_id or f"{socket.gethostname()}-{os.getpid()}"
+        self.host, self.pid = socket.gethostname(), os.getpid()
+        self.daemon_id = daemon_id or f"{self.host}-{self.pid}-{os.urandom(2).hex()}"
         self.campaign_ids = campaigns
         self.fill_hopper = fill_hopper
+        self.lease_period = lease_period
+        self.concurrency = max(1, concurrency)
         self.metrics = Metrics()
+        self.metrics.daemon_id = self.daemon_id
+        self.stop = threading.Event()  # set: drain (no new call), then `run` returns
+        self.speed = 1.0  # platform seconds per wall second
+        self.leases: dict[int, leases.Lease] = {}
+        self._names: dict[int, str] = {}
+        self._renewed = 0.0  # time.monotonic() of the last lease renewal
+        self._pool: ThreadPoolExecutor | None = None
         self._next_tick: dict[int, float] = {}
+        self._abandon_checked: dict[int, float] = {}
         self.started_at: datetime | None = None
 
     # -- one tick -----------------------------------------------------------
@@ -99,6 +132,7 @@ class Daemon:
         began = time.perf_counter()
         report = self._tick(campaign_id)
         self.metrics.record(report, time.perf_counter() - began)
+        self.metrics.record_faults(self.client.faults)
         return report
 
     def _tick(self, campaign_id: int) -> TickReport:
@@ -106,8 +140,10 @@ class Daemon:
         with self.engine.connect() as conn:
             campaign = self._campaign(conn, campaign_id)
         name = campaign.qualified
+        self._names[campaign_id] = name
         report = TickReport(name, now, campaign.state)
         self._apply_events(campaign, name, now, report)
+        self._abandon_rate(campaign_id, now, report)
         self._reconcile(campaign, name, now, report)
         capacity = self.client.capacity(name)
         self._record_capacity(campaign_id, capacity.total, now)
@@ -130,7 +166,6 @@ class Daemon:
             max_active_calls=campaign.max_active_calls, damper_mode=campaign.damper_mode,
             damper_threshold=campaign.damper_threshold,
         ))
-        log.info("pacing %s %s", name, report.decision.as_dict())
         self._dial(campaign, name, report.decision.calls, now, report)
         return report
 
@@ -155,9 +190,14 @@ class Daemon:
             with self.engine.begin() as conn:
                 cursor = self._cursor(conn, campaign.id)
             events, next_cursor = self.client.events(name, cursor)
+            confirmed: list[int] = []
             with self.engine.begin() as conn:
                 for event in events:
-                    done = calls.apply_event(conn, campaign, event, now)
+                    if event["type"] == "answered":
+                        report.answered += 1
+                    elif event["type"] == "abandoned":
+                        report.abandoned += 1
+                    done = calls.apply_event(conn, campaign, event, now, confirmed)
                     if done is not None:
                         report.finished[done.status or "unchanged"] += 1
                         report.warnings.extend(done.warnings)
@@ -165,8 +205,19 @@ class Daemon:
                              .where(t.campaign_runtime.c.campaign_id == campaign.id)
                              .values(events_cursor=next_cursor))
             report.events += len(events)
+            report.placed += len(confirmed)  # placed after all: the answer to our request was lost
             if not events or next_cursor == cursor:
                 return
+
+    def _abandon_rate(self, campaign_id: int, now: datetime, report: TickReport) -> None:
+        """The last hour's abandon rate, from the database (so it is every daemon's calls), once a minute."""
+        wall = time.monotonic()
+        if wall - self._abandon_checked.get(campaign_id, -ABANDON_REFRESH_S) < ABANDON_REFRESH_S:
+            return
+        self._abandon_checked[campaign_id] = wall
+        with self.engine.connect() as conn:
+            abandoned, answered = calls.abandon_counts(conn, campaign_id, now - ABANDON_WINDOW, now)
+        report.abandon_rate = abandoned / answered if answered else 0.0
 
     def _record_capacity(self, campaign_id: int, sessions: int, now: datetime) -> None:
         with self.engine.begin() as conn:
@@ -182,59 +233,88 @@ class Daemon:
                 "callback_dispositions": [r.title for r in rows if r.callback]}
 
     def _dial(self, campaign, name: str, count: int, now: datetime, report: TickReport) -> None:
-        if count <= 0:
+        if count <= 0 or self.stop.is_set():
             return
         with self.engine.begin() as conn:
+            lease = self.leases.get(campaign.id)
+            if lease is not None and not leases.still_held(conn, lease, self.daemon_id):
+                raise LeaseLost(f"campaign {name}: another daemon holds the lease now")
             claimed = calls.claim(conn, campaign.id, self.daemon_id, count, now)
         report.claimed = len(claimed)
         metadata = self._metadata(campaign.id)
         pending = [row.hopper_id for row in claimed]
+        in_flight: list[tuple[dict, Future]] = []
         try:
-            self._dial_claimed(campaign, name, claimed, pending, metadata, now, report)
+            for row in claimed:
+                if self.stop.is_set():
+                    break  # draining: no new call; the rest go back to the hopper below
+                pending.remove(row.hopper_id)
+                attempt = self._start(campaign, row, now, report)
+                if attempt is not None:
+                    meta = {**metadata, "attempt": attempt["attempt_number"]}
+                    in_flight.append((attempt, self._submit(campaign, name, attempt, meta)))
         finally:
-            if pending:  # interrupted: give the rows not dialed back to the hopper's next fill
+            # Every request sent is answered (or times out) and recorded, even when interrupted.
+            for attempt, future in in_flight:
+                self._record_request(campaign, attempt, future.result(), now, report)
+            if pending:  # give the rows not dialed back to the hopper's next fill
                 with self.engine.begin() as conn:
                     conn.execute(sa.delete(t.hopper).where(t.hopper.c.id.in_(pending),
                                                            t.hopper.c.status == str(HopperStatus.CLAIMED)))
 
-    def _dial_claimed(self, campaign, name, claimed, pending: list[int], metadata, now, report) -> None:
-        for row in claimed:
-            pending.remove(row.hopper_id)
-            with self.engine.begin() as conn:
-                reasons = calls.recheck(conn, campaign, row, now)
-                if reasons:
-                    calls.release(conn, row.hopper_id)
-                    for code in dict.fromkeys(r.code for r in reasons):
-                        report.released[code] += 1
-                    log.info("released %s: %s", row.phone_e164, "; ".join(r.message for r in reasons))
-                    continue
-                attempt = calls.start_attempt(conn, campaign, row, self.daemon_id, now)
-            if attempt is None:
-                report.released["changed"] += 1
-                continue
-            self._place(campaign, name, attempt, {**metadata, "attempt": attempt["attempt_number"]}, now, report)
+    def _start(self, campaign, row, now: datetime, report: TickReport) -> dict | None:
+        """Re-check a claimed row and record its attempt (committed before any request)."""
+        with self.engine.begin() as conn:
+            reasons = calls.recheck(conn, campaign, row, now)
+            if reasons:
+                calls.release(conn, row.hopper_id)
+                for code in dict.fromkeys(r.code for r in reasons):
+                    report.released[code] += 1
+                log.info("released %s: %s", row.phone_e164, "; ".join(r.message for r in reasons),
+                         extra={"event": "released", "campaign": report.campaign})
+                return None
+            attempt = calls.start_attempt(conn, campaign, row, self.daemon_id, now)
+        if attempt is None:
+            report.released["changed"] += 1
+        return attempt
 
-    def _place(self, campaign, name: str, attempt: dict, metadata: dict, now: datetime, report: TickReport) -> None:
+    def _submit(self, campaign, name: str, attempt: dict, metadata: dict) -> Future:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="place-call")
+        return self._pool.submit(self._request, campaign, name, attempt, metadata)
+
+    def _request(self, campaign, name: str, attempt: dict, metadata: dict) -> PlacedCall | VoiceApiError:
+        """The HTTP request alone (a pool thread): no database here."""
         try:
-            placed = self.client.place_call(
+            return self.client.place_call(
                 campaign=name, to=attempt["phone_e164"], agent=campaign.agent,
                 prospect_id=attempt["prospect_id"], idempotency_key=attempt["idempotency_key"],
                 metadata=metadata,
             )
         except VoiceApiError as exc:
-            if exc.refused and exc.status != 422:
-                # A refusal means the platform did not dial: the attempt counts, the prospect retries later.
-                with self.engine.begin() as conn:
-                    calls.not_placed(conn, campaign, attempt, str(exc), now)
-                report.not_placed += 1
-            else:
-                # No answer (or a key conflict): the platform may have dialed. The attempt stays
-                # `placing`; events naming its key, a re-send with the same key, or the timeout settle it.
-                report.warnings.append(str(exc))
+            return exc
+
+    def _place(self, campaign, name: str, attempt: dict, metadata: dict, now: datetime, report: TickReport) -> None:
+        self._record_request(campaign, attempt, self._request(campaign, name, attempt, metadata), now, report)
+
+    def _record_request(self, campaign, attempt: dict, result: PlacedCall | VoiceApiError, now: datetime,
+                        report: TickReport) -> None:
+        if isinstance(result, PlacedCall):
+            with self.engine.begin() as conn:
+                calls.mark_placed(conn, attempt["id"], result.call_id, now)
+            report.placed += 1
             return
-        with self.engine.begin() as conn:
-            calls.mark_placed(conn, attempt["id"], placed.call_id, now)
-        report.placed += 1
+        if result.refused and result.status != 422:
+            # A refusal means the platform did not dial: the attempt's count is given back.
+            with self.engine.begin() as conn:
+                calls.not_placed(conn, campaign, attempt, str(result), now)
+            report.not_placed += 1
+            if result.status in (401, 403):
+                report.warnings.append(f"{result} — check DIALER_VOICE_API_TOKEN")
+            return
+        # No answer (or a key conflict): the platform may have dialed. The attempt stays
+        # `placing`; reconciling asks the platform about its key on a later tick.
+        report.warnings.append(str(result))
 
     def _reconcile(self, campaign, name: str, now: datetime, report: TickReport) -> None:
         """Settle attempts the platform never confirmed, and calls it went quiet on."""
@@ -243,22 +323,29 @@ class Daemon:
             stale = calls.stale_attempts(conn, campaign.id, now - RECONCILE_AFTER)
         metadata = None
         for attempt in unconfirmed:
-            if attempt.created_at <= now - RECONCILE_AFTER:
-                # No confirmation, and no event ever named its key: the platform never had it.
+            if self.stop.is_set():
+                return
+            call = self.client.find_call(attempt.idempotency_key)
+            if call is not None:  # the platform has it: its answer to us was lost
+                report.placed += 1
                 with self.engine.begin() as conn:
-                    calls.finish(conn, campaign, attempt, "not_placed", None, now, now,
-                                 cause="the platform never confirmed the call")
-                report.not_placed += 1
+                    calls.confirm(conn, attempt, call["call_id"])
+                    if call["status"] in ("ended", "abandoned", "failed"):
+                        self._finish_from_platform(conn, campaign, attempt, call, now)
                 continue
-            # The platform may never have received it: re-send (same key) only while the call is
-            # still allowed now. Otherwise its events, which carry the key, or the timeout settle it.
+            # The platform never received it. Re-send (same key) while the call is still allowed;
+            # otherwise it was never placed — once no request of ours can still be on its way.
             with self.engine.connect() as conn:
                 allowed = calls.resend_allowed(conn, campaign, attempt, now)
-            if not allowed:
-                continue
-            metadata = metadata or self._metadata(campaign.id)
-            self._place(campaign, name, attempt._asdict(), {**metadata, "attempt": attempt.attempt_number},
-                        now, report)
+            if allowed:
+                metadata = metadata or self._metadata(campaign.id)
+                self._place(campaign, name, attempt._asdict(), {**metadata, "attempt": attempt.attempt_number},
+                            now, report)
+            elif (now - attempt.created_at).total_seconds() / self.speed >= self._request_lifetime_s():
+                with self.engine.begin() as conn:
+                    calls.finish(conn, campaign, attempt, "not_placed", None, now, now,
+                                 cause="the platform never received the request")
+                report.not_placed += 1
         for attempt in stale:
             call = self.client.call(attempt.platform_call_id)
             with self.engine.begin() as conn:
@@ -266,10 +353,21 @@ class Daemon:
                     calls.finish(conn, campaign, attempt, "failed", None, now, now,
                                  cause="the platform does not know this call")
                 elif call["status"] in ("ended", "abandoned", "failed"):
-                    ended = datetime.fromisoformat(call["ended_at"]) if call.get("ended_at") else now
-                    outcome = {"abandoned": "abandoned", "failed": "failed"}.get(
-                        call["status"], call.get("outcome") or "completed")
-                    calls.finish(conn, campaign, attempt, outcome, call.get("disposition"), ended, now)
+                    self._finish_from_platform(conn, campaign, attempt, call, now)
+
+    @staticmethod
+    def _finish_from_platform(conn, campaign, attempt, call: dict, now: datetime) -> None:
+        """End an attempt from the platform's record of its call (its events were missed)."""
+        ended = datetime.fromisoformat(call["ended_at"]) if call.get("ended_at") else now
+        outcome = {"abandoned": "abandoned", "failed": "failed"}.get(call["status"], call.get("outcome") or "completed")
+        fresh = conn.execute(sa.select(t.call_attempts).where(t.call_attempts.c.id == attempt.id)).one()
+        if fresh.status != "ended":
+            calls.finish(conn, campaign, fresh, outcome, call.get("disposition"), ended, now)
+
+    def _request_lifetime_s(self) -> float:
+        """Wall seconds a request of ours can take, retries included: after that none is on its way."""
+        c = self.client
+        return c.timeout * (c.retries + 1) + sum(min(5.0, c.backoff_s * 2 ** i) * 1.5 for i in range(c.retries))
 
     # -- the loop -------------------------------------------------------------
     def campaigns(self) -> list:
@@ -293,41 +391,147 @@ class Daemon:
                 return False
             return remaining_today(conn, campaign_id, now, day_of=self.started_at) > 0
 
+    # -- leases ---------------------------------------------------------------
+    def _heartbeat_and_renew(self, now_db: datetime, conn) -> None:
+        leases.heartbeat(conn, self.daemon_id, self.host, self.pid,
+                         "draining" if self.stop.is_set() else "running", now_db)
+        kept = leases.renew(conn, self.daemon_id, self.leases, now_db, self.lease_period)
+        for campaign_id in set(self.leases) - set(kept):
+            log.warning("lost the lease of campaign %s", self._names.get(campaign_id, campaign_id),
+                        extra={"event": "lease_lost", "campaign": self._names.get(campaign_id, campaign_id)})
+        self.leases = kept
+        self._renewed = time.monotonic()
+
+    def renew_leases(self) -> None:
+        with self.engine.begin() as conn:
+            self._heartbeat_and_renew(leases.db_now(conn), conn)
+
+    def balance_leases(self, rows, *, greedy: bool = False) -> None:
+        """Heartbeat, renew, then take free leases up to the fair share and hand back any above it."""
+        before = {cid: self._names.get(cid, str(cid)) for cid in self.leases}
+        wanted = [row.id for row in rows if row.state != CampaignState.ARCHIVED]
+        with self.engine.begin() as conn:
+            now_db = leases.db_now(conn)
+            self._heartbeat_and_renew(now_db, conn)
+            running = [d for d in leases.live_daemons(conn, now_db, self.lease_period) if d.state == "running"]
+            share = len(wanted) if greedy else leases.fair_share(len(wanted), len(running))
+            mine = [cid for cid in wanted if cid in self.leases]
+            extra = mine[share:] if len(mine) > share else []
+            if extra and len(running) > 1:
+                leases.release(conn, self.daemon_id, extra)
+                for cid in extra:
+                    del self.leases[cid]
+                log.info("handed back %d lease(s) for the fair share of %d", len(extra), share,
+                         extra={"event": "lease_released", "campaigns": extra})
+            # Start at a different campaign per daemon, so replicas rarely race for the same row.
+            free = [cid for cid in wanted if cid not in self.leases]
+            if free:
+                start = sum(self.daemon_id.encode()) % len(free)
+                free = free[start:] + free[:start]
+            for cid in free:
+                if len(self.leases) >= share:
+                    break
+                lease = leases.acquire(conn, cid, self.daemon_id, now_db, self.lease_period)
+                if lease is not None:
+                    self.leases[cid] = lease
+                    returned = leases.release_claims_of_others(conn, cid, self.daemon_id)
+                    log.info("took the lease of campaign %s (token %d)%s", cid, lease.token,
+                             f", {returned} claimed row(s) of its last holder returned" if returned else "",
+                             extra={"event": "lease_acquired", "campaign_id": cid, "token": lease.token})
+        held = {cid: self._names.get(cid, str(cid)) for cid in self.leases}
+        self.metrics.record_leases(held, [name for cid, name in before.items() if cid not in held])
+
+    def _shutdown(self) -> None:
+        """Drain's end: requests answered, claims and leases handed back, heartbeat gone."""
+        self.metrics.state = "draining"
+        self.metrics.draining.set(1)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        try:
+            with self.engine.begin() as conn:
+                h = t.hopper
+                conn.execute(sa.delete(h).where(h.c.claimed_by == self.daemon_id,
+                                                h.c.status == str(HopperStatus.CLAIMED)))
+                leases.release(conn, self.daemon_id, list(self.leases))
+                leases.forget_daemon(conn, self.daemon_id)
+        except sa.exc.SQLAlchemyError:
+            log.exception("could not hand the leases back; they expire within %s", self.lease_period)
+        released = {cid: self._names.get(cid, str(cid)) for cid in self.leases}
+        self.leases = {}
+        self.metrics.record_leases({}, list(released.values()))
+        log.info("stopped", extra={"event": "stopped", "daemon": self.daemon_id})
+
+    # -- the loop -------------------------------------------------------------
     def run(self, *, once: bool = False, exit_when_done: bool = False, stop: threading.Event | None = None,
             speed: float = 1.0) -> int:
-        """Tick each campaign every dialer interval (of the platform's clock) until stopped."""
-        stop = stop or threading.Event()
+        """Tick the campaigns this daemon leases, each every dialer interval of the platform's clock.
+
+        Returns 0 when stopped (the `stop` event: drain) or, with `exit_when_done`, when no
+        campaign has a call in flight or a prospect left to dial today.
+        """
+        if stop is not None:
+            self.stop = stop
+        self.speed = max(speed, 1e-6)
         self.started_at = self.clock.now()
-        while not stop.is_set():
-            rows = self.campaigns()
-            wall = time.monotonic()
-            for row in rows:
-                if row.state == CampaignState.ARCHIVED:
-                    continue
-                if once or wall >= self._next_tick.get(row.id, 0.0):
-                    self._next_tick[row.id] = wall + row.dialer_interval_s / max(speed, 1e-6)
-                    try:
-                        report = self.tick(row.id)
-                    except VoiceApiError as exc:
-                        log.warning("campaign %s: %s", row.id, exc)
-                        continue
-                    except Exception:  # noqa: BLE001 - one bad tick must not stop the dialing
-                        log.exception("campaign %s: the tick failed; the next one retries", row.id)
-                        continue
-                    log.info("tick %s", report.as_dict())
-            if once:
-                return 0
-            if exit_when_done:
+        self.metrics.state = "running"
+        log.info("started", extra={"event": "started", "daemon": self.daemon_id,
+                                   "lease_period_s": self.lease_period.total_seconds()})
+        try:
+            while not self.stop.is_set():
                 try:
-                    now = self.clock.now()
-                    if not any(self.busy(row.id, row.state, now) for row in rows
-                               if row.state != CampaignState.ARCHIVED):
-                        return 0
-                except Exception:  # noqa: BLE001 - a platform outage is not "done"
-                    log.exception("could not tell whether the work is done; carrying on")
-            upcoming = min(self._next_tick.values(), default=wall + 1.0)
-            stop.wait(max(0.05, min(1.0, upcoming - time.monotonic())))
-        return 0
+                    rows = self.campaigns()
+                    self.balance_leases(rows, greedy=once)
+                except sa.exc.SQLAlchemyError as exc:
+                    log.exception("the database is unavailable; retrying")
+                    self.metrics.loop_done(f"database: {exc.__class__.__name__}")
+                    self.stop.wait(1.0)
+                    continue
+                self._tick_leased(rows, once)
+                self.metrics.loop_done()
+                if once:
+                    return 0
+                if exit_when_done and self._done(rows):
+                    return 0
+                wall = time.monotonic()
+                upcoming = min((self._next_tick.get(cid, wall) for cid in self.leases), default=wall + 1.0)
+                self.stop.wait(max(0.05, min(1.0, upcoming - wall)))
+            return 0
+        finally:
+            self._shutdown()
 
+    def _tick_leased(self, rows, once: bool) -> None:
+        for row in rows:
+            if self.stop.is_set():
+                return
+            if row.id not in self.leases or row.state == CampaignState.ARCHIVED:
+                continue
+            wall = time.monotonic()
+            if not once and wall < self._next_tick.get(row.id, 0.0):
+                continue
+            if wall - self._renewed > self.lease_period.total_seconds() / 3:
+                self.renew_leases()  # a long round of ticks must not outlive the leases
+                if row.id not in self.leases:
+                    continue
+            self._next_tick[row.id] = wall + row.dialer_interval_s / self.speed
+            try:
+                report = self.tick(row.id)
+            except LeaseLost as exc:
+                log.warning("%s", exc, extra={"event": "lease_lost", "campaign_id": row.id})
+                self.leases.pop(row.id, None)
+                continue
+            except VoiceApiError as exc:
+                log.warning("campaign %s: %s", row.id, exc, extra={"event": "platform_error", "campaign_id": row.id})
+                continue
+            except Exception:
+                log.exception("campaign %s: the tick failed; the next one retries", row.id)
+                continue
+            log.info("tick %s", report.campaign, extra={"event": "tick", **report.as_dict()})
 
-
+    def _done(self, rows) -> bool:
+        try:
+            now = self.clock.now()
+            return not any(self.busy(row.id, row.state, now) for row in rows if row.state != CampaignState.ARCHIVED)
+        except Exception:
+            log.exception("could not tell whether the work is done; carrying on")  # a platform outage is not "done"
+            return False

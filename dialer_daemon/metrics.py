@@ -1,22 +1,36 @@
-"""The daemon's metrics in Prometheus' text format, served on loopback (`dialer daemon --metrics-port`).
+"""The daemon's metrics (Prometheus) and health, served on loopback (`dialer daemon --metrics-port`).
 
-Per campaign: ticks, calls placed, rows released at re-check (by reason),
-ended calls (by the prospect's new status), and the last pacing decision with
-its inputs, so a dashboard can show why the dialer placed what it placed.
+`GET /metrics` — Prometheus' text format, from one registry per daemon:
+calls placed, not placed, answered and abandoned, the abandon rate, agent
+sessions (idle, wrap-up), calls in flight, hopper depth, the pacing decision,
+tick latency (a histogram), leases held, provider faults retried.
+Counters count what *this* daemon did; sum them over replicas in Prometheus.
+Gauges are per campaign, set by the daemon that paces it.
+
+`GET /healthz` — 200 with a JSON body while the loop is turning (also while
+draining, which is a normal way to stop); 503 when the loop has not completed
+within `stall_after` seconds, i.e. it is stuck on the database or the platform.
 """
 
 from __future__ import annotations
 
+import json
 import threading
-from collections import Counter, defaultdict
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-COUNTERS = {
-    "ticks": "Daemon ticks",
-    "calls_placed": "Calls placed with the voice platform",
-    "calls_not_placed": "Calls the platform refused",
-}
-GAUGES = {
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+TICK_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+# Gauge name → (key in the pacing decision, help)
+DECISION_GAUGES = {
     "pacing_calls": ("calls", "Calls the last tick decided to place"),
     "pacing_effective_ratio": ("effective_ratio", "Call ratio after the damper"),
     "sessions_total": ("sessions_total", "Agent sessions the platform reported"),
@@ -30,67 +44,125 @@ GAUGES = {
 
 class Metrics:
     def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+
+        def counter(name: str, help_text: str, labels=("campaign",)) -> Counter:
+            return Counter(f"dialer_{name}", help_text, list(labels), registry=r)
+
+        self.ticks = counter("ticks", "Daemon ticks")
+        self.placed = counter("calls_placed", "Calls the voice platform accepted")
+        self.not_placed = counter("calls_not_placed", "Attempts the platform refused or never received")
+        self.answered = counter("calls_answered", "Calls a person answered and an agent took")
+        self.abandoned = counter("calls_abandoned", "Calls a person answered with no agent free in time")
+        self.ended = counter("calls_ended", "Ended calls by the prospect's new status", ("campaign", "status"))
+        self.released = counter("released", "Claimed rows given back at the re-check", ("campaign", "reason"))
+        self.provider_faults = counter("voice_api_retries", "Requests to the voice platform retried, by cause",
+                                       ("cause",))
+        self.abandon_rate = Gauge("dialer_abandon_rate", "Abandoned / (answered + abandoned), last hour, "
+                                  "from the database", ["campaign"], registry=r)
+        self.decision = {name: Gauge(f"dialer_{name}", help_text, ["campaign"], registry=r)
+                         for name, (_, help_text) in DECISION_GAUGES.items()}
+        self.tick_seconds = Histogram("dialer_tick_seconds", "Duration of one campaign tick", ["campaign"],
+                                      buckets=TICK_BUCKETS, registry=r)
+        self.lease_held = Gauge("dialer_lease_held", "1 while this daemon holds the campaign's lease",
+                                ["campaign"], registry=r)
+        self.leases = Gauge("dialer_leases_held", "Campaign leases this daemon holds", registry=r)
+        self.draining = Gauge("dialer_draining", "1 once the daemon is draining (SIGTERM)", registry=r)
+        self.last_loop = Gauge("dialer_last_loop_timestamp_seconds", "When the daemon loop last completed",
+                               registry=r)
+        self._totals = {"ticks": 0, "calls_placed": 0}
         self._lock = threading.Lock()
-        self.counters: dict[str, Counter] = defaultdict(Counter)  # name → campaign → value
-        self.released: Counter = Counter()  # (campaign, reason) → rows
-        self.finished: Counter = Counter()  # (campaign, status) → calls
-        self.decisions: dict[str, dict] = {}
-        self.tick_seconds: dict[str, float] = {}
+        self._seen_faults: dict[str, int] = {}
+        self.loop_completed_at: float | None = None  # time.monotonic()
+        self.loop_error: str | None = None
+        self.state = "starting"
+        self.lease_count = 0
+        self.daemon_id = ""
 
     def record(self, report, seconds: float) -> None:
+        c = report.campaign
+        self.ticks.labels(c).inc()
+        self.placed.labels(c).inc(report.placed)
+        self.not_placed.labels(c).inc(report.not_placed)
+        self.answered.labels(c).inc(report.answered)
+        self.abandoned.labels(c).inc(report.abandoned)
+        for status, n in report.finished.items():
+            self.ended.labels(c, status).inc(n)
+        for reason, n in report.released.items():
+            self.released.labels(c, reason).inc(n)
+        if report.decision is not None:
+            decision = report.decision.as_dict()
+            for name, (key, _) in DECISION_GAUGES.items():
+                self.decision[name].labels(c).set(decision[key])
+        if report.abandon_rate is not None:
+            self.abandon_rate.labels(c).set(report.abandon_rate)
+        self.tick_seconds.labels(c).observe(seconds)
         with self._lock:
-            c = report.campaign
-            self.counters["ticks"][c] += 1
-            self.counters["calls_placed"][c] += report.placed
-            self.counters["calls_not_placed"][c] += report.not_placed
-            for reason, n in report.released.items():
-                self.released[(c, reason)] += n
-            for status, n in report.finished.items():
-                self.finished[(c, status)] += n
-            if report.decision is not None:
-                self.decisions[c] = report.decision.as_dict()
-            self.tick_seconds[c] = seconds
+            self._totals["ticks"] += 1
+            self._totals["calls_placed"] += report.placed
+
+    def record_faults(self, faults) -> None:
+        """Bring the client's retry counts (a running Counter) into the registry."""
+        with self._lock:
+            for cause, n in dict(faults).items():
+                new = n - self._seen_faults.get(cause, 0)
+                if new > 0:
+                    self.provider_faults.labels(cause).inc(new)
+                self._seen_faults[cause] = n
+
+    def record_leases(self, held: dict[int, str], lost: list[str]) -> None:
+        """held: campaign id → name of the campaigns leased now; lost: names no longer held."""
+        for name in lost:
+            self.lease_held.labels(name).set(0)
+        for name in held.values():
+            self.lease_held.labels(name).set(1)
+        self.leases.set(len(held))
+        self.lease_count = len(held)
+
+    def loop_done(self, error: str | None = None) -> None:
+        self.loop_completed_at = time.monotonic()
+        self.loop_error = error
+        self.last_loop.set(time.time())
 
     def total(self, name: str) -> int:
-        return sum(self.counters[name].values())
+        with self._lock:
+            return self._totals[name]
 
     def text(self) -> str:
-        with self._lock:
-            lines: list[str] = []
-            for name, help_text in COUNTERS.items():
-                lines += [f"# HELP dialer_{name}_total {help_text}", f"# TYPE dialer_{name}_total counter"]
-                lines += [f'dialer_{name}_total{{campaign="{c}"}} {v}' for c, v in sorted(self.counters[name].items())]
-            lines += ["# HELP dialer_released_total Claimed rows given back at the re-check",
-                      "# TYPE dialer_released_total counter"]
-            lines += [f'dialer_released_total{{campaign="{c}",reason="{r}"}} {v}'
-                      for (c, r), v in sorted(self.released.items())]
-            lines += ["# HELP dialer_calls_ended_total Ended calls by the prospect's new status",
-                      "# TYPE dialer_calls_ended_total counter"]
-            lines += [f'dialer_calls_ended_total{{campaign="{c}",status="{s}"}} {v}'
-                      for (c, s), v in sorted(self.finished.items())]
-            for name, (key, help_text) in GAUGES.items():
-                lines += [f"# HELP dialer_{name} {help_text}", f"# TYPE dialer_{name} gauge"]
-                lines += [f'dialer_{name}{{campaign="{c}"}} {d[key]}' for c, d in sorted(self.decisions.items())]
-            lines += ["# HELP dialer_tick_seconds Duration of the last tick", "# TYPE dialer_tick_seconds gauge"]
-            lines += [f'dialer_tick_seconds{{campaign="{c}"}} {v:.6f}' for c, v in sorted(self.tick_seconds.items())]
-            return "\n".join(lines) + "\n"
+        return generate_latest(self.registry).decode()
+
+    def health(self, stall_after: float) -> tuple[bool, dict]:
+        age = None if self.loop_completed_at is None else time.monotonic() - self.loop_completed_at
+        healthy = age is not None and age <= stall_after and self.loop_error is None
+        return healthy, {
+            "status": ("draining" if self.state == "draining" else "ok") if healthy else "unhealthy",
+            "daemon": self.daemon_id, "state": self.state, "leases": self.lease_count,
+            "last_loop_age_s": None if age is None else round(age, 3), "error": self.loop_error,
+        }
 
 
-def serve_metrics(metrics: Metrics, port: int, host: str = "127.0.0.1") -> ThreadingHTTPServer:
+def serve_metrics(metrics: Metrics, port: int, host: str = "127.0.0.1", *,
+                  stall_after: float = 60.0) -> ThreadingHTTPServer:
     class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format, *args):  # noqa: A002 - the stdlib's signature
+        def log_message(self, format, *args):
             pass
 
-        def do_GET(self):  # noqa: N802 - http.server's naming
-            if self.path.split("?")[0] != "/metrics":
-                self.send_error(404)
-                return
-            body = metrics.text().encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain; version=0.0.4")
+        def _send(self, status: int, body: bytes, content_type: str) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
+
+        def do_GET(self):
+            path = self.path.split("?")[0]
+            if path == "/metrics":
+                return self._send(200, metrics.text().encode(), CONTENT_TYPE_LATEST)
+            if path == "/healthz":
+                healthy, body = metrics.health(stall_after)
+                return self._send(200 if healthy else 503, json.dumps(body).encode(), "application/json")
+            self.send_error(404)
 
     server = ThreadingHTTPServer((host, port), Handler)
     server.daemon_threads = True

@@ -14,6 +14,11 @@ order, so a run is reproducible for a given sequence of requests.
 The simulation advances lazily: every request first plays out everything due
 up to the current simulated instant, in time order, so events carry their
 exact simulated times however the requests are spaced.
+
+`Faults` makes it an unreliable provider, drawn from its own seeded generator:
+503s, 500s after the call was placed, answers slower than the client waits,
+dropped connections, slow answers, and outages during which the port refuses
+connections (`dialer simulator --faults error=0.02,timeout=0.01,...`).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import random
 import threading
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -59,6 +65,45 @@ class Profile:
                 raise ValueError(f"unknown simulator profile key {key!r}; known: {', '.join(sorted(merged))}")
             merged[key] = tuple(value) if isinstance(merged[key], tuple) else value
         return cls(**merged)
+
+
+@dataclass(frozen=True)
+class Faults:
+    """Provider faults, as probabilities per request (0 = never)."""
+
+    error: float = 0.0  # answer 503 without acting (any endpoint)
+    error_after_accept: float = 0.0  # POST /v1/calls: place the call, then answer 500
+    timeout: float = 0.0  # POST /v1/calls: place the call, answer only after `timeout_s`
+    timeout_s: float = 10.0  # longer than the client waits
+    drop: float = 0.0  # close the connection without an answer, without acting (any endpoint)
+    slow: float = 0.0  # answer after `slow_s` (any endpoint)
+    slow_s: float = 0.5
+    outage_every_s: float = 0.0  # wall-clock seconds between outages; 0: none
+    outage_s: float = 0.0  # how long the port refuses connections
+
+    @classmethod
+    def parse(cls, text: str) -> Faults:
+        """`error=0.02,timeout=0.01,timeout_s=3` → Faults; unknown names and bad values are refused."""
+        values: dict[str, float] = {}
+        known = cls.__dataclass_fields__
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            name, sep, value = part.partition("=")
+            name = name.strip()
+            if not sep or name not in known:
+                raise ValueError(f"fault {part!r}: expected NAME=VALUE with NAME one of {', '.join(known)}")
+            try:
+                number = float(value)
+            except ValueError:
+                raise ValueError(f"fault {name}: {value!r} is not a number") from None
+            if number < 0 or (not name.endswith("_s") and number > 1):
+                raise ValueError(f"fault {name}: {value} is out of range (a probability is 0 to 1, a time >= 0)")
+            values[name] = number
+        return cls(**values)
+
+    @property
+    def any(self) -> bool:
+        return any(getattr(self, name) for name in self.__dataclass_fields__ if not name.endswith("_s")) \
+            or bool(self.outage_every_s and self.outage_s)
 
 
 @dataclass
@@ -108,7 +153,7 @@ class Simulator:
 
     def __init__(self, *, seed: int = 1, start: datetime | None = None, speed: float = 1.0,
                  default: Profile | None = None, profiles: dict[str, Profile] | None = None,
-                 token: str | None = None, clock=time.monotonic) -> None:
+                 token: str | None = None, clock=time.monotonic, faults: Faults | None = None) -> None:
         self.seed = seed
         self.start = (start or datetime.now(UTC)).astimezone(UTC)
         self.speed = speed
@@ -131,6 +176,9 @@ class Simulator:
         # (the call is placed at once), as a platform whose response is lost in a timeout.
         self.slow_responses = 0
         self.slow_response_s = 0.0
+        self.faults = faults or Faults()
+        self._fault_rng = random.Random(f"{seed}:faults")
+        self.injected: Counter = Counter()  # fault → times injected
 
     # -- time ---------------------------------------------------------------
     def now(self) -> datetime:
@@ -293,6 +341,23 @@ class Simulator:
         self._event(call, "ended", at, outcome=call.outcome,
                     duration_s=round((at - start).total_seconds(), 3))
 
+    def draw_fault(self, *names: str) -> str | None:
+        """One draw per request: which of these faults (if any) this request suffers."""
+        with self._lock:
+            roll = self._fault_rng.random()
+            for name in names:
+                roll -= getattr(self.faults, name)
+                if roll < 0:
+                    self.injected[name] += 1
+                    return name
+            return None
+
+    def find_by_key(self, key: str) -> list[dict]:
+        self.advance()
+        with self._lock:
+            seen = self._by_key.get(key)
+            return [self._calls[seen[1]].as_dict()] if seen else []
+
     # -- reads ----------------------------------------------------------------
     def events(self, campaign: str | None, after: int, limit: int) -> dict:
         self.advance()
@@ -324,10 +389,12 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format, *args):
         pass
 
-    def _send(self, status: int, payload) -> None:
+    def _send(self, status: int, payload, retry_after: str | None = None) -> None:
         body = json.dumps(payload).encode()
         try:
             self.send_response(status)
+            if retry_after:
+                self.send_header("Retry-After", retry_after)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
@@ -342,8 +409,23 @@ class _Handler(BaseHTTPRequestHandler):
             return False
         return True
 
+    def _fault_before(self, *extra: str) -> str | None:
+        """Inject a fault drawn for this request; returns it, or None to carry on normally."""
+        sim = self.simulator
+        fault = sim.draw_fault("error", "drop", "slow", *extra)
+        if fault == "error":
+            self._send(503, {"error": "unavailable", "message": "injected fault: try again"}, retry_after="0.2")
+        elif fault == "drop":
+            self.close_connection = True  # no answer at all: the client sees the connection drop
+        elif fault == "slow":
+            time.sleep(sim.faults.slow_s)
+            return None
+        return fault
+
     def do_GET(self):
         if not self._authorised():
+            return
+        if self._fault_before():
             return
         url = urlparse(self.path)
         query = {k: v[-1] for k, v in parse_qs(url.query).items()}
@@ -361,6 +443,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._send(400, {"error": "bad_request", "message": "after and limit are integers"})
             return self._send(200, sim.events(query.get("campaign"), after, limit))
         if url.path == "/v1/calls":
+            if "idempotency_key" in query:
+                return self._send(200, {"calls": sim.find_by_key(query["idempotency_key"])})
             return self._send(200, {"calls": sim.calls(query.get("campaign"))})
         if url.path.startswith("/v1/calls/"):
             call = sim.call(url.path.rsplit("/", 1)[1])
@@ -381,17 +465,71 @@ class _Handler(BaseHTTPRequestHandler):
                 raise ValueError
         except ValueError:
             return self._send(400, {"error": "bad_request", "message": "JSON body with campaign and to is required"})
-        status, payload = self.simulator.place_call(body, key)
-        if self.simulator.slow_responses > 0:
-            self.simulator.slow_responses -= 1
-            time.sleep(self.simulator.slow_response_s)
+        fault = self._fault_before("error_after_accept", "timeout")
+        if fault in ("error", "drop"):
+            return
+        sim = self.simulator
+        status, payload = sim.place_call(body, key)
+        if fault == "error_after_accept":
+            return self._send(500, {"error": "internal", "message": "injected fault after the call was placed"})
+        if fault == "timeout":
+            time.sleep(sim.faults.timeout_s)
+        if sim.slow_responses > 0:
+            sim.slow_responses -= 1
+            time.sleep(sim.slow_response_s)
         self._send(status, payload)
 
 
-def serve(simulator: Simulator, host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTPServer:
-    """Start the HTTP server in a daemon thread; the caller stops it with `shutdown()`."""
-    handler = type("Handler", (_Handler,), {"simulator": simulator})
-    server = ThreadingHTTPServer((host, port), handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, name="voice-simulator", daemon=True).start()
-    return server
+class SimulatorServer:
+    """The simulator's HTTP server on one port; with outage faults it closes the port now and then."""
+
+    def __init__(self, simulator: Simulator, host: str, port: int) -> None:
+        self.simulator = simulator
+        self.host = host
+        self._handler = type("Handler", (_Handler,), {"simulator": simulator})
+        self._stopped = threading.Event()
+        self._lock = threading.Lock()
+        self._server = self._start(port)
+        self.server_port = self._server.server_port
+        self.server_address = (host, self.server_port)
+        faults = simulator.faults
+        if faults.outage_every_s and faults.outage_s:
+            threading.Thread(target=self._outages, name="voice-simulator-outages", daemon=True).start()
+
+    def _start(self, port: int) -> ThreadingHTTPServer:
+        server = ThreadingHTTPServer((self.host, port), self._handler)
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, name="voice-simulator", daemon=True).start()
+        return server
+
+    def _outages(self) -> None:
+        faults = self.simulator.faults
+        while not self._stopped.wait(faults.outage_every_s):
+            with self._lock:
+                if self._stopped.is_set():
+                    return
+                self._server.shutdown()
+                self._server.server_close()  # connections to the port are now refused
+                self.simulator.injected["outage"] += 1
+            if self._stopped.wait(faults.outage_s):
+                return
+            with self._lock:
+                if self._stopped.is_set():
+                    return
+                for _ in range(50):  # the port may linger for a moment after close
+                    try:
+                        self._server = self._start(self.server_port)
+                        break
+                    except OSError:
+                        time.sleep(0.1)
+
+    def shutdown(self) -> None:
+        self._stopped.set()
+        with self._lock:
+            self._server.shutdown()
+            self._server.server_close()
+
+
+def serve(simulator: Simulator, host: str = "127.0.0.1", port: int = 0) -> SimulatorServer:
+    """Start the HTTP server in daemon threads; the caller stops it with `shutdown()`."""
+    return SimulatorServer(simulator, host, port)

@@ -1,16 +1,22 @@
 """The voice platform's HTTP API, as the daemon uses it (contract: docs/voice-api.yaml).
 
 One `requests.Session`, a connect/read timeout on every request, and retries
-with exponential backoff. Placing a call is retried too — after a timeout the
-daemon cannot know whether the platform dialed — because every attempt
-carries its own `Idempotency-Key`: the platform answers a repeated key with the
-call it already placed and never dials twice.
+of timeouts, dropped or refused connections, 429 and 5xx, with exponential
+backoff, jitter and the platform's `Retry-After`. Placing a call is retried
+too — after a timeout or a 500 the daemon cannot know whether the platform
+dialed — because every attempt carries its own `Idempotency-Key`: the platform
+answers a repeated key with the call it already placed and never dials twice.
+`find_call` asks the platform whether it ever received a key, which is how
+the daemon settles an attempt whose every request went unanswered.
 """
 
 from __future__ import annotations
 
 import os
+import random
+import threading
 import time
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -19,6 +25,7 @@ import requests
 from campaigns.errors import DialerError
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+MAX_BACKOFF_S = 5.0
 
 
 class VoiceApiError(DialerError):
@@ -61,6 +68,36 @@ class VoiceClient:
         self.session = session or requests.Session()
         if token:
             self.session.headers["Authorization"] = f"Bearer {token}"
+        # requests' Session is not documented thread-safe: one per thread, sharing the headers.
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._sessions: list[requests.Session] = []
+        self.faults: Counter = Counter()  # what was retried: timeout, connection, http_5xx, http_429
+
+    def _session(self) -> requests.Session:
+        if threading.current_thread() is threading.main_thread():
+            return self.session
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            session.headers.update(self.session.headers)
+            self._local.session = session
+            with self._lock:
+                self._sessions.append(session)
+        return session
+
+    def _count(self, kind: str) -> None:
+        with self._lock:
+            self.faults[kind] += 1
+
+    def _pause(self, attempt: int, retry_after: str | None) -> None:
+        delay = min(MAX_BACKOFF_S, self.backoff_s * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
+        if retry_after:
+            try:
+                delay = max(delay, min(MAX_BACKOFF_S, float(retry_after)))
+            except ValueError:
+                pass  # an HTTP-date: keep our own backoff
+        time.sleep(delay)
 
     @classmethod
     def from_env(cls) -> VoiceClient:
@@ -74,16 +111,25 @@ class VoiceClient:
 
     def _request(self, method: str, path: str, **kwargs) -> requests.Response:
         last: Exception | None = None
+        retry_after = None
         for attempt in range(self.retries + 1):
             if attempt:
-                time.sleep(self.backoff_s * 2 ** (attempt - 1))
+                self._pause(attempt, retry_after)
             try:
-                response = self.session.request(method, f"{self.base_url}{path}", timeout=self.timeout, **kwargs)
-            except (requests.ConnectionError, requests.Timeout) as exc:
-                last = exc
+                response = self._session().request(method, f"{self.base_url}{path}", timeout=self.timeout,
+                                                   **kwargs)
+            except requests.Timeout as exc:
+                last, retry_after = exc, None
+                self._count("timeout")
+                continue
+            except requests.ConnectionError as exc:
+                last, retry_after = exc, None
+                self._count("connection")
                 continue
             if response.status_code in RETRY_STATUSES:
                 last = VoiceApiError(f"{method} {path}: the platform answered {response.status_code}")
+                retry_after = response.headers.get("Retry-After")
+                self._count("http_429" if response.status_code == 429 else "http_5xx")
                 continue
             if response.status_code >= 400:
                 try:
@@ -123,6 +169,11 @@ class VoiceClient:
                 return None
             raise
 
+    def find_call(self, idempotency_key: str) -> dict | None:
+        """The call the platform placed for this key, or None if it never received the key."""
+        calls = self._request("GET", "/v1/calls", params={"idempotency_key": idempotency_key}).json()["calls"]
+        return calls[0] if calls else None
+
     def clock(self) -> datetime:
         return datetime.fromisoformat(self._request("GET", "/v1/clock").json()["now"])
 
@@ -131,3 +182,5 @@ class VoiceClient:
 
     def close(self) -> None:
         self.session.close()
+        for session in self._sessions:
+            session.close()
