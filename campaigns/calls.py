@@ -210,6 +210,16 @@ def finish(conn: sa.Connection, campaign, attempt, outcome: str, title: str | No
     """End an attempt and move its prospect on (the table in the module docstring)."""
     a, p = t.call_attempts, t.prospects
     result = Finish(attempt.id, attempt.prospect_id, outcome, title, None)
+    # The attempt ends once: a second ending (two daemons during a lease hand-over, an event
+    # and a reconcile crossing) changes nothing.
+    ended = conn.execute(
+        sa.update(a).where(a.c.id == attempt.id, a.c.status != "ended").values(
+            status="ended", outcome=outcome, disposition=title, ended_at=ended_at,
+            duration_s=duration_s, callback_at=callback_at, failure_cause=cause,
+        )
+    ).rowcount
+    if ended != 1:
+        return result
     disposition = _disposition(conn, campaign.id, title) if outcome == "completed" else None
     if outcome == "completed" and title and disposition is None:
         result.warnings.append(
@@ -248,12 +258,6 @@ def finish(conn: sa.Connection, campaign, attempt, outcome: str, title: str | No
         .values(**prospect_values, updated_at=now)
     ).rowcount
     result.status = prospect_values["status"] if moved else None
-    conn.execute(
-        sa.update(a).where(a.c.id == attempt.id).values(
-            status="ended", outcome=outcome, disposition=title, ended_at=ended_at,
-            duration_s=duration_s, callback_at=callback_at, failure_cause=cause,
-        )
-    )
     return result
 
 

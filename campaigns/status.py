@@ -34,6 +34,9 @@ class CampaignStatusReport:
     hopper_depth: int
     uploads: int
     as_of: datetime
+    # The daemon pacing it: its lease holder and when that lease runs out unless renewed.
+    paced_by: str | None = None
+    lease_expires_at: datetime | None = None
 
     def as_dict(self) -> dict:
         return {
@@ -48,6 +51,8 @@ class CampaignStatusReport:
             "hopper_depth": self.hopper_depth,
             "uploads": self.uploads,
             "as_of": self.as_of.isoformat(),
+            "paced_by": self.paced_by,
+            "lease_expires_at": self.lease_expires_at.isoformat() if self.lease_expires_at else None,
         }
 
 
@@ -106,7 +111,13 @@ def campaign_status(conn: sa.Connection, campaign_id: int, now: datetime) -> Cam
         .select_from(t.prospect_lists)
         .where(t.prospect_lists.c.campaign_id == campaign_id)
     ).scalar_one()
+    lease = conn.execute(
+        sa.select(t.campaign_leases.c.holder, t.campaign_leases.c.expires_at)
+        .where(t.campaign_leases.c.campaign_id == campaign_id)
+    ).one_or_none()
     return CampaignStatusReport(
+        paced_by=lease.holder if lease else None,
+        lease_expires_at=lease.expires_at if lease else None,
         workspace=head.workspace,
         slug=head.slug,
         name=head.name,

@@ -212,6 +212,11 @@ def campaign_status_cmd(
         f"{report.calls_in_flight} calls in flight, hopper {report.hopper_depth}, "
         f"{report.uploads} uploads"
     )
+    if report.paced_by:
+        out.print(f"paced by daemon {report.paced_by} (lease until {report.lease_expires_at:%Y-%m-%d %H:%M:%S} UTC "
+                  "unless renewed)")
+    else:
+        out.print("no daemon holds its lease: nothing paces it until a `dialer daemon` runs")
     table = Table("prospect state", "count")
     for state, count in report.prospects.items():
         table.add_row(state, str(count))

@@ -39,7 +39,7 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
-from campaigns import calls, hopper, leases
+from campaigns import calls, hopper, leases, maintenance
 from campaigns import schema as t
 from campaigns.lifecycle import CampaignState, HopperStatus
 from campaigns.pacing import PacingDecision, PacingInputs, calls_to_place
@@ -52,6 +52,7 @@ PLACING_RETRY_AFTER = timedelta(seconds=20)
 LEASE_PERIOD = timedelta(seconds=15)
 ABANDON_WINDOW = timedelta(hours=1)
 ABANDON_REFRESH_S = 60.0  # wall seconds between abandon-rate queries per campaign
+MAINTENANCE_EVERY_S = 30.0  # wall seconds between looks at the churned tables' dead tuples
 
 
 class LeaseLost(Exception):
@@ -90,6 +91,7 @@ class TickReport:
     not_placed: int = 0
     warnings: list[str] = field(default_factory=list)
     filled: int | None = None
+    seconds: float | None = None  # how long the tick took (wall clock)
 
     def as_dict(self) -> dict:
         return {
@@ -98,7 +100,7 @@ class TickReport:
             "finished": dict(self.finished), "claimed": self.claimed,
             "placed": self.placed, "released": dict(self.released), "not_placed": self.not_placed,
             "pacing": self.decision.as_dict() if self.decision else None, "filled": self.filled,
-            "warnings": self.warnings,
+            "warnings": self.warnings, "seconds": self.seconds,
         }
 
 
@@ -125,13 +127,16 @@ class Daemon:
         self._pool: ThreadPoolExecutor | None = None
         self._next_tick: dict[int, float] = {}
         self._abandon_checked: dict[int, float] = {}
+        self._maintenance: threading.Thread | None = None
+        self._maintained = 0.0
         self.started_at: datetime | None = None
 
     # -- one tick -----------------------------------------------------------
     def tick(self, campaign_id: int) -> TickReport:
         began = time.perf_counter()
         report = self._tick(campaign_id)
-        self.metrics.record(report, time.perf_counter() - began)
+        report.seconds = time.perf_counter() - began
+        self.metrics.record(report, report.seconds)
         self.metrics.record_faults(self.client.faults)
         return report
 
@@ -191,19 +196,29 @@ class Daemon:
                 cursor = self._cursor(conn, campaign.id)
             events, next_cursor = self.client.events(name, cursor)
             confirmed: list[int] = []
+            counts: Counter = Counter()
             with self.engine.begin() as conn:
+                # Move the cursor first, only from where we read it: should another daemon have
+                # applied these events meanwhile (a lease changing hands mid-tick), nothing is
+                # applied twice. On PostgreSQL the row lock also makes a second applier wait.
+                moved = conn.execute(
+                    sa.update(t.campaign_runtime)
+                    .where(t.campaign_runtime.c.campaign_id == campaign.id,
+                           t.campaign_runtime.c.events_cursor == cursor)
+                    .values(events_cursor=next_cursor)
+                ).rowcount
+                if moved != 1:
+                    log.warning("campaign %s: its events were applied by another daemon meanwhile", name,
+                                extra={"event": "events_skipped", "campaign": name})
+                    return
                 for event in events:
-                    if event["type"] == "answered":
-                        report.answered += 1
-                    elif event["type"] == "abandoned":
-                        report.abandoned += 1
+                    counts[event["type"]] += 1
                     done = calls.apply_event(conn, campaign, event, now, confirmed)
                     if done is not None:
                         report.finished[done.status or "unchanged"] += 1
                         report.warnings.extend(done.warnings)
-                conn.execute(sa.update(t.campaign_runtime)
-                             .where(t.campaign_runtime.c.campaign_id == campaign.id)
-                             .values(events_cursor=next_cursor))
+            report.answered += counts["answered"]
+            report.abandoned += counts["abandoned"]
             report.events += len(events)
             report.placed += len(confirmed)  # placed after all: the answer to our request was lost
             if not events or next_cursor == cursor:
@@ -441,6 +456,29 @@ class Daemon:
         held = {cid: self._names.get(cid, str(cid)) for cid in self.leases}
         self.metrics.record_leases(held, [name for cid, name in before.items() if cid not in held])
 
+    def _maintain(self) -> None:
+        """Now and then, in a thread: VACUUM the churned tables past their dead-tuple limit."""
+        if self.engine.dialect.name != "postgresql" or time.monotonic() - self._maintained < MAINTENANCE_EVERY_S:
+            return
+        if self._maintenance is not None and self._maintenance.is_alive():
+            return
+        self._maintained = time.monotonic()
+
+        def work() -> None:
+            try:
+                vacuumed = maintenance.vacuum(self.engine)
+                with self.engine.connect() as conn:
+                    tables = maintenance.health(conn)
+                self.metrics.record_tables(tables, vacuumed)
+                if vacuumed:
+                    log.info("vacuumed %s", ", ".join(v.table for v in vacuumed),
+                             extra={"event": "vacuum", "tables": {v.table: v.dead for v in vacuumed}})
+            except sa.exc.SQLAlchemyError:
+                log.exception("table maintenance failed; the next round retries")
+
+        self._maintenance = threading.Thread(target=work, name="maintenance", daemon=True)
+        self._maintenance.start()
+
     def _shutdown(self) -> None:
         """Drain's end: requests answered, claims and leases handed back, heartbeat gone."""
         self.metrics.state = "draining"
@@ -448,6 +486,8 @@ class Daemon:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
+        if self._maintenance is not None:
+            self._maintenance.join(timeout=30)
         try:
             with self.engine.begin() as conn:
                 h = t.hopper
@@ -488,6 +528,7 @@ class Daemon:
                     self.stop.wait(1.0)
                     continue
                 self._tick_leased(rows, once)
+                self._maintain()
                 self.metrics.loop_done()
                 if once:
                     return 0

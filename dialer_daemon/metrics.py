@@ -68,6 +68,9 @@ class Metrics:
         self.lease_held = Gauge("dialer_lease_held", "1 while this daemon holds the campaign's lease",
                                 ["campaign"], registry=r)
         self.leases = Gauge("dialer_leases_held", "Campaign leases this daemon holds", registry=r)
+        self.dead_tuples = Gauge("dialer_dead_tuples", "Dead tuples of a churned table (PostgreSQL statistics)",
+                                 ["table"], registry=r)
+        self.vacuums = Counter("dialer_vacuums", "VACUUMs this daemon ran on a churned table", ["table"], registry=r)
         self.draining = Gauge("dialer_draining", "1 once the daemon is draining (SIGTERM)", registry=r)
         self.last_loop = Gauge("dialer_last_loop_timestamp_seconds", "When the daemon loop last completed",
                                registry=r)
@@ -119,6 +122,12 @@ class Metrics:
             self.lease_held.labels(name).set(1)
         self.leases.set(len(held))
         self.lease_count = len(held)
+
+    def record_tables(self, tables, vacuumed) -> None:
+        for table in tables:
+            self.dead_tuples.labels(table.table).set(table.dead)
+        for table in vacuumed:
+            self.vacuums.labels(table.table).inc()
 
     def loop_done(self, error: str | None = None) -> None:
         self.loop_completed_at = time.monotonic()

@@ -25,6 +25,7 @@ import pytest
 import sqlalchemy as sa
 
 from campaigns import calls, hopper, leases
+from campaigns.status import campaign_status
 from campaigns import schema as t
 from dialer_daemon.daemon import Daemon, PlatformClock, TickReport
 from dialer_daemon.simulator import Faults, Profile, Simulator, serve
@@ -104,6 +105,7 @@ def test_replicas_share_the_campaigns_fairly_and_a_dead_ones_campaigns_are_taken
     assert set(a.leases) == set(ids)
     with engine.connect() as conn:
         assert {holder for holder, _ in leases.holders(conn).values()} == {"A"}
+        assert campaign_status(conn, ids[0], START).paced_by == "A"
     client.close()
 
 
@@ -591,3 +593,59 @@ def test_the_abandon_rate_gauge_is_abandoned_over_answered_by_a_person(engine):
                 campaign_id=cid, prospect_id=pid, attempt_number=i + 1, idempotency_key=f"k{i}",
                 phone_e164="+12125550000", status="ended", created_at=START + timedelta(minutes=i), **extra))
         assert calls.abandon_counts(conn, cid, START, START + timedelta(hours=1)) == (1, 4)
+
+
+# -- table health --------------------------------------------------------------------
+
+@ON_POSTGRES
+def test_churned_tables_are_vacuumed_once_their_dead_tuples_pass_the_limit(engine):
+    from campaigns import maintenance
+
+    cid = campaign(engine, hopper_min_level=1000)
+    add_prospects(engine, cid, phones(800), now=START - timedelta(hours=1))
+    for _ in range(2):  # 1,600 hopper rows inserted and deleted: dead tuples, as a busy day leaves them
+        hopper.fill_campaign(engine, cid, START)
+        with engine.begin() as conn:
+            conn.execute(sa.delete(t.hopper))
+
+    def hopper_due():
+        with engine.connect() as conn:
+            return [h for h in maintenance.vacuum_due(conn) if h.table == "hopper"]
+
+    [due] = _wait_for(hopper_due, 15, step=0.2)  # statistics reach pg_stat within a second or so
+    assert due.dead >= 1500
+    assert "hopper" in {v.table for v in maintenance.vacuum(engine)}
+
+    def hopper_dead():
+        with engine.connect() as conn:
+            return {h.table: h.dead for h in maintenance.health(conn)}.get("hopper")
+
+    _wait_for(lambda: hopper_dead() == 0, 15, step=0.2)
+    assert not hopper_due()  # just vacuumed: not again within the minute
+
+
+def test_events_another_daemon_applied_meanwhile_are_not_applied_twice(engine, fast_platform):
+    """A lease changed hands mid-tick: the old holder's page of events is dropped, the cursor kept."""
+    sim, url = fast_platform
+    cid = campaign(engine)
+    client = VoiceClient(url, timeout=2.0)
+    daemon = Daemon(engine, client)
+    real_events = client.events
+
+    def events_while_another_daemon_moves_the_cursor(name, after, limit=1000):
+        with engine.begin() as conn:
+            conn.execute(sa.update(t.campaign_runtime).values(events_cursor=after + 7))
+        return [{"call_id": "call-x", "type": "answered", "at": START.isoformat()}], after + 1
+
+    client.events = events_while_another_daemon_moves_the_cursor
+    try:
+        with engine.connect() as conn:
+            camp = conn.execute(sa.select(t.campaigns).where(t.campaigns.c.id == cid)).one()
+        report = TickReport("acme/renewals", START, "active")
+        daemon._apply_events(camp, "acme/renewals", START, report)
+    finally:
+        client.events = real_events
+        client.close()
+    assert report.events == report.answered == 0
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(t.campaign_runtime.c.events_cursor)).scalar_one() == 7
