@@ -173,6 +173,10 @@ class Fleet:
         return results
 
 
+def log_events(logdir: Path, event: str) -> int:
+    return sum(path.read_text().count(f'"event": "{event}"') for path in logdir.glob("d*.log"))
+
+
 def tick_latencies(logdir: Path) -> dict[str, list[float]]:
     out: dict[str, list[float]] = {}
     for path in sorted(logdir.glob("d*.log")):
@@ -280,7 +284,8 @@ def run(base: str, mode: str, args) -> dict:
                   dead_last=dead_series[-1] if dead_series else {}, dead_series=dead_series,
                   latencies={k: (len(v), statistics.median(v) if v else float("nan"), percentile(v, 0.99))
                              for k, v in latencies.items()},
-                  injected=dict(sim.injected), retries=dict(retries), logdir=str(logdir))
+                  injected=dict(sim.injected), retries=dict(retries), logdir=str(logdir),
+                  leases_lost=log_events(logdir, "lease_lost"), vacuums=log_events(logdir, "vacuum"))
     return result
 
 
@@ -372,6 +377,8 @@ def report(r: dict, args) -> None:
     if r["orphaned"]:
         print(f"Campaigns of a killed daemon without a holder: median {statistics.median(r['orphaned']):.1f} s, "
               f"max {max(r['orphaned']):.1f} s (lease {args.lease_seconds:g} s).")
+    print(f"Leases lost by a live daemon (renewal refused): {r['leases_lost']}; maintenance rounds that "
+          f"vacuumed: {r['vacuums']}.")
     print(f"Faults injected by the simulator: {r['injected']}; retried by the daemons (scraped): {r['retries']}.")
     print(f"Prospects after the day: {r['statuses']}. Logs: {r['logdir']}")
 

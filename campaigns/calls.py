@@ -17,14 +17,16 @@ here once:
 
 Attempt statuses: placing (recorded, request not yet confirmed) → placed →
 ringing → answered → ended. An ended attempt's `outcome` is completed,
-no_answer, busy, machine, abandoned, failed or not_placed.
+no_answer, busy, machine, abandoned, failed or not_placed — or placed_late,
+when the platform placed a request after the attempt was recorded as never
+placed (the call counts again; its result is not applied).
 """
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
@@ -112,7 +114,15 @@ def start_attempt(conn: sa.Connection, campaign, row, daemon_id: str, now: datet
     called more than max calls per prospect. Returns None when the prospect
     changed since it was claimed.
     """
-    p, a = t.prospects, t.call_attempts
+    p, a, h = t.prospects, t.call_attempts, t.hopper
+    # The claimed row must still be ours: a daemon that took the campaign over returns the
+    # claims of its last holder, and then this one must not dial them.
+    mine = conn.execute(
+        sa.delete(h).where(h.c.id == row.hopper_id, h.c.status == str(HopperStatus.CLAIMED),
+                           h.c.claimed_by == daemon_id)
+    ).rowcount
+    if mine != 1:
+        return None
     moved = conn.execute(
         sa.update(p)
         .where(p.c.id == row.id, p.c.status.in_(ProspectStatus.waiting_states()),
@@ -120,24 +130,30 @@ def start_attempt(conn: sa.Connection, campaign, row, daemon_id: str, now: datet
         .values(status=str(ProspectStatus.DIALING), attempts=p.c.attempts + 1,
                 last_attempt_at=now, updated_at=now)
     ).rowcount
-    release(conn, row.hopper_id)
     if moved != 1:
         return None
     attempt = {
         "campaign_id": campaign.id, "prospect_id": row.id, "attempt_number": row.attempts + 1,
         "idempotency_key": f"att-{uuid.uuid4().hex}", "phone_e164": row.phone_e164,
-        "status": "placing", "created_at": now, "daemon_id": daemon_id,
+        "status": "placing", "created_at": now, "daemon_id": daemon_id, "sent_at": datetime.now(UTC),
     }
     attempt["id"] = conn.execute(sa.insert(a).values(**attempt).returning(a.c.id)).scalar_one()
     return attempt
 
 
-def mark_placed(conn: sa.Connection, attempt_id: int, call_id: str, now: datetime) -> None:
+def mark_sent(conn: sa.Connection, attempt_id: int) -> None:
+    """A request for the attempt is about to be sent again (wall clock, see `sent_at`)."""
     a = t.call_attempts
-    conn.execute(
+    conn.execute(sa.update(a).where(a.c.id == attempt_id).values(sent_at=datetime.now(UTC)))
+
+
+def mark_placed(conn: sa.Connection, attempt_id: int, call_id: str, now: datetime) -> bool:
+    """The platform accepted the attempt's request; False when it was already confirmed."""
+    a = t.call_attempts
+    return conn.execute(
         sa.update(a).where(a.c.id == attempt_id, a.c.status == "placing")
         .values(status="placed", platform_call_id=call_id, placed_at=now)
-    )
+    ).rowcount == 1
 
 
 def live_counts(conn: sa.Connection, campaign_id: int) -> tuple[int, int]:
@@ -166,6 +182,8 @@ def apply_event(conn: sa.Connection, campaign, event: dict, now: datetime,
         attempt = conn.execute(
             sa.select(a).where(a.c.idempotency_key == event["idempotency_key"], a.c.platform_call_id.is_(None))
         ).one_or_none()
+        if attempt is not None and attempt.status == "ended":
+            return _placed_late(conn, attempt, event)
         if attempt is not None:
             conn.execute(sa.update(a).where(a.c.id == attempt.id).values(
                 platform_call_id=event["call_id"], status="placed", placed_at=attempt.created_at))
@@ -194,6 +212,21 @@ def apply_event(conn: sa.Connection, campaign, event: dict, now: datetime,
     return None
 
 
+def _placed_late(conn: sa.Connection, attempt, event: dict) -> Finish:
+    """The platform placed a call we had recorded as never placed (its request arrived very late).
+
+    The call did happen: it counts again (the prospect's attempts and frequency caps), under
+    the outcome `placed_late`. Its result is not applied — the prospect has moved on since.
+    """
+    a, p = t.call_attempts, t.prospects
+    conn.execute(sa.update(a).where(a.c.id == attempt.id).values(
+        platform_call_id=event["call_id"], outcome="placed_late", placed_at=attempt.created_at))
+    conn.execute(sa.update(p).where(p.c.id == attempt.prospect_id).values(attempts=p.c.attempts + 1))
+    warning = (f"call {event['call_id']}: the platform placed attempt {attempt.id} after it was recorded as "
+               "not placed; it counts as a call, its outcome is not applied")
+    return Finish(attempt.id, attempt.prospect_id, "placed_late", None, None, warnings=[warning])
+
+
 def _disposition(conn: sa.Connection, campaign_id: int, title: str | None):
     if not title:
         return None
@@ -212,8 +245,11 @@ def finish(conn: sa.Connection, campaign, attempt, outcome: str, title: str | No
     result = Finish(attempt.id, attempt.prospect_id, outcome, title, None)
     # The attempt ends once: a second ending (two daemons during a lease hand-over, an event
     # and a reconcile crossing) changes nothing.
+    unsettled = a.c.status != "ended"
+    if outcome == "not_placed":  # only a request the platform never confirmed can be "never placed"
+        unsettled = sa.and_(a.c.status == "placing", a.c.platform_call_id.is_(None))
     ended = conn.execute(
-        sa.update(a).where(a.c.id == attempt.id, a.c.status != "ended").values(
+        sa.update(a).where(a.c.id == attempt.id, unsettled).values(
             status="ended", outcome=outcome, disposition=title, ended_at=ended_at,
             duration_s=duration_s, callback_at=callback_at, failure_cause=cause,
         )
@@ -343,11 +379,11 @@ def abandon_counts(conn: sa.Connection, campaign_id: int, since: datetime, until
     return int(abandoned), int(connected) + int(abandoned)
 
 
-def confirm(conn: sa.Connection, attempt, call_id: str) -> None:
-    """The platform has the attempt's call (found by its key): record the call id."""
+def confirm(conn: sa.Connection, attempt, call_id: str) -> bool:
+    """The platform has the attempt's call (found by its key): record the call id; False if known."""
     a = t.call_attempts
-    conn.execute(
+    return conn.execute(
         sa.update(a).where(a.c.id == attempt.id, a.c.platform_call_id.is_(None))
         .values(platform_call_id=call_id, status=sa.case((a.c.status == "placing", "placed"), else_=a.c.status),
                 placed_at=sa.func.coalesce(a.c.placed_at, attempt.created_at))
-    )
+    ).rowcount == 1

@@ -45,14 +45,15 @@ def db_now(conn: sa.Connection) -> datetime:
     return datetime.now(UTC)
 
 
-def _insert(conn: sa.Connection, table: sa.Table):
+def insert_for(conn: sa.Connection, table: sa.Table):
+    """The dialect's INSERT, which has ON CONFLICT (PostgreSQL and SQLite alike)."""
     dialect = sa.dialects.postgresql if conn.dialect.name == "postgresql" else sa.dialects.sqlite
     return dialect.insert(table)
 
 
 def heartbeat(conn: sa.Connection, daemon_id: str, host: str, pid: int, state: str, now: datetime) -> None:
     d = t.daemons
-    stmt = _insert(conn, d).values(id=daemon_id, host=host, pid=pid, state=state, started_at=now, heartbeat_at=now)
+    stmt = insert_for(conn, d).values(id=daemon_id, host=host, pid=pid, state=state, started_at=now, heartbeat_at=now)
     conn.execute(stmt.on_conflict_do_update(index_elements=["id"],
                                             set_={"state": state, "heartbeat_at": now}))
 
@@ -73,24 +74,25 @@ def fair_share(campaigns: int, running_daemons: int) -> int:
 
 
 def acquire(conn: sa.Connection, campaign_id: int, holder: str, now: datetime, period: timedelta) -> Lease | None:
-    """Take the campaign's lease if it is free, expired or already ours; None when another holds it."""
+    """Take the campaign's lease if it is free, expired or in our name; None when another holds it.
+
+    Every acquisition gets a new token, even in our own name (a restarted process with the
+    same id), so whatever an earlier holder still has in flight is fenced off. Renewing an
+    unbroken lease is `renew`.
+    """
     lease = t.campaign_leases
     expires = now + period
     inserted = conn.execute(
-        _insert(conn, lease).values(campaign_id=campaign_id, holder=holder, token=1, acquired_at=now,
-                                    renewed_at=now, expires_at=expires)
-        .on_conflict_do_nothing(index_elements=["campaign_id"])
-    ).rowcount
-    if inserted != 1:
+        insert_for(conn, lease).values(campaign_id=campaign_id, holder=holder, token=1, acquired_at=now,
+                                       renewed_at=now, expires_at=expires)
+        .on_conflict_do_nothing(index_elements=["campaign_id"]).returning(lease.c.campaign_id)
+    ).first()
+    if inserted is None:
         mine = lease.c.holder == holder
         taken = conn.execute(
             sa.update(lease)
             .where(lease.c.campaign_id == campaign_id, sa.or_(mine, lease.c.expires_at <= now))
-            .values(
-                token=sa.case((mine, lease.c.token), else_=lease.c.token + 1),
-                acquired_at=sa.case((mine, lease.c.acquired_at), else_=now),
-                holder=holder, renewed_at=now, expires_at=expires,
-            )
+            .values(token=lease.c.token + 1, acquired_at=now, holder=holder, renewed_at=now, expires_at=expires)
         ).rowcount
         if taken != 1:
             return None
@@ -148,16 +150,21 @@ def holders(conn: sa.Connection) -> dict[int, tuple[str, datetime]]:
     return {r.campaign_id: (r.holder, r.expires_at) for r in conn.execute(sa.select(lease))}
 
 
-def release_claims_of_others(conn: sa.Connection, campaign_id: int, holder: str) -> int:
-    """On taking a campaign over: its claimed hopper rows belong to a daemon that lost the lease.
+def release_claims(conn: sa.Connection, campaign_id: int) -> int:
+    """On taking a campaign over: its claimed hopper rows belong to the daemon that lost the lease.
 
-    Such a row was claimed but never dialed (starting an attempt deletes the row in the
-    same transaction), so it goes back to the fill's pool at once: its prospect is still
-    READY or CALLBACK. Should the old holder wake up, starting an attempt re-checks the
-    prospect's status, so it cannot dial a prospect twice.
+    The new holder has claimed nothing yet (claims happen in ticks, after this). Such a row was
+    claimed but never dialed (starting an attempt deletes the row in the same transaction), so
+    it goes back to the fill's pool at once: its prospect is still READY or CALLBACK. Should the
+    old holder wake up, starting an attempt finds its row gone and does not dial.
     """
     h = t.hopper
     return conn.execute(
-        sa.delete(h).where(h.c.campaign_id == campaign_id, h.c.status == str(HopperStatus.CLAIMED),
-                           sa.or_(h.c.claimed_by.is_(None), h.c.claimed_by != holder))
+        sa.delete(h).where(h.c.campaign_id == campaign_id, h.c.status == str(HopperStatus.CLAIMED))
     ).rowcount
+
+
+def forget_dead_daemons(conn: sa.Connection, now: datetime, older_than: timedelta) -> int:
+    """Heartbeat rows of daemons gone without a clean exit (SIGKILL), once long stale."""
+    d = t.daemons
+    return conn.execute(sa.delete(d).where(d.c.heartbeat_at < now - older_than)).rowcount

@@ -9,7 +9,7 @@ Autovacuum does this when it is on (migration 0006 makes it react sooner on
 the small, hot tables). It may be off, or too slow for a busy hopper, so the
 daemons also look after these tables themselves: `vacuum_due` finds the ones
 whose dead tuples passed autovacuum's own rule (threshold + scale × live rows)
-and have not been vacuumed for a while, and `vacuum` runs a plain (lazy)
+and have not been vacuumed in the last 15 s, and `vacuum` runs a plain (lazy)
 VACUUM on them — it does not block reads or writes — under an advisory lock,
 so only one daemon at a time does it. SQLite has no dead tuples to reclaim.
 """
@@ -24,7 +24,7 @@ import sqlalchemy as sa
 CHURNED = ("hopper", "call_attempts", "prospects", "campaign_runtime", "campaign_leases", "daemons")
 DEAD_THRESHOLD = 500
 DEAD_SCALE = 0.1
-MIN_INTERVAL = timedelta(seconds=60)
+MIN_INTERVAL = timedelta(seconds=15)
 LOCK_KEY = 0x6469616C6572  # "dialer": one vacuuming daemon at a time
 
 
@@ -48,7 +48,7 @@ def health(conn: sa.Connection) -> list[TableHealth]:
 
 
 def vacuum_due(conn: sa.Connection) -> list[TableHealth]:
-    """Churned tables past threshold + scale × live dead tuples, not vacuumed in the last minute."""
+    """Churned tables past threshold + scale × live dead tuples, not vacuumed for MIN_INTERVAL."""
     if conn.dialect.name != "postgresql":
         return []
     rows = conn.execute(

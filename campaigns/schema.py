@@ -332,6 +332,9 @@ call_attempts = sa.Table(
     sa.Column("callback_at", UTCDateTime, nullable=True),
     sa.Column("failure_cause", sa.String(200), nullable=True),
     sa.Column("daemon_id", sa.String(100), nullable=True),
+    # Wall clock of the last request sent for this attempt: until every request of ours can
+    # have been answered, an attempt the platform does not know may still reach it.
+    sa.Column("sent_at", UTCDateTime, nullable=True),
     sa.Index("ix_call_attempts_campaign_time", "campaign_id", "created_at"),
     # Frequency caps: "calls to this prospect in the last 24 h".
     sa.Index("ix_call_attempts_prospect_time", "prospect_id", "created_at"),

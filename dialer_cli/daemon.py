@@ -105,6 +105,8 @@ def daemon_cmd(
         logs.configure(log_format)
     except ValueError as exc:
         raise DialerError(f"--log-format: {exc}.") from None
+    stop = threading.Event()  # SIGTERM from the first moment: drain, exit 0
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     client = VoiceClient.from_env()
     with _database() as engine:
         ids = None
@@ -123,8 +125,8 @@ def daemon_cmd(
                                        stall_after=max(60.0, 4 * lease_seconds))
             except OSError as exc:
                 raise DialerError(f"--metrics-port {metrics_port}: cannot listen on {metrics_host} ({exc}).") from None
-        speed = client.clock_speed()
-        signal.signal(signal.SIGTERM, lambda *_: daemon.stop.set())
+        daemon.stop = stop
+        speed = 1.0 if stop.is_set() else client.clock_speed()
         try:
             daemon.run(once=once, exit_when_done=exit_when_done, speed=speed)
         except KeyboardInterrupt:

@@ -41,10 +41,11 @@ import sqlalchemy as sa
 
 from campaigns import calls, hopper, leases, maintenance
 from campaigns import schema as t
+from campaigns.errors import DialerError
 from campaigns.lifecycle import CampaignState, HopperStatus
 from campaigns.pacing import PacingDecision, PacingInputs, calls_to_place
 from dialer_daemon.metrics import Metrics
-from dialer_daemon.voice import PlacedCall, VoiceApiError, VoiceClient
+from dialer_daemon.voice import MAX_BACKOFF_S, PlacedCall, VoiceApiError, VoiceClient
 
 log = logging.getLogger("dialer.daemon")
 RECONCILE_AFTER = timedelta(minutes=30)
@@ -52,7 +53,7 @@ PLACING_RETRY_AFTER = timedelta(seconds=20)
 LEASE_PERIOD = timedelta(seconds=15)
 ABANDON_WINDOW = timedelta(hours=1)
 ABANDON_REFRESH_S = 60.0  # wall seconds between abandon-rate queries per campaign
-MAINTENANCE_EVERY_S = 30.0  # wall seconds between looks at the churned tables' dead tuples
+MAINTENANCE_EVERY_S = 10.0  # wall seconds between looks at the churned tables' dead tuples
 
 
 class LeaseLost(Exception):
@@ -123,7 +124,8 @@ class Daemon:
         self.speed = 1.0  # platform seconds per wall second
         self.leases: dict[int, leases.Lease] = {}
         self._names: dict[int, str] = {}
-        self._renewed = 0.0  # time.monotonic() of the last lease renewal
+        self._lease_lock = threading.Lock()  # the loop and the lease keeper both update `leases`
+        self._fenced = False  # set by `run`: claims need the campaign's lease
         self._pool: ThreadPoolExecutor | None = None
         self._next_tick: dict[int, float] = {}
         self._abandon_checked: dict[int, float] = {}
@@ -186,8 +188,9 @@ class Daemon:
         r = t.campaign_runtime
         cursor = conn.execute(sa.select(r.c.events_cursor).where(r.c.campaign_id == campaign_id)).scalar_one_or_none()
         if cursor is None:
-            conn.execute(sa.insert(r).values(campaign_id=campaign_id, events_cursor=0))
-            return 0
+            conn.execute(leases.insert_for(conn, r).values(campaign_id=campaign_id, events_cursor=0)
+                         .on_conflict_do_nothing(index_elements=["campaign_id"]))
+            cursor = conn.execute(sa.select(r.c.events_cursor).where(r.c.campaign_id == campaign_id)).scalar_one()
         return cursor
 
     def _apply_events(self, campaign, name: str, now: datetime, report: TickReport) -> None:
@@ -252,8 +255,9 @@ class Daemon:
             return
         with self.engine.begin() as conn:
             lease = self.leases.get(campaign.id)
-            if lease is not None and not leases.still_held(conn, lease, self.daemon_id):
-                raise LeaseLost(f"campaign {name}: another daemon holds the lease now")
+            # Under `run`, no lease means no claim; `tick` called alone (tests, benchmarks) is unfenced.
+            if self._fenced and (lease is None or not leases.still_held(conn, lease, self.daemon_id)):
+                raise LeaseLost(f"campaign {name}: this daemon no longer holds its lease")
             claimed = calls.claim(conn, campaign.id, self.daemon_id, count, now)
         report.claimed = len(claimed)
         metadata = self._metadata(campaign.id)
@@ -263,8 +267,8 @@ class Daemon:
             for row in claimed:
                 if self.stop.is_set():
                     break  # draining: no new call; the rest go back to the hopper below
+                attempt = self._start(campaign, row, now, report)  # its transaction removes the row
                 pending.remove(row.hopper_id)
-                attempt = self._start(campaign, row, now, report)
                 if attempt is not None:
                     meta = {**metadata, "attempt": attempt["attempt_number"]}
                     in_flight.append((attempt, self._submit(campaign, name, attempt, meta)))
@@ -308,6 +312,9 @@ class Daemon:
             )
         except VoiceApiError as exc:
             return exc
+        except Exception as exc:  # e.g. a truncated or garbled answer: the platform may have dialed
+            log.exception("placing a call failed unexpectedly")
+            return VoiceApiError(f"POST /v1/calls: no usable answer from the platform ({exc!r})")
 
     def _place(self, campaign, name: str, attempt: dict, metadata: dict, now: datetime, report: TickReport) -> None:
         self._record_request(campaign, attempt, self._request(campaign, name, attempt, metadata), now, report)
@@ -316,8 +323,8 @@ class Daemon:
                         report: TickReport) -> None:
         if isinstance(result, PlacedCall):
             with self.engine.begin() as conn:
-                calls.mark_placed(conn, attempt["id"], result.call_id, now)
-            report.placed += 1
+                # Counted once: an event or another daemon may have confirmed it first.
+                report.placed += calls.mark_placed(conn, attempt["id"], result.call_id, now)
             return
         if result.refused and result.status != 422:
             # A refusal means the platform did not dial: the attempt's count is given back.
@@ -342,9 +349,8 @@ class Daemon:
                 return
             call = self.client.find_call(attempt.idempotency_key)
             if call is not None:  # the platform has it: its answer to us was lost
-                report.placed += 1
                 with self.engine.begin() as conn:
-                    calls.confirm(conn, attempt, call["call_id"])
+                    report.placed += calls.confirm(conn, attempt, call["call_id"])
                     if call["status"] in ("ended", "abandoned", "failed"):
                         self._finish_from_platform(conn, campaign, attempt, call, now)
                 continue
@@ -354,9 +360,11 @@ class Daemon:
                 allowed = calls.resend_allowed(conn, campaign, attempt, now)
             if allowed:
                 metadata = metadata or self._metadata(campaign.id)
+                with self.engine.begin() as conn:
+                    calls.mark_sent(conn, attempt.id)
                 self._place(campaign, name, attempt._asdict(), {**metadata, "attempt": attempt.attempt_number},
                             now, report)
-            elif (now - attempt.created_at).total_seconds() / self.speed >= self._request_lifetime_s():
+            elif self._no_request_on_its_way(attempt, now):
                 with self.engine.begin() as conn:
                     calls.finish(conn, campaign, attempt, "not_placed", None, now, now,
                                  cause="the platform never received the request")
@@ -379,10 +387,17 @@ class Daemon:
         if fresh.status != "ended":
             calls.finish(conn, campaign, fresh, outcome, call.get("disposition"), ended, now)
 
-    def _request_lifetime_s(self) -> float:
-        """Wall seconds a request of ours can take, retries included: after that none is on its way."""
+    def _no_request_on_its_way(self, attempt, now: datetime) -> bool:
+        """Has every request sent for this attempt (by any daemon) been answered or given up?
+
+        Measured on the wall clock from the last send (`sent_at`), against the longest a
+        request of ours can take: every try timing out, every pause at its longest.
+        """
         c = self.client
-        return c.timeout * (c.retries + 1) + sum(min(5.0, c.backoff_s * 2 ** i) * 1.5 for i in range(c.retries))
+        lifetime = c.timeout * (c.retries + 1) + c.retries * 1.5 * MAX_BACKOFF_S
+        if attempt.sent_at is None:  # recorded before `sent_at` existed: judge by the platform's clock
+            return (now - attempt.created_at).total_seconds() / self.speed >= lifetime
+        return (datetime.now(UTC) - attempt.sent_at).total_seconds() >= lifetime
 
     # -- the loop -------------------------------------------------------------
     def campaigns(self) -> list:
@@ -407,38 +422,58 @@ class Daemon:
             return remaining_today(conn, campaign_id, now, day_of=self.started_at) > 0
 
     # -- leases ---------------------------------------------------------------
-    def _heartbeat_and_renew(self, now_db: datetime, conn) -> None:
-        leases.heartbeat(conn, self.daemon_id, self.host, self.pid,
-                         "draining" if self.stop.is_set() else "running", now_db)
-        kept = leases.renew(conn, self.daemon_id, self.leases, now_db, self.lease_period)
-        for campaign_id in set(self.leases) - set(kept):
-            log.warning("lost the lease of campaign %s", self._names.get(campaign_id, campaign_id),
-                        extra={"event": "lease_lost", "campaign": self._names.get(campaign_id, campaign_id)})
-        self.leases = kept
-        self._renewed = time.monotonic()
-
     def renew_leases(self) -> None:
-        with self.engine.begin() as conn:
-            self._heartbeat_and_renew(leases.db_now(conn), conn)
+        """Heartbeat and renew the leases still ours (the keeper thread, every third of a period)."""
+        with self._lease_lock, self.engine.begin() as conn:
+            now_db = leases.db_now(conn)
+            leases.heartbeat(conn, self.daemon_id, self.host, self.pid,
+                             "draining" if self.stop.is_set() else "running", now_db)
+            kept = leases.renew(conn, self.daemon_id, self.leases, now_db, self.lease_period)
+            for campaign_id in set(self.leases) - set(kept):
+                name = self._names.get(campaign_id, campaign_id)
+                log.warning("lost the lease of campaign %s", name, extra={"event": "lease_lost", "campaign": name})
+            self.leases = kept
+
+    def _refuse_duplicate_id(self) -> None:
+        """Two live daemons under one `--id` would share leases and claims: refuse to start."""
+        with self.engine.connect() as conn:
+            now_db = leases.db_now(conn)
+            clash = [d for d in leases.live_daemons(conn, now_db, self.lease_period)
+                     if d.id == self.daemon_id and (d.host, d.pid) != (self.host, self.pid)]
+        if clash:
+            raise DialerError(
+                f"another daemon is running as {self.daemon_id!r} (pid {clash[0].pid} on {clash[0].host}, "
+                f"heartbeat {clash[0].heartbeat_at:%H:%M:%S} UTC); give each daemon its own --id."
+            )
+
+    def _keep_leases(self, stop: threading.Event) -> None:
+        """Renew on its own clock, so a long tick (a platform timing out) never outlives a lease."""
+        while not stop.wait(self.lease_period.total_seconds() / 3):
+            try:
+                self.renew_leases()
+            except Exception:
+                log.exception("could not renew the leases; retrying")
 
     def balance_leases(self, rows, *, greedy: bool = False) -> None:
         """Heartbeat, renew, then take free leases up to the fair share and hand back any above it."""
         before = {cid: self._names.get(cid, str(cid)) for cid in self.leases}
         wanted = [row.id for row in rows if row.state != CampaignState.ARCHIVED]
-        with self.engine.begin() as conn:
-            now_db = leases.db_now(conn)
-            self._heartbeat_and_renew(now_db, conn)
-            running = [d for d in leases.live_daemons(conn, now_db, self.lease_period) if d.state == "running"]
-            share = len(wanted) if greedy else leases.fair_share(len(wanted), len(running))
-            mine = [cid for cid in wanted if cid in self.leases]
-            extra = mine[share:] if len(mine) > share else []
-            if extra and len(running) > 1:
-                leases.release(conn, self.daemon_id, extra)
-                for cid in extra:
-                    del self.leases[cid]
-                log.info("handed back %d lease(s) for the fair share of %d", len(extra), share,
-                         extra={"event": "lease_released", "campaigns": extra})
-            # Start at a different campaign per daemon, so replicas rarely race for the same row.
+        self.renew_leases()
+        with self._lease_lock:
+            with self.engine.begin() as conn:
+                now_db = leases.db_now(conn)
+                leases.forget_dead_daemons(conn, now_db, 10 * self.lease_period)
+                running = [d for d in leases.live_daemons(conn, now_db, self.lease_period) if d.state == "running"]
+                share = len(wanted) if greedy else leases.fair_share(len(wanted), len(running))
+                mine = [cid for cid in wanted if cid in self.leases]
+                extra = mine[share:] if len(mine) > share else []
+                if extra and len(running) > 1:
+                    leases.release(conn, self.daemon_id, extra)
+                    self.leases = {cid: lease for cid, lease in self.leases.items() if cid not in extra}
+                    log.info("handed back %d lease(s) for the fair share of %d", len(extra), share,
+                             extra={"event": "lease_released", "campaigns": extra})
+            # Start at a different campaign per daemon, so replicas rarely race for the same row;
+            # one short transaction per lease, so two daemons never wait on each other's rows.
             free = [cid for cid in wanted if cid not in self.leases]
             if free:
                 start = sum(self.daemon_id.encode()) % len(free)
@@ -446,13 +481,15 @@ class Daemon:
             for cid in free:
                 if len(self.leases) >= share:
                     break
-                lease = leases.acquire(conn, cid, self.daemon_id, now_db, self.lease_period)
-                if lease is not None:
-                    self.leases[cid] = lease
-                    returned = leases.release_claims_of_others(conn, cid, self.daemon_id)
-                    log.info("took the lease of campaign %s (token %d)%s", cid, lease.token,
-                             f", {returned} claimed row(s) of its last holder returned" if returned else "",
-                             extra={"event": "lease_acquired", "campaign_id": cid, "token": lease.token})
+                with self.engine.begin() as conn:
+                    lease = leases.acquire(conn, cid, self.daemon_id, leases.db_now(conn), self.lease_period)
+                    if lease is None:
+                        continue
+                    returned = leases.release_claims(conn, cid)
+                self.leases = {**self.leases, cid: lease}
+                log.info("took the lease of campaign %s (token %d)%s", cid, lease.token,
+                         f", {returned} claimed row(s) of its last holder returned" if returned else "",
+                         extra={"event": "lease_acquired", "campaign_id": cid, "token": lease.token})
         held = {cid: self._names.get(cid, str(cid)) for cid in self.leases}
         self.metrics.record_leases(held, [name for cid, name in before.items() if cid not in held])
 
@@ -515,8 +552,13 @@ class Daemon:
         self.speed = max(speed, 1e-6)
         self.started_at = self.clock.now()
         self.metrics.state = "running"
+        self._fenced = True
+        self._refuse_duplicate_id()
         log.info("started", extra={"event": "started", "daemon": self.daemon_id,
                                    "lease_period_s": self.lease_period.total_seconds()})
+        keeper_stop = threading.Event()
+        keeper = threading.Thread(target=self._keep_leases, args=(keeper_stop,), name="lease-keeper", daemon=True)
+        keeper.start()
         try:
             while not self.stop.is_set():
                 try:
@@ -539,6 +581,8 @@ class Daemon:
                 self.stop.wait(max(0.05, min(1.0, upcoming - wall)))
             return 0
         finally:
+            keeper_stop.set()
+            keeper.join(timeout=30)
             self._shutdown()
 
     def _tick_leased(self, rows, once: bool) -> None:
@@ -550,16 +594,13 @@ class Daemon:
             wall = time.monotonic()
             if not once and wall < self._next_tick.get(row.id, 0.0):
                 continue
-            if wall - self._renewed > self.lease_period.total_seconds() / 3:
-                self.renew_leases()  # a long round of ticks must not outlive the leases
-                if row.id not in self.leases:
-                    continue
             self._next_tick[row.id] = wall + row.dialer_interval_s / self.speed
             try:
                 report = self.tick(row.id)
             except LeaseLost as exc:
                 log.warning("%s", exc, extra={"event": "lease_lost", "campaign_id": row.id})
-                self.leases.pop(row.id, None)
+                with self._lease_lock:
+                    self.leases = {cid: lease for cid, lease in self.leases.items() if cid != row.id}
                 continue
             except VoiceApiError as exc:
                 log.warning("campaign %s: %s", row.id, exc, extra={"event": "platform_error", "campaign_id": row.id})

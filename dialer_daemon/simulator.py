@@ -474,8 +474,11 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(500, {"error": "internal", "message": "injected fault after the call was placed"})
         if fault == "timeout":
             time.sleep(sim.faults.timeout_s)
-        if sim.slow_responses > 0:
-            sim.slow_responses -= 1
+        with sim._lock:
+            slow = sim.slow_responses > 0
+            if slow:
+                sim.slow_responses -= 1
+        if slow:
             time.sleep(sim.slow_response_s)
         self._send(status, payload)
 

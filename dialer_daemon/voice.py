@@ -112,6 +112,7 @@ class VoiceClient:
     def _request(self, method: str, path: str, **kwargs) -> requests.Response:
         last: Exception | None = None
         retry_after = None
+        ambiguous = False  # an earlier try may have been acted on (no answer, or a 5xx)
         for attempt in range(self.retries + 1):
             if attempt:
                 self._pause(attempt, retry_after)
@@ -119,18 +120,23 @@ class VoiceClient:
                 response = self._session().request(method, f"{self.base_url}{path}", timeout=self.timeout,
                                                    **kwargs)
             except requests.Timeout as exc:
-                last, retry_after = exc, None
+                last, retry_after, ambiguous = exc, None, True
                 self._count("timeout")
                 continue
             except requests.ConnectionError as exc:
-                last, retry_after = exc, None
+                last, retry_after, ambiguous = exc, None, True
                 self._count("connection")
                 continue
             if response.status_code in RETRY_STATUSES:
                 last = VoiceApiError(f"{method} {path}: the platform answered {response.status_code}")
                 retry_after = response.headers.get("Retry-After")
+                ambiguous = ambiguous or response.status_code != 429
                 self._count("http_429" if response.status_code == 429 else "http_5xx")
                 continue
+            if response.status_code >= 400 and ambiguous and method == "POST":
+                # Refused now, but an earlier try may have been placed: not a clean refusal.
+                raise VoiceApiError(f"{method} {path}: refused ({response.status_code}) after an unanswered "
+                                    "try; the platform may have acted on that one")
             if response.status_code >= 400:
                 try:
                     detail = response.json().get("message") or response.text

@@ -490,7 +490,13 @@ def test_an_unconfirmed_attempt_is_not_resent_once_the_campaign_is_paused(engine
         conn.execute(sa.update(t.campaigns).where(t.campaigns.c.id == cid).values(state="paused"))
     clock.value += 60
     daemon_for(engine, client).tick(cid)
-    # Paused: not re-sent. The platform never had its key, so it was never placed: its count is given back.
+    # Paused: not re-sent. Its request could still be on its way (sent moments ago): left as it is.
+    [attempt] = attempts(engine)
+    assert attempt.status == "placing" and sim.calls() == []
+    with engine.begin() as conn:  # long enough ago that every try of that request is over
+        conn.execute(sa.update(t.call_attempts).values(sent_at=datetime.now(UTC) - timedelta(minutes=5)))
+    daemon_for(engine, client).tick(cid)
+    # The platform never had its key, so it was never placed: its count is given back.
     [attempt] = attempts(engine)
     assert (attempt.status, attempt.outcome) == ("ended", "not_placed") and sim.calls() == []
     with engine.connect() as conn:

@@ -65,14 +65,16 @@ def test_a_lease_has_one_holder_until_it_expires_and_then_changes_hands_with_a_n
         a = leases.acquire(conn, cid, "A", now, PERIOD)
         assert a is not None and a.token == 1
         assert leases.acquire(conn, cid, "B", now + timedelta(seconds=14), PERIOD) is None
-        assert leases.acquire(conn, cid, "A", now + timedelta(seconds=5), PERIOD).token == 1  # re-acquiring: same token
-        kept = leases.renew(conn, "A", {cid: a}, now + timedelta(seconds=10), PERIOD)
+        # A restarted process under the same name acquires anew: a new token fences off the old one.
+        a2 = leases.acquire(conn, cid, "A", now + timedelta(seconds=5), PERIOD)
+        assert a2.token == 2 and leases.renew(conn, "A", {cid: a}, now + timedelta(seconds=6), PERIOD) == {}
+        kept = leases.renew(conn, "A", {cid: a2}, now + timedelta(seconds=10), PERIOD)
         assert kept[cid].expires_at == now + timedelta(seconds=25)
         assert leases.acquire(conn, cid, "B", now + timedelta(seconds=24), PERIOD) is None
         b = leases.acquire(conn, cid, "B", now + timedelta(seconds=25), PERIOD)  # A stopped renewing
-        assert b is not None and b.token == 2
+        assert b is not None and b.token == 3
         # A wakes up: its renewal and its token are refused.
-        assert leases.renew(conn, "A", {cid: a}, now + timedelta(seconds=26), PERIOD) == {}
+        assert leases.renew(conn, "A", {cid: a2}, now + timedelta(seconds=26), PERIOD) == {}
         assert leases.holders(conn)[cid][0] == "B"
 
 
@@ -162,7 +164,7 @@ def test_two_daemons_never_pace_the_same_campaign_at_once(engine, fast_platform)
     def replica(name: str) -> tuple[Daemon, VoiceClient]:
         client = VoiceClient(url, timeout=2.0, backoff_s=0.01)
         daemon = Daemon(engine, client, clock=PlatformClock(client), daemon_id=name, fill_hopper=True,
-                        lease_period=timedelta(seconds=3))
+                        lease_period=timedelta(seconds=5))
         tick = daemon.tick
 
         def timed(cid):
@@ -603,6 +605,8 @@ def test_churned_tables_are_vacuumed_once_their_dead_tuples_pass_the_limit(engin
 
     cid = campaign(engine, hopper_min_level=1000)
     add_prospects(engine, cid, phones(800), now=START - timedelta(hours=1))
+    with engine.begin() as conn:  # this test's own database: keep a server's autovacuum out of the race
+        conn.exec_driver_sql("ALTER TABLE hopper SET (autovacuum_enabled = false)")
     for _ in range(2):  # 1,600 hopper rows inserted and deleted: dead tuples, as a busy day leaves them
         hopper.fill_campaign(engine, cid, START)
         with engine.begin() as conn:
@@ -621,7 +625,7 @@ def test_churned_tables_are_vacuumed_once_their_dead_tuples_pass_the_limit(engin
             return {h.table: h.dead for h in maintenance.health(conn)}.get("hopper")
 
     _wait_for(lambda: hopper_dead() == 0, 15, step=0.2)
-    assert not hopper_due()  # just vacuumed: not again within the minute
+    assert not hopper_due()  # just vacuumed: not again within MIN_INTERVAL
 
 
 def test_events_another_daemon_applied_meanwhile_are_not_applied_twice(engine, fast_platform):
@@ -649,3 +653,86 @@ def test_events_another_daemon_applied_meanwhile_are_not_applied_twice(engine, f
     assert report.events == report.answered == 0
     with engine.connect() as conn:
         assert conn.execute(sa.select(t.campaign_runtime.c.events_cursor)).scalar_one() == 7
+
+
+def test_a_second_live_daemon_under_the_same_id_is_refused(engine):
+    from campaigns.errors import DialerError
+
+    with engine.begin() as conn:
+        leases.heartbeat(conn, "same", "other-host", 4242, "running", leases.db_now(conn))
+    client = VoiceClient("http://127.0.0.1:9", retries=0)
+    with pytest.raises(DialerError, match="another daemon is running as 'same'"):
+        Daemon(engine, client, daemon_id="same").run(once=True)
+    client.close()
+
+
+def test_a_daemon_that_lost_its_campaign_does_not_dial_the_rows_it_had_claimed(engine):
+    cid = campaign(engine)
+    add_prospects(engine, cid, phones(2), now=START - timedelta(hours=1))
+    hopper.fill_campaign(engine, cid, START)
+    with engine.begin() as conn:
+        camp = conn.execute(sa.select(t.campaigns).where(t.campaigns.c.id == cid)).one()
+        rows = calls.claim(conn, cid, "old", 2, START)
+        leases.release_claims(conn, cid)  # a new holder took the campaign over
+        assert [calls.start_attempt(conn, camp, row, "old", START) for row in rows] == [None, None]
+    assert attempts(engine) == []
+
+
+def test_an_event_for_an_attempt_recorded_as_never_placed_counts_the_call_again(engine):
+    cid = campaign(engine)
+    [pid] = add_prospects(engine, cid, phones(1), now=START - timedelta(hours=1))
+    hopper.fill_campaign(engine, cid, START)
+    with engine.begin() as conn:
+        camp = conn.execute(sa.select(t.campaigns).where(t.campaigns.c.id == cid)).one()
+        attempt = calls.start_attempt(conn, camp, calls.claim(conn, cid, "d", 1, START)[0], "d", START)
+        calls.not_placed(conn, camp, attempt, "never confirmed", START)
+        assert conn.execute(sa.select(t.prospects.c.attempts)).scalar_one() == 0
+        late = calls.apply_event(conn, camp, {"call_id": "call-late", "idempotency_key": attempt["idempotency_key"],
+                                              "type": "ringing", "at": START.isoformat()}, START)
+        assert late.outcome == "placed_late" and "after it was recorded as not placed" in late.warnings[0]
+        assert conn.execute(sa.select(t.prospects.c.attempts)).scalar_one() == 1
+        row = conn.execute(sa.select(t.call_attempts)).one()
+        assert (row.status, row.outcome, row.platform_call_id) == ("ended", "placed_late", "call-late")
+        # and `not_placed` never ends an attempt the platform confirmed
+        again = calls.start_attempt(conn, camp, _requeue(conn, cid, pid), "d", START + timedelta(hours=1))
+        calls.mark_placed(conn, again["id"], "call-2", START + timedelta(hours=1))
+        assert calls.not_placed(conn, camp, again, "late refusal", START + timedelta(hours=1)).status is None
+        assert conn.execute(sa.select(t.call_attempts.c.status).where(
+            t.call_attempts.c.id == again["id"])).scalar_one() == "placed"
+
+
+def _requeue(conn, cid, pid):
+    conn.execute(sa.update(t.prospects).values(next_dial_at=START, last_attempt_at=None))
+    conn.execute(sa.insert(t.hopper).values(campaign_id=cid, prospect_id=pid, priority=50, status="queued",
+                                            queued_at=START))
+    return calls.claim(conn, cid, "d", 1, START + timedelta(hours=1))[0]
+
+
+class _Scripted:
+    """A requests.Session stand-in answering POSTs from a script (status codes)."""
+
+    def __init__(self, statuses):
+        self.statuses = list(statuses)
+        self.headers = {}
+
+    def request(self, method, url, **kwargs):
+        import requests
+
+        response = requests.Response()
+        response.status_code = self.statuses.pop(0)
+        response._content = b'{"message": "scripted", "call_id": "c1"}'
+        return response
+
+    def close(self):
+        pass
+
+
+def test_a_refusal_after_an_unanswered_try_is_not_taken_for_a_clean_refusal():
+    client = VoiceClient("http://127.0.0.1:9", backoff_s=0.001, session=_Scripted([500, 422]))
+    with pytest.raises(VoiceApiError) as caught:
+        client.place_call(campaign="a/b", to="+12125550000", agent="x", prospect_id=1, idempotency_key="k")
+    assert not caught.value.refused and "may have acted" in str(caught.value)
+    clean = VoiceClient("http://127.0.0.1:9", backoff_s=0.001, session=_Scripted([401]))
+    with pytest.raises(VoiceApiError) as caught:
+        clean.place_call(campaign="a/b", to="+12125550000", agent="x", prospect_id=1, idempotency_key="k")
+    assert caught.value.refused and caught.value.status == 401

@@ -1,4 +1,4 @@
-"""Several daemons: campaign leases, daemon heartbeats, one live call per prospect.
+"""Several daemons: campaign leases, daemon heartbeats, one live call per prospect, request times.
 
 Revision ID: 0006
 Revises: 0005
@@ -46,6 +46,8 @@ def upgrade() -> None:
         sa.CheckConstraint("state IN ('running', 'draining')", name=op.f("ck_daemons_state")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_daemons")),
     )
+    with op.batch_alter_table("call_attempts", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("sent_at", UTCDateTime, nullable=True))
     op.create_index(
         "ux_call_attempts_live_prospect", "call_attempts", ["prospect_id"], unique=True,
         postgresql_where=sa.text("status <> 'ended'"), sqlite_where=sa.text("status <> 'ended'"),
@@ -66,5 +68,7 @@ def downgrade() -> None:
                 "autovacuum_vacuum_scale_factor)"
             )
     op.drop_index("ux_call_attempts_live_prospect", table_name="call_attempts")
+    with op.batch_alter_table("call_attempts", schema=None) as batch_op:
+        batch_op.drop_column("sent_at")
     op.drop_table("daemons")
     op.drop_table("campaign_leases")
