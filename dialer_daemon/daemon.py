@@ -53,6 +53,7 @@ PLACING_RETRY_AFTER = timedelta(seconds=20)
 LEASE_PERIOD = timedelta(seconds=15)
 ABANDON_WINDOW = timedelta(hours=1)
 ABANDON_REFRESH_S = 60.0  # wall seconds between abandon-rate queries per campaign
+TAKEOVER_POLL_S = 0.25  # how often a daemon short of its fair share looks for expired leases
 MAINTENANCE_EVERY_S = 10.0  # wall seconds between looks at the churned tables' dead tuples
 
 
@@ -126,6 +127,7 @@ class Daemon:
         self._names: dict[int, str] = {}
         self._lease_lock = threading.Lock()  # the loop and the lease keeper both update `leases`
         self._fenced = False  # set by `run`: claims need the campaign's lease
+        self._short_of_share = False
         self._pool: ThreadPoolExecutor | None = None
         self._next_tick: dict[int, float] = {}
         self._abandon_checked: dict[int, float] = {}
@@ -490,6 +492,9 @@ class Daemon:
                 log.info("took the lease of campaign %s (token %d)%s", cid, lease.token,
                          f", {returned} claimed row(s) of its last holder returned" if returned else "",
                          extra={"event": "lease_acquired", "campaign_id": cid, "token": lease.token})
+        # Short of its share, a daemon looks again soon: a dead holder's leases are taken within
+        # a quarter second of expiring, i.e. within one lease period of its death.
+        self._short_of_share = len(self.leases) < share
         held = {cid: self._names.get(cid, str(cid)) for cid in self.leases}
         self.metrics.record_leases(held, [name for cid, name in before.items() if cid not in held])
 
@@ -578,7 +583,7 @@ class Daemon:
                     return 0
                 wall = time.monotonic()
                 upcoming = min((self._next_tick.get(cid, wall) for cid in self.leases), default=wall + 1.0)
-                self.stop.wait(max(0.05, min(1.0, upcoming - wall)))
+                self.stop.wait(max(0.05, min(TAKEOVER_POLL_S if self._short_of_share else 1.0, upcoming - wall)))
             return 0
         finally:
             keeper_stop.set()
