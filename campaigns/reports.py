@@ -1,0 +1,265 @@
+"""A campaign's daily report: the detail of every call attempt, and the summary built from it.
+
+The report day is the **dialing day**: a call belongs to day D when it was
+placed on D in its prospect's local time (the first zone of the prospect's
+zone group). A Honolulu call at 20:00 local is D's, though it is already D+1
+in New York; the `end_of_dialing` schedule sends D's report once the last of
+those zones has closed.
+
+`detail_rows` reads the attempts of the day; `summary` is computed from those
+same rows (plus the prospects' states now), so its figures always agree with
+the detail export. `abandon_rate_period` is the compliance figure: abandoned ÷
+answered by a person over the 30 days ending with the report day, flagged above
+3%. `write_csv` writes either table as UTF-8 CSV with a header row and ISO-8601
+times, optionally zipped or gzipped, with every cell a spreadsheet would run as
+a formula neutralised.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import re
+import zipfile
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+
+from campaigns import schema as t
+from campaigns.dialability import Place
+from campaigns.lifecycle import ProspectStatus
+
+ABANDON_LIMIT = 0.03  # a telemarketer must keep abandoned calls at or below 3% over 30 days
+ABANDON_PERIOD_DAYS = 30
+# Any zone's date D lies within D 00:00 UTC-14 … D+1 00:00 UTC+12 (Kiribati to Baker Island).
+_EARLIEST_OFFSET, _LATEST_OFFSET = timedelta(hours=14), timedelta(hours=12)
+# A cell starting with one of these is a formula to a spreadsheet (CSV injection).
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"[+-]?\d+(\.\d+)?")
+
+DETAIL_COLUMNS = [
+    "attempt_id", "called_at_utc", "called_at_local", "local_zone", "phone", "first_name", "last_name",
+    "state", "list", "attempt_number", "outcome", "disposition", "answered_at_utc", "ended_at_utc",
+    "duration_s", "callback_at_utc", "custom_fields",
+]
+
+
+def _local_zone(zone_group: str) -> str:
+    zones = Place.from_group(zone_group).zones
+    return zones[0] if zones else "UTC"
+
+
+def utc_window(day: date) -> tuple[datetime, datetime]:
+    """UTC instants between which any zone's date `day` can fall."""
+    start = datetime.combine(day, time(), tzinfo=UTC)
+    return start - _EARLIEST_OFFSET, start + timedelta(days=1) + _LATEST_OFFSET
+
+
+def _iso(moment: datetime | None) -> str:
+    return moment.astimezone(UTC).isoformat() if moment is not None else ""
+
+
+def detail_rows(conn: sa.Connection, campaign_id: int, day: date) -> list[dict]:
+    """One row per call attempt of the dialing day, in the order they were placed."""
+    a, p, lists = t.call_attempts, t.prospects, t.prospect_lists
+    since, until = utc_window(day)
+    query = (
+        sa.select(a, p.c.first_name, p.c.last_name, p.c.address_state, p.c.area_code_state, p.c.zone_group,
+                  p.c.custom_fields, lists.c.filename.label("list_name"))
+        .join(p, p.c.id == a.c.prospect_id)
+        .join(lists, lists.c.id == p.c.list_id)
+        .where(a.c.campaign_id == campaign_id, a.c.created_at >= since, a.c.created_at < until)
+        .order_by(a.c.created_at, a.c.id)
+    )
+    rows = []
+    for r in conn.execute(query):
+        zone = _local_zone(r.zone_group)
+        local = r.created_at.astimezone(ZoneInfo(zone))
+        if local.date() != day:
+            continue
+        rows.append({
+            "attempt_id": r.id, "called_at_utc": _iso(r.created_at), "called_at_local": local.isoformat(),
+            "local_zone": zone, "phone": r.phone_e164, "first_name": r.first_name or "",
+            "last_name": r.last_name or "", "state": r.address_state or r.area_code_state or "",
+            "list": r.list_name, "attempt_number": r.attempt_number,
+            "outcome": r.outcome or r.status, "disposition": r.disposition or "",
+            "answered_at_utc": _iso(r.answered_at), "ended_at_utc": _iso(r.ended_at),
+            "duration_s": "" if r.duration_s is None else round(r.duration_s, 3),
+            "callback_at_utc": _iso(r.callback_at), "custom_fields": r.custom_fields or {},
+        })
+    return rows
+
+
+@dataclass
+class Summary:
+    campaign: str
+    day: date
+    dials: int = 0  # attempts the platform placed (not `not_placed`)
+    not_placed: int = 0
+    answered: int = 0  # a person answered and reached an agent
+    contacted: int = 0
+    qualified: int = 0
+    callbacks: int = 0
+    dnc_added: int = 0
+    abandoned: int = 0
+    by_outcome: Counter = field(default_factory=Counter)
+    by_disposition: Counter = field(default_factory=Counter)
+    by_list: Counter = field(default_factory=Counter)
+    by_state: Counter = field(default_factory=Counter)
+    prospects: dict[str, int] = field(default_factory=dict)
+    remaining_dialable: int = 0
+    period_abandoned: int = 0
+    period_answered: int = 0
+
+    @property
+    def abandon_rate(self) -> float:
+        """Abandoned ÷ answered by a person (connected or abandoned), this day."""
+        people = self.answered + self.abandoned
+        return self.abandoned / people if people else 0.0
+
+    @property
+    def period_abandon_rate(self) -> float:
+        return self.period_abandoned / self.period_answered if self.period_answered else 0.0
+
+    @property
+    def period_flagged(self) -> bool:
+        return self.period_abandon_rate > ABANDON_LIMIT
+
+    def as_dict(self) -> dict:
+        return {
+            "campaign": self.campaign, "day": self.day.isoformat(), "dials": self.dials,
+            "not_placed": self.not_placed, "answered": self.answered, "contacted": self.contacted,
+            "qualified": self.qualified, "callbacks": self.callbacks, "dnc_added": self.dnc_added,
+            "abandoned": self.abandoned, "abandon_rate": round(self.abandon_rate, 4),
+            "by_outcome": dict(self.by_outcome), "by_disposition": dict(self.by_disposition),
+            "by_list": dict(self.by_list), "by_state": dict(self.by_state), "prospects": self.prospects,
+            "remaining_dialable": self.remaining_dialable,
+            "abandon_rate_30_days": round(self.period_abandon_rate, 4),
+            "abandon_rate_30_days_flagged": self.period_flagged,
+        }
+
+
+def summary(conn: sa.Connection, campaign_id: int, day: date, rows: list[dict], now: datetime) -> Summary:
+    """The day's figures, from its detail rows; prospects' states and what remains are as of `now`."""
+    from campaigns.explain import remaining_today
+
+    c, w, d = t.campaigns, t.workspaces, t.dispositions
+    name = conn.execute(sa.select(w.c.name + "/" + c.c.slug).join(w, w.c.id == c.c.workspace_id)
+                        .where(c.c.id == campaign_id)).scalar_one()
+    kinds = {r.title.casefold(): r for r in conn.execute(sa.select(d).where(d.c.campaign_id == campaign_id))}
+    s = Summary(name, day)
+    for row in rows:
+        s.by_outcome[row["outcome"]] += 1
+        if row["outcome"] == "not_placed":
+            s.not_placed += 1
+            continue
+        s.dials += 1
+        s.by_list[row["list"]] += 1
+        s.by_state[row["state"] or "unknown"] += 1
+        if row["answered_at_utc"]:
+            s.answered += 1
+        if row["outcome"] == "abandoned":
+            s.abandoned += 1
+        if row["disposition"]:
+            s.by_disposition[row["disposition"]] += 1
+            kind = kinds.get(row["disposition"].casefold())
+            if kind is not None and row["outcome"] == "completed":
+                s.contacted += bool(kind.contacted)
+                s.qualified += bool(kind.qualified)
+                s.callbacks += bool(kind.callback)
+                s.dnc_added += bool(kind.dnc)
+    p = t.prospects
+    s.prospects = {str(status): 0 for status in ProspectStatus}
+    for status, count in conn.execute(sa.select(p.c.status, sa.func.count()).where(p.c.campaign_id == campaign_id)
+                                      .group_by(p.c.status)):
+        s.prospects[status] = count
+    s.remaining_dialable = remaining_today(conn, campaign_id, now)
+    s.period_abandoned, s.period_answered = abandon_counts_period(conn, campaign_id, day)
+    return s
+
+
+def abandon_counts_period(conn: sa.Connection, campaign_id: int, day: date,
+                          days: int = ABANDON_PERIOD_DAYS) -> tuple[int, int]:
+    """(abandoned, answered by a person) over the `days` dialing days ending with `day`."""
+    from campaigns.calls import abandon_counts
+
+    first = day - timedelta(days=days - 1)
+    since, _ = utc_window(first)
+    _, until = utc_window(day)
+    # Instants this far inside the window fall on one of the period's dates in every zone:
+    # those are counted in SQL; the edges, where the zone decides, attempt by attempt.
+    inner_since = since + _EARLIEST_OFFSET + _LATEST_OFFSET
+    inner_until = until - _EARLIEST_OFFSET - _LATEST_OFFSET
+    abandoned = answered = 0
+    if inner_since < inner_until:
+        abandoned, answered = abandon_counts(conn, campaign_id, inner_since, inner_until)
+        edges = ((since, inner_since), (inner_until, until))
+    else:
+        edges = ((since, until),)
+    for lo, hi in edges:
+        for row in _edge_rows(conn, campaign_id, lo, hi):
+            local_day = row.created_at.astimezone(ZoneInfo(_local_zone(row.zone_group))).date()
+            if first <= local_day <= day:
+                abandoned += row.outcome == "abandoned"
+                answered += (row.answered_at is not None) + (row.outcome == "abandoned")
+    return abandoned, answered
+
+
+def _edge_rows(conn: sa.Connection, campaign_id: int, since: datetime, until: datetime):
+    a, p = t.call_attempts, t.prospects
+    return conn.execute(
+        sa.select(a.c.created_at, a.c.outcome, a.c.answered_at, p.c.zone_group)
+        .join(p, p.c.id == a.c.prospect_id)
+        .where(a.c.campaign_id == campaign_id, a.c.created_at >= since, a.c.created_at < until)
+    ).all()
+
+
+def neutralise(value) -> str:
+    """A cell as text a spreadsheet shows rather than runs: a leading formula character gets a quote.
+
+    A plain signed number (an E.164 phone number, a negative figure) hides no formula and is
+    left as it is.
+    """
+    if isinstance(value, dict):
+        value = json.dumps(value, ensure_ascii=False, sort_keys=True)
+    text = "" if value is None else str(value)
+    if text.startswith(_FORMULA_STARTS) and not _PLAIN_NUMBER.fullmatch(text):
+        return "'" + text
+    return text
+
+
+def _flatten(rows: Iterable[dict], columns: list[str]) -> Iterable[list[str]]:
+    for row in rows:
+        yield [neutralise(row.get(column)) for column in columns]
+
+
+def write_csv(rows: Iterable[dict], columns: list[str], path: Path, compression: str = "none") -> Path:
+    """Write rows as UTF-8 CSV (header first); `zip` or `gz` wrap it. Returns the file written."""
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(columns)
+    writer.writerows(_flatten(rows, columns))
+    data = buffer.getvalue().encode("utf-8")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if compression == "none":
+        path.write_bytes(data)
+        return path
+    if compression == "gz":
+        target = path.with_name(path.name + ".gz")
+        with gzip.open(target, "wb") as out:
+            out.write(data)
+        return target
+    if compression == "zip":
+        target = path.with_name(path.name + ".zip")
+        with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr(path.name, data)
+        return target
+    raise ValueError(f"compression {compression!r}: expected none, zip or gz")

@@ -1,0 +1,159 @@
+"""The daily report's content: dialing-day boundaries, summary against detail, CSV safety, compression."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import zipfile
+from collections import Counter
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from campaigns import reports
+from campaigns import schema as t
+from tests.helpers import UPLOADS_CAMPAIGN, add_prospects, apply_campaign
+
+DAY = date(2026, 10, 21)  # a Wednesday
+DISPOSITIONS = [
+    {"title": "Do Not Call", "contacted": True, "dnc": True},
+    {"title": "Interested", "contacted": True, "qualified": True},
+    {"title": "Call Back", "contacted": True, "callback": True},
+    {"title": "Not Home"},
+]
+
+
+def _at(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+@pytest.fixture
+def day_of_calls(engine):
+    cid = apply_campaign(engine, {**UPLOADS_CAMPAIGN, "dispositions": DISPOSITIONS},
+                         now=_at("2026-10-01T00:00")).campaign_id
+    ny, la, hi = add_prospects(engine, cid, [
+        {"phone": "+12125550100", "zones": ("America/New_York",), "state": "NY"},
+        {"phone": "+13105550100", "zones": ("America/Los_Angeles",), "state": "CA"},
+        {"phone": "+18085550100", "zones": ("Pacific/Honolulu",), "state": "HI"},
+    ], now=_at("2026-10-01T00:00"))
+    with engine.begin() as conn:
+        conn.execute(sa.update(t.prospects).where(t.prospects.c.id == ny).values(
+            first_name="=HYPERLINK(\"http://evil\")", last_name="@SUM(A1)", custom_fields={"note": "+cmd|' /C calc'!A0"}))
+    calls = [  # (key, prospect, placed at UTC, outcome, disposition, answered)
+        ("ny-1", ny, "2026-10-21T14:00", "completed", "Interested", True),
+        ("la-late", la, "2026-10-22T03:30", "no_answer", None, False),  # 20:30 in Los Angeles on the 21st
+        ("hi-late", hi, "2026-10-22T06:00", "abandoned", None, False),  # 20:00 in Honolulu on the 21st
+        ("ny-next", ny, "2026-10-22T13:30", "busy", None, False),  # the 22nd in New York
+        ("ny-before", ny, "2026-10-21T03:00", "no_answer", None, False),  # 23:00 on the 20th in New York
+        ("ny-cb", ny, "2026-10-21T15:00", "completed", "Call Back", True),
+        ("ny-dnc", ny, "2026-10-21T16:00", "completed", "Do Not Call", True),
+        ("ny-np", ny, "2026-10-21T17:00", "not_placed", None, False),
+        ("ny-nh", ny, "2026-10-21T18:00", "completed", "Not Home", True),
+    ]
+    with engine.begin() as conn:
+        for n, (key, pid, at, outcome, disposition, answered) in enumerate(calls, start=1):
+            placed = _at(at)
+            conn.execute(sa.insert(t.call_attempts).values(
+                campaign_id=cid, prospect_id=pid, attempt_number=n, idempotency_key=key,
+                phone_e164={ny: "+12125550100", la: "+13105550100", hi: "+18085550100"}[pid],
+                status="ended", outcome=outcome, disposition=disposition, created_at=placed,
+                answered_at=placed + timedelta(seconds=8) if answered else None,
+                ended_at=placed + timedelta(seconds=60), duration_s=52.0 if answered else None,
+            ))
+    return cid
+
+
+def test_the_report_day_is_the_prospects_local_dialing_day(engine, day_of_calls):
+    with engine.connect() as conn:
+        rows = reports.detail_rows(conn, day_of_calls, DAY)
+    assert [r["outcome"] for r in rows] == [
+        "completed", "completed", "completed", "not_placed", "completed", "no_answer", "abandoned"]
+    la = next(r for r in rows if r["phone"] == "+13105550100")
+    assert (la["called_at_utc"], la["called_at_local"], la["local_zone"]) == (
+        "2026-10-22T03:30:00+00:00", "2026-10-21T20:30:00-07:00", "America/Los_Angeles")
+    assert {r["list"] for r in rows} == {"seed.csv"}
+
+
+def test_the_summary_agrees_with_the_detail_file(engine, day_of_calls, tmp_path):
+    with engine.connect() as conn:
+        rows = reports.detail_rows(conn, day_of_calls, DAY)
+        summary = reports.summary(conn, day_of_calls, DAY, rows, now=_at("2026-10-22T12:00"))
+    path = reports.write_csv(rows, reports.DETAIL_COLUMNS, tmp_path / "detail.csv")
+    with path.open(encoding="utf-8", newline="") as handle:
+        detail = list(csv.DictReader(handle))
+    outcomes = Counter(r["outcome"] for r in detail)
+    placed = [r for r in detail if r["outcome"] != "not_placed"]
+    assert summary.dials == len(placed) == 6 and summary.not_placed == outcomes["not_placed"] == 1
+    assert summary.answered == sum(1 for r in placed if r["answered_at_utc"]) == 4
+    assert summary.abandoned == outcomes["abandoned"] == 1
+    assert summary.abandon_rate == pytest.approx(1 / 5)
+    assert dict(summary.by_disposition) == dict(Counter(r["disposition"] for r in placed if r["disposition"]))
+    assert (summary.contacted, summary.qualified, summary.callbacks, summary.dnc_added) == (3, 1, 1, 1)
+    assert dict(summary.by_state) == dict(Counter(r["state"] for r in placed)) == {"NY": 4, "CA": 1, "HI": 1}
+    assert sum(summary.by_outcome.values()) == len(detail)
+    assert sum(summary.prospects.values()) == 3
+    data = summary.as_dict()
+    assert data["abandon_rate"] == 0.2 and data["by_list"] == {"seed.csv": 6}
+
+
+def test_cells_a_spreadsheet_would_run_are_neutralised(engine, day_of_calls, tmp_path):
+    with engine.connect() as conn:
+        rows = reports.detail_rows(conn, day_of_calls, DAY)
+    path = reports.write_csv(rows, reports.DETAIL_COLUMNS, tmp_path / "detail.csv")
+    [first] = [r for r in csv.DictReader(path.open(encoding="utf-8", newline="")) if r["phone"] == "+12125550100"][:1]
+    assert first["first_name"] == "'=HYPERLINK(\"http://evil\")"
+    assert first["last_name"] == "'@SUM(A1)"
+    assert first["custom_fields"] == '{"note": "+cmd|\' /C calc\'!A0"}'  # JSON text starts with {: harmless
+    assert first["phone"] == "+12125550100"  # a plain number hides no formula
+    for cell, expected in [("=1+1", "'=1+1"), ("+1+cmd", "'+1+cmd"), ("-2+3", "'-2+3"), ("@x", "'@x"),
+                           ("\tTAB", "'\tTAB"), ("\rCR", "'\rCR"), ("-3.5", "-3.5"), ("plain", "plain"), (None, "")]:
+        assert reports.neutralise(cell) == expected
+
+
+@pytest.mark.parametrize("compression", ["zip", "gz"])
+def test_zip_and_gz_open_with_the_standard_library(engine, day_of_calls, tmp_path, compression):
+    with engine.connect() as conn:
+        rows = reports.detail_rows(conn, day_of_calls, DAY)
+    plain = reports.write_csv(rows, reports.DETAIL_COLUMNS, tmp_path / "plain" / "detail.csv")
+    packed = reports.write_csv(rows, reports.DETAIL_COLUMNS, tmp_path / "packed" / "detail.csv", compression)
+    assert packed.name == f"detail.csv.{compression}"
+    if compression == "gz":
+        content = gzip.decompress(packed.read_bytes())
+    else:
+        with zipfile.ZipFile(packed) as archive:
+            assert archive.namelist() == ["detail.csv"]
+            content = archive.read("detail.csv")
+    assert content == plain.read_bytes()
+    header = next(csv.reader(io.StringIO(content.decode("utf-8"))))
+    assert header == reports.DETAIL_COLUMNS
+    with pytest.raises(ValueError, match="compression"):
+        reports.write_csv(rows, reports.DETAIL_COLUMNS, tmp_path / "x.csv", "rar")
+
+
+def test_the_30_day_abandon_rate_is_flagged_above_three_percent(engine, day_of_calls):
+    with engine.begin() as conn:
+        [ny] = conn.execute(sa.select(t.prospects.c.id).where(t.prospects.c.phone_e164 == "+12125550100")).scalars()
+        for i in range(30):  # one connected call a day for 30 days before, and one abandoned 40 days before
+            placed = _at("2026-10-20T15:00") - timedelta(days=i)
+            conn.execute(sa.insert(t.call_attempts).values(
+                campaign_id=day_of_calls, prospect_id=ny, attempt_number=100 + i, idempotency_key=f"old-{i}",
+                phone_e164="+12125550100", status="ended", outcome="completed", created_at=placed,
+                answered_at=placed))
+        conn.execute(sa.insert(t.call_attempts).values(
+            campaign_id=day_of_calls, prospect_id=ny, attempt_number=200, idempotency_key="too-old",
+            phone_e164="+12125550100", status="ended", outcome="abandoned", created_at=_at("2026-09-10T15:00")))
+        abandoned, answered = reports.abandon_counts_period(conn, day_of_calls, DAY)
+        # The day's 4 connected + 1 abandoned, and 29 of the 30 earlier days (the 30th is outside).
+        assert (abandoned, answered) == (1, 4 + 1 + 29)
+        rows = reports.detail_rows(conn, day_of_calls, DAY)
+        summary = reports.summary(conn, day_of_calls, DAY, rows, now=_at("2026-10-22T12:00"))
+    assert summary.period_abandon_rate == pytest.approx(1 / 34)
+    assert not summary.period_flagged  # 2.9%
+    with engine.begin() as conn:
+        conn.execute(sa.update(t.call_attempts).where(t.call_attempts.c.idempotency_key == "old-3")
+                     .values(outcome="abandoned", answered_at=None))
+        rows = reports.detail_rows(conn, day_of_calls, DAY)
+        summary = reports.summary(conn, day_of_calls, DAY, rows, now=_at("2026-10-22T12:00"))
+    assert summary.period_abandon_rate == pytest.approx(2 / 34) and summary.period_flagged
