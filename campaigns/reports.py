@@ -263,3 +263,88 @@ def write_csv(rows: Iterable[dict], columns: list[str], path: Path, compression:
             archive.writestr(path.name, data)
         return target
     raise ValueError(f"compression {compression!r}: expected none, zip or gz")
+
+
+# -- building, composing, recording ----------------------------------------------------
+
+REPORT_KIND = "daily"
+
+
+@dataclass(frozen=True)
+class Report:
+    summary: Summary
+    detail_path: Path
+    rows: int
+
+
+def report_dir(workspace: str, slug: str, day: date, base: Path | None = None) -> Path:
+    from campaigns import config
+
+    return (base or config.dialer_home() / "reports") / workspace / slug / day.isoformat()
+
+
+def build(conn: sa.Connection, campaign_id: int, day: date, now: datetime, *, out_dir: Path | None = None,
+          compression: str | None = None) -> Report:
+    """Write the day's detail export and compute its summary (nothing is sent)."""
+    c, w = t.campaigns, t.workspaces
+    camp = conn.execute(sa.select(c, w.c.name.label("workspace")).join(w, w.c.id == c.c.workspace_id)
+                        .where(c.c.id == campaign_id)).one()
+    rows = detail_rows(conn, campaign_id, day)
+    target = (out_dir or report_dir(camp.workspace, camp.slug, day)) / f"{camp.slug}-{day.isoformat()}-calls.csv"
+    path = write_csv(rows, DETAIL_COLUMNS, target, compression or camp.report_compression)
+    return Report(summary(conn, campaign_id, day, rows, now), path, len(rows))
+
+
+def summary_text(s: Summary) -> str:
+    """The summary as the email's body: plain text, one figure a line."""
+    lines = [
+        f"Campaign {s.campaign}, dialing day {s.day.isoformat()}",
+        "",
+        f"Dials                 {s.dials}",
+        f"Answered              {s.answered}",
+        f"Contacted             {s.contacted}",
+        f"Qualified             {s.qualified}",
+        f"Callbacks scheduled   {s.callbacks}",
+        f"DNC added             {s.dnc_added}",
+        f"Abandoned             {s.abandoned} ({s.abandon_rate:.1%} of calls answered by a person)",
+        f"Abandon rate, 30 days {s.period_abandon_rate:.2%}"
+        + ("  ** ABOVE THE 3% LIMIT **" if s.period_flagged else ""),
+        f"Not placed            {s.not_placed}",
+        f"Remaining dialable    {s.remaining_dialable}",
+    ]
+    for title, counts in (("By outcome", s.by_outcome), ("By disposition", s.by_disposition),
+                          ("By list", s.by_list), ("By state", s.by_state),
+                          ("Prospects by state of the lifecycle", Counter(s.prospects))):
+        lines += ["", title] + [f"  {key:<24}{value}" for key, value in sorted(counts.items()) if value]
+    return "\n".join(lines) + "\n"
+
+
+def compose(report: Report, recipients: list[str]):
+    from email.message import EmailMessage
+
+    s = report.summary
+    message = EmailMessage()
+    flag = " — abandon rate above 3%" if s.period_flagged else ""
+    message["Subject"] = f"[dialer] {s.campaign} — {s.day.isoformat()}: {s.dials} dials, {s.contacted} contacted{flag}"
+    message["To"] = ", ".join(recipients)
+    message.set_content(summary_text(s))
+    name = report.detail_path.name
+    subtype = {"zip": ("application", "zip"), "gz": ("application", "gzip")}.get(name.rsplit(".", 1)[-1],
+                                                                                 ("text", "csv"))
+    message.add_attachment(report.detail_path.read_bytes(), maintype=subtype[0], subtype=subtype[1], filename=name)
+    return message
+
+
+def sent_at(conn: sa.Connection, campaign_id: int, day: date) -> datetime | None:
+    r = t.reports_sent
+    return conn.execute(sa.select(r.c.sent_at).where(r.c.campaign_id == campaign_id, r.c.report_date == day,
+                                                    r.c.kind == REPORT_KIND)).scalar_one_or_none()
+
+
+def record_sent(conn: sa.Connection, campaign_id: int, day: date, recipients: list[str], attachment: Path,
+                now: datetime) -> None:
+    r = t.reports_sent
+    values = {"recipients": recipients, "attachment": str(attachment), "sent_at": now}
+    dialect = sa.dialects.postgresql if conn.dialect.name == "postgresql" else sa.dialects.sqlite
+    conn.execute(dialect.insert(r).values(campaign_id=campaign_id, report_date=day, kind=REPORT_KIND, **values)
+                 .on_conflict_do_update(index_elements=["campaign_id", "report_date", "kind"], set_=values))

@@ -258,6 +258,7 @@ def main() -> None:
     import dialer_cli.daemon  # noqa: F401  (registers `daemon` and `simulator`)
     import dialer_cli.dialing  # noqa: F401  (registers `explain` and `hopper`)
     import dialer_cli.lists  # noqa: F401  (registers `list` and `dnc`)
+    import dialer_cli.reporting  # noqa: F401  (registers `report`)
 
     app()
 

@@ -8,6 +8,7 @@ import io
 import zipfile
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -157,3 +158,131 @@ def test_the_30_day_abandon_rate_is_flagged_above_three_percent(engine, day_of_c
         rows = reports.detail_rows(conn, day_of_calls, DAY)
         summary = reports.summary(conn, day_of_calls, DAY, rows, now=_at("2026-10-22T12:00"))
     assert summary.period_abandon_rate == pytest.approx(2 / 34) and summary.period_flagged
+
+
+# -- `dialer report` and delivery --------------------------------------------------------
+
+def _invoke(*args):
+    from typer.testing import CliRunner
+
+    import dialer_cli.reporting  # noqa: F401  (registers `report`)
+    from dialer_cli.main import app
+
+    return CliRunner().invoke(app, ["report", *args])
+
+
+def _recipients(engine, cid, addresses):
+    with engine.begin() as conn:
+        conn.execute(sa.update(t.campaigns).where(t.campaigns.c.id == cid).values(report_recipients=addresses))
+
+
+def test_dialer_report_writes_the_export_and_prints_the_summary(engine, day_of_calls, dialer_env, tmp_path):
+    import json
+
+    result = _invoke("renewals", "--date", "2026-10-21", "--out", str(tmp_path / "out"), "--compression", "gz",
+                     "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert (data["dials"], data["rows"], data["emailed_to"]) == (6, 7, None)
+    assert data["file"] == str(tmp_path / "out" / "renewals-2026-10-21-calls.csv.gz")
+    assert len(gzip.decompress(Path(data["file"]).read_bytes()).decode().splitlines()) == 8
+    text = _invoke("renewals", "--date", "2026-10-21", "--out", str(tmp_path / "out"))
+    assert text.exit_code == 0 and "dials" in text.output and "7 call attempts" in text.output
+    for bad, message in ((["--date", "21/10/2026"], "YYYY-MM-DD"), (["--compression", "rar"], "none, zip or gz"),
+                         (["--format", "xlsx"], "csv"), (["--email"], "no report recipients")):
+        refused = _invoke("renewals", *bad)
+        assert refused.exit_code == 2 and message in refused.output
+
+
+class _Inbox:
+    def __init__(self):
+        self.messages = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.messages.append(envelope)
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp_server(monkeypatch):
+    """A real SMTP server (aiosmtpd) on loopback; the dialer pointed at it."""
+    import socket
+
+    from aiosmtpd.controller import Controller
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    inbox = _Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    monkeypatch.setenv("DIALER_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("DIALER_SMTP_PORT", str(port))
+    monkeypatch.setenv("DIALER_SMTP_SECURITY", "none")
+    monkeypatch.setenv("DIALER_MAIL_FROM", "reports@dialer.test")
+    yield inbox
+    controller.stop()
+
+
+def test_dialer_report_emails_the_export_through_smtp_once(engine, day_of_calls, dialer_env, smtp_server, tmp_path):
+    import email
+    from email import policy
+
+    _recipients(engine, day_of_calls, ["ops@example.com", "lead@example.com"])
+    result = _invoke("renewals", "--date", "2026-10-21", "--out", str(tmp_path), "--compression", "zip", "--email")
+    assert result.exit_code == 0, result.output
+    [envelope] = smtp_server.messages
+    assert sorted(envelope.rcpt_tos) == ["lead@example.com", "ops@example.com"]
+    message = email.message_from_bytes(envelope.content, policy=policy.default)
+    assert message["From"] == "reports@dialer.test"
+    assert "acme/renewals — 2026-10-21: 6 dials, 3 contacted" in message["Subject"]
+    body = message.get_body(("plain",)).get_content()
+    assert "Dials                 6" in body and "Abandoned             1 (20.0%" in body
+    [attachment] = list(message.iter_attachments())
+    assert attachment.get_filename() == "renewals-2026-10-21-calls.csv.zip"
+    sent = attachment.get_content()
+    assert sent == (tmp_path / "renewals-2026-10-21-calls.csv.zip").read_bytes()
+    with zipfile.ZipFile(io.BytesIO(sent)) as archive:
+        assert archive.read("renewals-2026-10-21-calls.csv").decode().startswith("attempt_id,called_at_utc")
+    again = _invoke("renewals", "--date", "2026-10-21", "--out", str(tmp_path), "--email")
+    assert again.exit_code == 2 and "was sent at" in again.output and len(smtp_server.messages) == 1
+    assert _invoke("renewals", "--date", "2026-10-21", "--out", str(tmp_path), "--email", "--resend").exit_code == 0
+    assert len(smtp_server.messages) == 2
+    with engine.connect() as conn:
+        [row] = conn.execute(sa.select(t.reports_sent)).all()
+    assert (row.report_date, row.kind, sorted(row.recipients)) == (DAY, "daily", ["lead@example.com", "ops@example.com"])
+
+
+def test_without_an_smtp_host_the_report_lands_in_the_mail_folder(engine, day_of_calls, dialer_env, tmp_path):
+    import email
+    from email import policy
+
+    _recipients(engine, day_of_calls, ["ops@example.com"])
+    result = _invoke("renewals", "--date", "2026-10-21", "--out", str(tmp_path), "--email")
+    assert result.exit_code == 0, result.output
+    [path] = (Path(dialer_env["DIALER_HOME"]) / "mail").glob("*.eml")
+    message = email.message_from_bytes(path.read_bytes(), policy=policy.default)
+    assert message["To"] == "ops@example.com"
+    [attachment] = list(message.iter_attachments())
+    assert attachment.get_content_type() == "text/csv"
+    assert attachment.get_content().startswith("attempt_id,called_at_utc")
+
+
+def test_a_failed_delivery_is_retried_then_reported(monkeypatch):
+    import socket
+
+    from campaigns.mailer import Mailer, MailError
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens here
+    mailer = Mailer(host="127.0.0.1", port=port, security="none", retries=1, pause_s=0.01, timeout=2)
+    from email.message import EmailMessage
+
+    message = EmailMessage()
+    message["To"] = "ops@example.com"
+    message.set_content("x")
+    with pytest.raises(MailError, match="after 2 tries"):
+        mailer.send(message)
+    with pytest.raises(MailError, match="DIALER_SMTP_SECURITY"):
+        Mailer.from_env({"DIALER_SMTP_SECURITY": "tls-please"})

@@ -1,0 +1,91 @@
+"""`dialer report`: build (and optionally email) a campaign's daily report from a terminal."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from pathlib import Path
+from typing import Annotated
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+import typer
+from rich.table import Table
+
+from campaigns import registry, reports
+from campaigns import schema as t
+from campaigns.errors import DialerError
+from dialer_cli.main import (
+    JsonFlag,
+    _database,
+    _now,
+    _print_json,
+    app,
+    out,
+    user_errors,
+)
+
+
+def _day(value: str | None, zone: str, now: datetime) -> date:
+    if value is None:
+        return now.astimezone(ZoneInfo(zone)).date()
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise DialerError(f"--date {value!r} is not a date; write it as YYYY-MM-DD, e.g. 2026-10-21.") from None
+
+
+@app.command("report")
+@user_errors
+def report_cmd(
+    campaign: Annotated[str, typer.Argument(help="SLUG or WORKSPACE/SLUG.")],
+    day: Annotated[str | None, typer.Option("--date", help="The dialing day, YYYY-MM-DD (default: today in the campaign's report time zone).")] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Folder for the export (default: <DIALER_HOME>/reports/WORKSPACE/SLUG/DATE).")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="Export format (csv).")] = "csv",
+    compression: Annotated[str | None, typer.Option("--compression", help="none, zip or gz (default: the campaign's setting).")] = None,
+    email: Annotated[bool, typer.Option("--email", help="Send it to the campaign's recipients.")] = False,
+    resend: Annotated[bool, typer.Option("--resend", help="With --email: send even if this day's report was sent.")] = False,
+    json_out: JsonFlag = False,
+) -> None:
+    """Build a campaign's report for one dialing day: the calls export and its summary."""
+    from campaigns.mailer import Mailer
+
+    if fmt != "csv":
+        raise DialerError(f"--format {fmt!r}: the only export format is csv.")
+    if compression is not None and compression not in ("none", "zip", "gz"):
+        raise DialerError(f"--compression {compression!r}: expected none, zip or gz.")
+    now = _now()
+    with _database() as engine:
+        with engine.connect() as conn:
+            ref = registry.resolve_campaign(conn, campaign)
+            camp = conn.execute(sa.select(t.campaigns).where(t.campaigns.c.id == ref.id)).one()
+            the_day = _day(day, camp.report_timezone, now)
+            report = reports.build(conn, ref.id, the_day, now, out_dir=out_dir, compression=compression)
+            already = reports.sent_at(conn, ref.id, the_day)
+        delivered = None
+        if email:
+            recipients = list(camp.report_recipients or [])
+            if not recipients:
+                raise DialerError(f"{ref.qualified_slug}: no report recipients; set reports.recipients in its campaign file.")
+            if already is not None and not resend:
+                raise DialerError(f"{ref.qualified_slug}: the report for {the_day} was sent at {already:%Y-%m-%d %H:%M} UTC; "
+                                  "add --resend to send it again.")
+            mailer = Mailer.from_env()
+            delivered = mailer.send(reports.compose(report, recipients))
+            with engine.begin() as conn:
+                reports.record_sent(conn, ref.id, the_day, recipients, report.detail_path, _now())
+    if json_out:
+        _print_json({**report.summary.as_dict(), "rows": report.rows, "file": str(report.detail_path),
+                     "emailed_to": delivered})
+        return
+    s = report.summary
+    table = Table(f"{s.campaign} — {s.day.isoformat()}", "")
+    for label, value in [("dials", s.dials), ("answered", s.answered), ("contacted", s.contacted),
+                         ("qualified", s.qualified), ("callbacks scheduled", s.callbacks), ("DNC added", s.dnc_added),
+                         ("abandoned", f"{s.abandoned} ({s.abandon_rate:.1%})"),
+                         ("abandon rate, 30 days", f"{s.period_abandon_rate:.2%}" + (" — above 3%" if s.period_flagged else "")),
+                         ("not placed", s.not_placed), ("remaining dialable", s.remaining_dialable)]:
+        table.add_row(label, str(value))
+    out.print(table)
+    out.print(f"{report.rows} call attempts in {report.detail_path}")
+    if delivered:
+        out.print(f"emailed via {delivered}")
