@@ -157,7 +157,7 @@ def fill_campaign(engine: sa.Engine, campaign_id: int, now: datetime) -> FillRes
         ).one()
         rules = DialRules.from_campaign(campaign)
         result.returned_expired = _return_rows(conn, _expired_rows(conn, campaign, now), only_queued=False)
-        groups = _zone_groups(conn, campaign_id)
+        groups = zone_groups(conn, campaign_id)
         is_open = {g: window_open(Place.from_group(g), rules, now) for g in groups}
         open_groups = {g for g, ok in is_open.items() if ok}
         result.open_groups, result.closed_groups = len(open_groups), len(is_open) - len(open_groups)
@@ -195,7 +195,7 @@ def _depth(conn: sa.Connection, campaign_id: int) -> int:
     ).scalar_one()
 
 
-def _zone_groups(conn: sa.Connection, campaign_id: int) -> list[str]:
+def zone_groups(conn: sa.Connection, campaign_id: int) -> list[str]:
     """The campaign's distinct zone groups among READY and CALLBACK prospects.
 
     A loose index scan: a recursive query hops from one group to the next

@@ -286,13 +286,27 @@ def report_dir(workspace: str, slug: str, day: date, base: Path | None = None) -
 def build(conn: sa.Connection, campaign_id: int, day: date, now: datetime, *, out_dir: Path | None = None,
           compression: str | None = None) -> Report:
     """Write the day's detail export and compute its summary (nothing is sent)."""
+    target, default_compression = _target(conn, campaign_id, day, out_dir)
+    rows = detail_rows(conn, campaign_id, day)
+    path = write_csv(rows, DETAIL_COLUMNS, target, compression or default_compression)
+    return Report(summary(conn, campaign_id, day, rows, now), path, len(rows))
+
+
+def _target(conn: sa.Connection, campaign_id: int, day: date, out_dir: Path | None) -> tuple[Path, str]:
     c, w = t.campaigns, t.workspaces
     camp = conn.execute(sa.select(c, w.c.name.label("workspace")).join(w, w.c.id == c.c.workspace_id)
                         .where(c.c.id == campaign_id)).one()
-    rows = detail_rows(conn, campaign_id, day)
-    target = (out_dir or report_dir(camp.workspace, camp.slug, day)) / f"{camp.slug}-{day.isoformat()}-calls.csv"
-    path = write_csv(rows, DETAIL_COLUMNS, target, compression or camp.report_compression)
-    return Report(summary(conn, campaign_id, day, rows, now), path, len(rows))
+    folder = out_dir or report_dir(camp.workspace, camp.slug, day)
+    return folder / f"{camp.slug}-{day.isoformat()}-calls.csv", camp.report_compression
+
+
+def written_detail(conn: sa.Connection, campaign_id: int, day: date) -> Path:
+    """The detail export `build` wrote for the day with the campaign's own settings."""
+    target, compression = _target(conn, campaign_id, day, None)
+    path = target if compression == "none" else target.with_name(f"{target.name}.{compression}")
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: the day's detail export has not been written (materialize report_detail)")
+    return path
 
 
 def summary_text(s: Summary) -> str:
@@ -348,3 +362,47 @@ def record_sent(conn: sa.Connection, campaign_id: int, day: date, recipients: li
     dialect = sa.dialects.postgresql if conn.dialect.name == "postgresql" else sa.dialects.sqlite
     conn.execute(dialect.insert(r).values(campaign_id=campaign_id, report_date=day, kind=REPORT_KIND, **values)
                  .on_conflict_do_update(index_elements=["campaign_id", "report_date", "kind"], set_=values))
+
+
+# -- when a day's report is due ------------------------------------------------------------
+
+FEDERAL_LATEST_MIN = 21 * 60
+
+
+def due_at(conn: sa.Connection, campaign_id: int, day: date) -> datetime | None:
+    """When the report of dialing day `day` is due (UTC), by the campaign's schedule; None if disabled.
+
+    - `midnight`: 00:00 after the day, in the campaign's report time zone;
+    - `end_of_dialing`: when the dial window has closed in the last zone its prospects occupy
+      (the campaign's latest dialing time, at most the federal 21:00, in each zone of its
+      open prospects; the report time zone when none is left).
+    """
+    from campaigns.hopper import zone_groups
+
+    camp = conn.execute(sa.select(t.campaigns).where(t.campaigns.c.id == campaign_id)).one()
+    if camp.report_schedule == "disabled":
+        return None
+    if camp.report_schedule == "midnight":
+        return datetime.combine(day + timedelta(days=1), time(), tzinfo=ZoneInfo(camp.report_timezone)).astimezone(UTC)
+    zones = {_local_zone(group) for group in zone_groups(conn, campaign_id)} or {camp.report_timezone}
+    latest = min(camp.dial_latest_min, FEDERAL_LATEST_MIN)
+    close = time(latest // 60, latest % 60) if latest < 24 * 60 else time(23, 59, 59)
+    return max(datetime.combine(day, close, tzinfo=ZoneInfo(zone)).astimezone(UTC) for zone in zones)
+
+
+def read_detail(path: Path) -> list[dict]:
+    """The rows of a detail export as written (plain, .gz or .zip), for a summary of exactly that file."""
+    path = Path(path)
+    if path.name.endswith(".gz"):
+        data = gzip.decompress(path.read_bytes())
+    elif path.name.endswith(".zip"):
+        with zipfile.ZipFile(path) as archive:
+            data = archive.read(archive.namelist()[0])
+    else:
+        data = path.read_bytes()
+    rows = list(csv.DictReader(io.StringIO(data.decode("utf-8"), newline="")))
+    for row in rows:  # undo the neutralising quote where a spreadsheet would have needed it
+        for key, value in row.items():
+            if value.startswith("'") and value[1:].startswith(_FORMULA_STARTS):
+                row[key] = value[1:]
+    return rows

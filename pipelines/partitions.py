@@ -7,3 +7,8 @@ uploads = dg.DynamicPartitionsDefinition(name="uploads")
 
 # Key: the file's key below dnc/, i.e. "<workspace>/<list>/<file>".
 dnc_files = dg.DynamicPartitionsDefinition(name="dnc_files")
+
+# Reports: one partition per campaign ("<workspace>/<slug>") and dialing day.
+report_campaigns = dg.DynamicPartitionsDefinition(name="report_campaigns")
+report_days = dg.DailyPartitionsDefinition(start_date="2026-01-01", end_offset=1)
+reports = dg.MultiPartitionsDefinition({"campaign": report_campaigns, "day": report_days})

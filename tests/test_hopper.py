@@ -187,7 +187,7 @@ def test_many_zone_groups_fill_in_one_dial_order(engine, monkeypatch, few_groups
                "area_state": "HI", "priority": 100} for i in range(60)]
     ids = add_prospects(engine, cid, specs, now=NOON)
     with engine.connect() as conn:
-        assert len(hopper._zone_groups(conn, cid)) > 3 * hopper.UNION_ARMS
+        assert len(hopper.zone_groups(conn, cid)) > 3 * hopper.UNION_ARMS
     hopper.fill_campaign(engine, cid, NOON)
     expected = sorted(range(300), key=lambda i: (-specs[i]["priority"], ids[i]))[:40]
     assert [row.prospect_id for row in _queued(engine, cid)] == [ids[i] for i in expected]
@@ -204,7 +204,7 @@ def test_zone_groups_are_found_by_loose_index_scan(engine):
         ])
     ], now=NOON)
     with engine.connect() as conn:
-        assert hopper._zone_groups(conn, cid) == [
+        assert hopper.zone_groups(conn, cid) == [
             "America/Chicago|TX|TX", "America/New_York|NY|NY", "Pacific/Honolulu|HI|HI"
         ]
 

@@ -1,0 +1,84 @@
+"""The daily report per campaign and dialing day: the calls export, then the summary and its email."""
+
+
+from datetime import UTC, date, datetime
+
+import dagster as dg
+import sqlalchemy as sa
+
+from campaigns import registry
+from campaigns import reports as domain
+from campaigns import schema as t
+from campaigns.mailer import Mailer
+from pipelines.partitions import reports as report_partitions
+from resources.database import DatabaseResource
+
+
+def _partition(context) -> tuple[str, date]:
+    keys = context.partition_key.keys_by_dimension
+    return keys["campaign"], date.fromisoformat(keys["day"])
+
+
+@dg.asset(group_name="reports", kinds={"csv"}, partitions_def=report_partitions)
+def report_detail(context: dg.AssetExecutionContext, database: DatabaseResource) -> dg.MaterializeResult:
+    """Every call attempt of the campaign's dialing day, one CSV row each (UTC and prospect-local
+    times, number, list, attempt number, outcome, disposition, duration, custom fields), with
+    formula cells neutralised, compressed as the campaign asks."""
+    campaign, day = _partition(context)
+    with database.engine.connect() as conn:
+        ref = registry.resolve_campaign(conn, campaign)
+        report = domain.build(conn, ref.id, day, datetime.now(UTC))
+    return dg.MaterializeResult(metadata={
+        "file": dg.MetadataValue.path(str(report.detail_path)), "rows": report.rows,
+    })
+
+
+@dg.asset(
+    group_name="reports", kinds={"email"}, partitions_def=report_partitions, deps=[report_detail],
+    retry_policy=dg.RetryPolicy(max_retries=3, delay=30, backoff=dg.Backoff.EXPONENTIAL),
+    check_specs=[dg.AssetCheckSpec("abandon_rate_30_days", asset="report_summary",
+                                   description="Abandoned ÷ answered by a person over 30 days stays at or below 3%.")],
+)
+def report_summary(context: dg.AssetExecutionContext, database: DatabaseResource):
+    """The day's figures, computed from the detail file itself, mailed with it to the campaign's
+    recipients — once per campaign and day (a sent report is recorded and never sent again)."""
+    campaign, day = _partition(context)
+    now = datetime.now(UTC)
+    engine = database.engine
+    with engine.connect() as conn:
+        ref = registry.resolve_campaign(conn, campaign)
+        camp = conn.execute(sa.select(t.campaigns).where(t.campaigns.c.id == ref.id)).one()
+        path = domain.written_detail(conn, ref.id, day)  # the file report_detail wrote
+        rows = domain.read_detail(path)
+        summary = domain.summary(conn, ref.id, day, rows, now)
+        already = domain.sent_at(conn, ref.id, day)
+    report = domain.Report(summary, path, len(rows))
+    recipients = list(camp.report_recipients or [])
+    if already is not None:
+        delivery = f"already sent at {already.isoformat()}"
+    elif not recipients:
+        delivery = "no recipients set"
+    else:
+        mailer = Mailer.from_env()
+        delivery = f"sent via {mailer.send(domain.compose(report, recipients))}"  # raises: the run fails, is retried
+        with engine.begin() as conn:
+            domain.record_sent(conn, ref.id, day, recipients, path, now)
+    context.log.info(f"{campaign} {day}: {delivery}")
+    figures = summary.as_dict()
+    yield dg.MaterializeResult(metadata={
+        **{k: v for k, v in figures.items() if isinstance(v, (int, float)) and not isinstance(v, bool)},
+        "by_disposition": dg.MetadataValue.json(figures["by_disposition"]),
+        "by_state": dg.MetadataValue.json(figures["by_state"]),
+        "file": dg.MetadataValue.path(str(path)),
+        "delivery": delivery,
+        "summary": dg.MetadataValue.md(f"```\n{domain.summary_text(summary)}```"),
+    })
+    yield dg.AssetCheckResult(
+        check_name="abandon_rate_30_days", passed=not summary.period_flagged,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"abandon_rate_30_days": summary.period_abandon_rate,
+                  "abandoned": summary.period_abandoned, "answered_by_a_person": summary.period_answered},
+    )
+
+
+campaign_report_job = dg.define_asset_job("campaign_report", selection=[report_detail, report_summary])
