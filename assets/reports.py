@@ -9,9 +9,9 @@ import sqlalchemy as sa
 from campaigns import registry
 from campaigns import reports as domain
 from campaigns import schema as t
-from campaigns.mailer import Mailer
 from pipelines.partitions import reports as report_partitions
 from resources.database import DatabaseResource
+from resources.mailer import MailerResource
 
 
 def _partition(context) -> tuple[str, date]:
@@ -39,7 +39,7 @@ def report_detail(context: dg.AssetExecutionContext, database: DatabaseResource)
     check_specs=[dg.AssetCheckSpec("abandon_rate_30_days", asset="report_summary",
                                    description="Abandoned ÷ answered by a person over 30 days stays at or below 3%.")],
 )
-def report_summary(context: dg.AssetExecutionContext, database: DatabaseResource):
+def report_summary(context: dg.AssetExecutionContext, database: DatabaseResource, mailer: MailerResource):
     """The day's figures, computed from the detail file itself, mailed with it to the campaign's
     recipients — once per campaign and day (a sent report is recorded and never sent again)."""
     campaign, day = _partition(context)
@@ -59,8 +59,8 @@ def report_summary(context: dg.AssetExecutionContext, database: DatabaseResource
     elif not recipients:
         delivery = "no recipients set"
     else:
-        mailer = Mailer.from_env()
-        delivery = f"sent via {mailer.send(domain.compose(report, recipients))}"  # raises: the run fails, is retried
+        sent = mailer.mailer().send(domain.compose(report, recipients))  # raises: the run fails, is retried
+        delivery = f"sent via {sent}"
         with engine.begin() as conn:
             domain.record_sent(conn, ref.id, day, recipients, path, now)
     context.log.info(f"{campaign} {day}: {delivery}")

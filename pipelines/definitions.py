@@ -15,6 +15,7 @@ from pipelines.report_sensor import report_sensor
 from pipelines.sensors import dnc_sensor, inbox_sensor
 from resources.bucket import BucketResource
 from resources.database import DatabaseResource
+from resources.mailer import MailerResource
 
 defs = dg.Definitions(
     assets=[*UPLOAD_ASSETS, dnc_list_numbers, expired_prospects, hopper, report_detail, report_summary],
@@ -24,5 +25,6 @@ defs = dg.Definitions(
     resources={
         "database": DatabaseResource(),
         "bucket": BucketResource(),
+        "mailer": MailerResource(),
     },
 )

@@ -1,1 +1,1 @@
-"""Dagster resources: the database now; the bucket, mailer and voice API as they arrive."""
+"""Dagster resources: the database, the bucket and the mailer."""

@@ -89,6 +89,31 @@ def _upload_status(env) -> str | None:
         engine.dispose()
 
 
+REPORT_ASSET = """{ assetNodeOrError(assetKey: {path: ["report_summary"]}) { ... on AssetNode {
+  groupName assetMaterializations(limit: 5) { partition metadataEntries { label } } } } }"""
+
+
+def _backdate_campaign(env, days: int) -> str:
+    """Make the example campaign `days` old; returns its first dialing day in its report zone."""
+    from datetime import UTC, datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    import sqlalchemy as sa
+
+    from campaigns import db
+    from campaigns import schema as t
+
+    created = datetime.now(UTC) - timedelta(days=days)
+    engine = db.make_engine(f"sqlite:///{env['DIALER_HOME']}/dialer.sqlite3")
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.update(t.campaigns).values(created_at=created))
+            zone = conn.execute(sa.select(t.campaigns.c.report_timezone)).scalar_one()
+    finally:
+        engine.dispose()
+    return created.astimezone(ZoneInfo(zone)).date().isoformat()
+
+
 def test_dagster_dev_loads_the_location_and_a_dropped_list(tmp_path):
     port = _free_port()
     env = {
@@ -104,6 +129,8 @@ def test_dagster_dev_loads_the_location_and_a_dropped_list(tmp_path):
     env["DAGSTER_TELEMETRY_URL"] = "http://127.0.0.1:9/actions"
     _dialer(env, "init")
     _dialer(env, "campaign", "apply", str(ROOT / "examples/campaign.yaml"))
+    # Two days old: its first dialing day's report (end of dialing) is due, so report_sensor requests it.
+    first_day = _backdate_campaign(env, days=2)
     dagster = Path(sys.executable).parent / "dagster"
     process = subprocess.Popen(
         [str(dagster), "dev", "-h", "127.0.0.1", "-p", str(port), "-w", "workspace.yaml"],
@@ -162,6 +189,21 @@ def test_dagster_dev_loads_the_location_and_a_dropped_list(tmp_path):
         [fill] = hopper["assetMaterializations"]
         assert {"campaigns_filled", "queued", "fills"} <= {e["label"] for e in fill["metadataEntries"]}
         assert _hopper_fills(env) >= 1
+
+        # report_sensor (running by default) requests the campaign's due report; it is mailed
+        # to the mail folder and shows in the UI under its campaign × day partition.
+        deadline = time.monotonic() + 150
+        partitions: list[str] = []
+        while time.monotonic() < deadline:
+            report = (_graphql(port, REPORT_ASSET) or {}).get("assetNodeOrError") or {}
+            partitions = [m["partition"] for m in report.get("assetMaterializations") or []]
+            if f"acme/feb-reminders|{first_day}" in partitions:
+                break
+            time.sleep(3)
+        assert f"acme/feb-reminders|{first_day}" in partitions, f"no report for {first_day} within 150 s: {partitions}"
+        assert report["groupName"] == "reports"
+        mails = list((tmp_path / "dialer/mail").glob("*.eml"))
+        assert mails and b"ops@example.com" in mails[0].read_bytes()
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         try:

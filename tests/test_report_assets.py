@@ -14,6 +14,7 @@ from assets.reports import report_detail, report_summary
 from campaigns import schema as t
 from pipelines.report_sensor import report_sensor
 from resources.database import DatabaseResource
+from resources.mailer import MailerResource
 from tests.helpers import UPLOADS_CAMPAIGN, add_prospects, apply_campaign
 from tests.test_reports import DAY, day_of_calls  # noqa: F401  (a fixture: a day of calls)
 
@@ -81,7 +82,7 @@ def test_the_report_assets_write_the_export_mail_the_summary_once_and_check_the_
         conn.execute(sa.update(t.campaigns).where(t.campaigns.c.id == day_of_calls)
                      .values(report_recipients=["ops@example.com"], report_compression="gz"))
     key = dg.MultiPartitionKey({"campaign": "acme/renewals", "day": DAY.isoformat()})
-    resources = {"database": DatabaseResource(url=db_url)}
+    resources = {"database": DatabaseResource(url=db_url), "mailer": MailerResource()}
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("report_campaigns", ["acme/renewals"])
         for _ in range(2):  # the second run must not send the report again

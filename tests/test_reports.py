@@ -286,3 +286,20 @@ def test_a_failed_delivery_is_retried_then_reported(monkeypatch):
         mailer.send(message)
     with pytest.raises(MailError, match="DIALER_SMTP_SECURITY"):
         Mailer.from_env({"DIALER_SMTP_SECURITY": "tls-please"})
+
+
+def test_an_undeliverable_report_fails_the_command_and_is_not_recorded(engine, day_of_calls, dialer_env,
+                                                                      monkeypatch, tmp_path):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens here
+    monkeypatch.setenv("DIALER_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("DIALER_SMTP_PORT", str(port))
+    monkeypatch.setenv("DIALER_SMTP_SECURITY", "none")
+    _recipients(engine, day_of_calls, ["ops@example.com"])
+    result = _invoke("renewals", "--date", "2026-10-21", "--out", str(tmp_path), "--email")
+    assert result.exit_code == 2 and "could not deliver" in result.output
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(t.reports_sent)).scalar_one() == 0
