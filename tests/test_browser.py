@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 
-from tests.test_dagster_dev import ROOT, _dialer, _free_port, _locations
+from tests.test_dagster_dev import (
+    ROOT,
+    _dialer,
+    _free_port,
+    dagster_env,
+    start_dagster_dev,
+    stop_dagster_dev,
+)
 
 pytestmark = pytest.mark.browser
 ARTIFACTS = ROOT / "test-artifacts"
@@ -49,23 +51,11 @@ def test_the_dagster_ui_lists_the_projects_assets_sensors_and_schedules(tmp_path
 
     chromium = _chromium()
     port = _free_port()
-    env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "dagster"), "DIALER_HOME": str(tmp_path / "dialer"),
-           "DIALER_DATABASE_URL": "", "DIALER_BUCKET_URL": "", "DAGSTER_TELEMETRY_URL": "http://127.0.0.1:9/actions"}
-    (tmp_path / "dagster").mkdir()
-    (tmp_path / "dagster" / "dagster.yaml").write_bytes((ROOT / "pipelines/dagster.yaml").read_bytes())
+    env = dagster_env(tmp_path)
     _dialer(env, "init")
-    process = subprocess.Popen(
-        [str(Path(sys.executable).parent / "dagster"), "dev", "-h", "127.0.0.1", "-p", str(port), "-w", "workspace.yaml"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )
     ARTIFACTS.mkdir(exist_ok=True)
+    process = start_dagster_dev(env, port)
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            entries = _locations(port)
-            if entries and entries[0]["loadStatus"] == "LOADED":
-                break
-            time.sleep(1)
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-dev-shm-usage"])
             page = browser.new_page(viewport={"width": 1600, "height": 1000})
@@ -95,12 +85,7 @@ def test_the_dagster_ui_lists_the_projects_assets_sensors_and_schedules(tmp_path
             automation = page.inner_text("body")
             browser.close()
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_dagster_dev(process)
     assert "Global asset lineage" in listed
     assert all(asset in listed for asset in ASSETS)
     assert all(name in automation for name in AUTOMATION)

@@ -26,6 +26,47 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def dagster_env(tmp_path) -> dict[str, str]:
+    """A fresh DAGSTER_HOME (telemetry off, the project's template) and DIALER_HOME under tmp_path."""
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "dagster"), "DIALER_HOME": str(tmp_path / "dialer"),
+           "DIALER_DATABASE_URL": "", "DIALER_BUCKET_URL": "",
+           # any telemetry upload would be aimed at loopback
+           "DAGSTER_TELEMETRY_URL": "http://127.0.0.1:9/actions"}
+    (tmp_path / "dagster").mkdir()
+    (tmp_path / "dagster" / "dagster.yaml").write_bytes((ROOT / "pipelines/dagster.yaml").read_bytes())
+    return env
+
+
+def start_dagster_dev(env: dict[str, str], port: int) -> subprocess.Popen:
+    """`dagster dev` on 127.0.0.1:port in its own process group; waits until the location is loaded."""
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "dagster"), "dev", "-h", "127.0.0.1", "-p", str(port),
+         "-w", "workspace.yaml"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            entries = _locations(port)
+            if entries and entries[0]["loadStatus"] == "LOADED":
+                break
+            time.sleep(1)
+    except BaseException:
+        stop_dagster_dev(process)
+        raise
+    return process
+
+
+def stop_dagster_dev(process: subprocess.Popen) -> None:
+    """SIGTERM to the whole process group (webserver, daemon, code server), SIGKILL if it lingers."""
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
 LOADED_ASSET = """{ assetNodeOrError(assetKey: {path: ["loaded_prospects"]}) { ... on AssetNode {
   partitionKeys dependencyKeys { path }
   assetChecksOrError { ... on AssetChecks { checks { name executionForLatestMaterialization { status } } } }
@@ -116,38 +157,14 @@ def _backdate_campaign(env, days: int) -> str:
 
 def test_dagster_dev_loads_the_location_and_a_dropped_list(tmp_path):
     port = _free_port()
-    env = {
-        **os.environ,
-        "DAGSTER_HOME": str(tmp_path / "dagster"),
-        "DIALER_HOME": str(tmp_path / "dialer"),
-        "DIALER_DATABASE_URL": "",
-        "DIALER_BUCKET_URL": "",
-    }
-    (tmp_path / "dagster").mkdir()
-    # Telemetry off (the project's instance template), and any upload aimed at loopback.
-    (tmp_path / "dagster" / "dagster.yaml").write_bytes((ROOT / "pipelines/dagster.yaml").read_bytes())
-    env["DAGSTER_TELEMETRY_URL"] = "http://127.0.0.1:9/actions"
+    env = dagster_env(tmp_path)
     _dialer(env, "init")
     _dialer(env, "campaign", "apply", str(ROOT / "examples/campaign.yaml"))
     # Two days old: its first dialing day's report (end of dialing) is due, so report_sensor requests it.
     first_day = _backdate_campaign(env, days=2)
-    dagster = Path(sys.executable).parent / "dagster"
-    process = subprocess.Popen(
-        [str(dagster), "dev", "-h", "127.0.0.1", "-p", str(port), "-w", "workspace.yaml"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    process = start_dagster_dev(env, port)
     try:
-        deadline = time.monotonic() + 120
-        entries = None
-        while time.monotonic() < deadline:
-            entries = _locations(port)
-            if entries and entries[0]["loadStatus"] == "LOADED":
-                break
-            time.sleep(1)
+        entries = _locations(port)
         assert entries, "dagster dev did not answer on its GraphQL endpoint"
         assert entries[0]["name"] == "campaign_dialer"
         assert entries[0]["loadStatus"] == "LOADED"
@@ -205,9 +222,4 @@ def test_dagster_dev_loads_the_location_and_a_dropped_list(tmp_path):
         mails = list((tmp_path / "dialer/mail").glob("*.eml"))
         assert mails and b"ops@example.com" in mails[0].read_bytes()
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_dagster_dev(process)
