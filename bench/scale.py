@@ -46,6 +46,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from daemon import (
+    database,  # bench/daemon.py, beside this script: a fresh benchmark database
+)
+
 DAY_START = datetime(2026, 10, 21, 12, 50, tzinfo=UTC)  # 08:50 in New York, a Wednesday
 DAY_END = datetime(2026, 10, 22, 2, 10, tzinfo=UTC)  # 21:10 in Chicago
 SETTLE = timedelta(minutes=30)
@@ -59,17 +63,6 @@ FAULTS = "error=0.01,error_after_accept=0.005,timeout=0.003,timeout_s=6,drop=0.0
          "outage_every_s=90,outage_s=2"
 TABLES = ("hopper", "call_attempts", "prospects", "campaign_runtime", "campaign_leases", "daemons")
 MAX_CALLS = 3
-
-
-def database(base: str, name: str) -> str:
-    import sqlalchemy as sa
-
-    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    admin.dispose()
-    return sa.make_url(base).set(database=name).render_as_string(hide_password=False)
 
 
 def setup(url: str, campaigns: int, per_campaign: int):
@@ -190,6 +183,13 @@ def tick_latencies(logdir: Path) -> dict[str, list[float]]:
     return out
 
 
+def all_ticks(latencies: dict[str, list[float]]) -> tuple[int, float, float, float]:
+    """(ticks, p50, p90, p99) over every daemon's ticks."""
+    values = [v for series in latencies.values() for v in series]
+    return (len(values), statistics.median(values) if values else float("nan"), percentile(values, 0.9),
+            percentile(values, 0.99))
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
@@ -284,6 +284,7 @@ def run(base: str, mode: str, args) -> dict:
                   dead_last=dead_series[-1] if dead_series else {}, dead_series=dead_series,
                   latencies={k: (len(v), statistics.median(v) if v else float("nan"), percentile(v, 0.99))
                              for k, v in latencies.items()},
+                  all_ticks=all_ticks(latencies),
                   injected=dict(sim.injected), retries=dict(retries), logdir=str(logdir),
                   leases_lost=log_events(logdir, "lease_lost"), vacuums=log_events(logdir, "vacuum"))
     return result
@@ -324,6 +325,9 @@ def check(engine, platform_log: list[dict]) -> dict:
         over_max = conn.execute(sa.select(sa.func.count()).select_from(t.prospects)
                                 .where(t.prospects.c.attempts > MAX_CALLS)).scalar_one()
         answered = sum(1 for a in attempts if a.answered_at is not None)
+        queued, returned_expired = conn.execute(
+            sa.select(sa.func.coalesce(sa.func.sum(t.hopper_fills.c.queued), 0),
+                      sa.func.coalesce(sa.func.sum(t.hopper_fills.c.returned_expired), 0))).one()
     by_key = {a.idempotency_key: a for a in attempts}
     calls_per_key = Counter(c["idempotency_key"] for c in platform_log)
     orphan_calls = sum(1 for c in platform_log if c["idempotency_key"] not in by_key)
@@ -346,6 +350,7 @@ def check(engine, platform_log: list[dict]) -> dict:
         "beyond_max": over_max + sum(1 for n in dialed_per_prospect.values() if n > MAX_CALLS),
         "stuck": statuses.get("dialing", 0) + claimed + sum(1 for a in attempts if a.status != "ended"),
         "statuses": dict(statuses), "answered": answered, "abandoned": abandoned,
+        "hopper_queued": int(queued), "hopper_returned_expired": int(returned_expired),
         "abandon_rate": abandoned / (answered + abandoned) if answered + abandoned else 0.0,
     }
 
@@ -363,6 +368,11 @@ def report(r: dict, args) -> None:
     print("|---|---:|---:|---:|")
     for name, (n, p50, p99) in r["latencies"].items():
         print(f"| {name} | {n:,} | {p50:.0f} | {p99:.0f} |")
+    n, p50, p90, p99 = r["all_ticks"]
+    print(f"| all daemons | {n:,} | {p50:.0f} | {p99:.0f} |  (p90 {p90:.0f} ms)")
+    print()
+    print(f"Hopper churn: the fills queued {r['hopper_queued']:,} rows; {r['hopper_returned_expired']:,} of them "
+          "were returned unclaimed at hopper expiry.")
     print()
     print("| table | dead tuples, peak | dead tuples, last sample |")
     print("|---|---:|---:|")

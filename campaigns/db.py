@@ -58,6 +58,12 @@ def _on_sqlite_begin(conn) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def insert_for(conn: sa.Connection, table: sa.Table):
+    """The dialect's INSERT, which has ON CONFLICT on PostgreSQL and SQLite alike."""
+    dialect = sa.dialects.postgresql if conn.dialect.name == "postgresql" else sa.dialects.sqlite
+    return dialect.insert(table)
+
+
 def make_engine(url: str | None = None, *, echo: bool = False) -> sa.Engine:
     """An engine for `url` (default: `DIALER_DATABASE_URL` or the embedded SQLite file)."""
     parsed = normalize_url(url or config.database_url())

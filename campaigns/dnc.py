@@ -20,6 +20,7 @@ import sqlalchemy as sa
 
 from campaigns import csvfile, phones
 from campaigns import schema as t
+from campaigns.db import insert_for
 from campaigns.errors import NotFound
 from campaigns.registry import ensure_dnc_list
 
@@ -188,13 +189,8 @@ def import_numbers(
 
 def add_number(conn: sa.Connection, list_id: int, phone_e164: str, now: datetime, source: str) -> bool:
     """Add one number (e.g. from a DNC disposition); returns False when it was already listed."""
-    insert = (
-        sa.dialects.postgresql.insert(t.dnc_numbers)
-        if conn.dialect.name == "postgresql"
-        else sa.dialects.sqlite.insert(t.dnc_numbers)
-    )
     result = conn.execute(
-        insert.values(dnc_list_id=list_id, phone_e164=phone_e164, added_at=now, source=source)
+        insert_for(conn, t.dnc_numbers).values(dnc_list_id=list_id, phone_e164=phone_e164, added_at=now, source=source)
         .on_conflict_do_nothing()
     )
     return result.rowcount == 1

@@ -24,6 +24,7 @@ from sqlalchemy.dialects import postgresql
 from campaigns import csvfile, validation
 from campaigns import schema as t
 from campaigns.bucket import ObjectInfo
+from campaigns.db import insert_for
 from campaigns.errors import DialerError, NotFound
 from campaigns.inbox import InboxFile, UploadOptions
 from campaigns.lifecycle import ProspectStatus, RowOutcome, UploadStatus
@@ -198,11 +199,7 @@ def register_upload(
     effective = UploadOptions(
         priority=campaign.list_priority, dupe_days=campaign.dupe_days, expire_days=campaign.expire_days
     ).merged(options)
-    insert = (
-        postgresql.insert(t.prospect_lists)
-        if conn.dialect.name == "postgresql"
-        else sa.dialects.sqlite.insert(t.prospect_lists)
-    )
+    insert = insert_for(conn, t.prospect_lists)
     conn.execute(
         insert.values(
             campaign_id=campaign.id,
@@ -569,7 +566,7 @@ def load_prospects(engine: sa.Engine, upload: Upload, campaign: CampaignInfo, no
             custom,
         ).where(u.c.upload_id == upload.id, u.c.outcome.in_(_LIVE))
         insert = (
-            (postgresql.insert(p) if conn.dialect.name == "postgresql" else sa.dialects.sqlite.insert(p))
+            insert_for(conn, p)
             .from_select(
                 [
                     "campaign_id", "list_id", "source_row", "phone_e164", "phone_ext", "first_name",

@@ -28,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 
 from campaigns import schema as t
+from campaigns.db import insert_for
 from campaigns.lifecycle import HopperStatus
 
 
@@ -43,12 +44,6 @@ def db_now(conn: sa.Connection) -> datetime:
     if conn.dialect.name == "postgresql":
         return conn.execute(sa.select(sa.func.clock_timestamp())).scalar_one().astimezone(UTC)
     return datetime.now(UTC)
-
-
-def insert_for(conn: sa.Connection, table: sa.Table):
-    """The dialect's INSERT, which has ON CONFLICT (PostgreSQL and SQLite alike)."""
-    dialect = sa.dialects.postgresql if conn.dialect.name == "postgresql" else sa.dialects.sqlite
-    return dialect.insert(table)
 
 
 def heartbeat(conn: sa.Connection, daemon_id: str, host: str, pid: int, state: str, now: datetime) -> None:

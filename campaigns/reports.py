@@ -33,8 +33,10 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from campaigns import schema as t
+from campaigns.db import insert_for
 from campaigns.dialability import Place
 from campaigns.lifecycle import ProspectStatus
+from campaigns.staterules import FEDERAL_HOURS
 
 ABANDON_LIMIT = 0.03  # a telemarketer must keep abandoned calls at or below 3% over 30 days
 ABANDON_PERIOD_DAYS = 30
@@ -359,15 +361,11 @@ def record_sent(conn: sa.Connection, campaign_id: int, day: date, recipients: li
                 now: datetime) -> None:
     r = t.reports_sent
     values = {"recipients": recipients, "attachment": str(attachment), "sent_at": now}
-    dialect = sa.dialects.postgresql if conn.dialect.name == "postgresql" else sa.dialects.sqlite
-    conn.execute(dialect.insert(r).values(campaign_id=campaign_id, report_date=day, kind=REPORT_KIND, **values)
+    conn.execute(insert_for(conn, r).values(campaign_id=campaign_id, report_date=day, kind=REPORT_KIND, **values)
                  .on_conflict_do_update(index_elements=["campaign_id", "report_date", "kind"], set_=values))
 
 
 # -- when a day's report is due ------------------------------------------------------------
-
-FEDERAL_LATEST_MIN = 21 * 60
-
 
 def due_at(conn: sa.Connection, campaign_id: int, day: date) -> datetime | None:
     """When the report of dialing day `day` is due (UTC), by the campaign's schedule; None if disabled.
@@ -385,7 +383,7 @@ def due_at(conn: sa.Connection, campaign_id: int, day: date) -> datetime | None:
     if camp.report_schedule == "midnight":
         return datetime.combine(day + timedelta(days=1), time(), tzinfo=ZoneInfo(camp.report_timezone)).astimezone(UTC)
     zones = {_local_zone(group) for group in zone_groups(conn, campaign_id)} or {camp.report_timezone}
-    latest = min(camp.dial_latest_min, FEDERAL_LATEST_MIN)
+    latest = min(camp.dial_latest_min, FEDERAL_HOURS[1])
     close = time(latest // 60, latest % 60) if latest < 24 * 60 else time(23, 59, 59)
     return max(datetime.combine(day, close, tzinfo=ZoneInfo(zone)).astimezone(UTC) for zone in zones)
 

@@ -41,6 +41,7 @@ import sqlalchemy as sa
 
 from campaigns import calls, hopper, leases, maintenance
 from campaigns import schema as t
+from campaigns.db import insert_for
 from campaigns.errors import DialerError
 from campaigns.lifecycle import CampaignState, HopperStatus
 from campaigns.pacing import PacingDecision, PacingInputs, calls_to_place
@@ -190,7 +191,7 @@ class Daemon:
         r = t.campaign_runtime
         cursor = conn.execute(sa.select(r.c.events_cursor).where(r.c.campaign_id == campaign_id)).scalar_one_or_none()
         if cursor is None:
-            conn.execute(leases.insert_for(conn, r).values(campaign_id=campaign_id, events_cursor=0)
+            conn.execute(insert_for(conn, r).values(campaign_id=campaign_id, events_cursor=0)
                          .on_conflict_do_nothing(index_elements=["campaign_id"]))
             cursor = conn.execute(sa.select(r.c.events_cursor).where(r.c.campaign_id == campaign_id)).scalar_one()
         return cursor
