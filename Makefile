@@ -5,7 +5,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 CAMPAIGN ?= examples/campaign.yaml
-DAGSTER_HOME ?= $(CURDIR)/.dialer/dagster
+# Where the embedded defaults live (`make dev DIALER_HOME=…`); empty means ./.dialer.
+export DIALER_HOME
 
 .PHONY: install install-test demo test dev clean
 
@@ -24,25 +25,23 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
-# Until the full demo lands, this initialises the embedded SQLite database under
-# DIALER_HOME (./.dialer), applies the example campaign, fills its DNC list,
-# loads the example list and fills the hopper with whoever may be dialed now.
+# The whole product on embedded defaults in about a minute (see `dialer demo --help`): campaign,
+# DNC list, a synthetic list through the ingestion job, a simulated dialing day, the report.
+# Everything lands in $(DIALER_HOME)/demo, emptied at each run.
 demo: install
-	$(BIN)/dialer init
-	$(BIN)/dialer campaign apply $(CAMPAIGN)
-	$(BIN)/dialer dnc import acme/internal examples/dnc.txt
-	$(BIN)/dialer list upload feb-reminders examples/prospects.csv
-	$(BIN)/dialer hopper fill feb-reminders
-	$(BIN)/dialer campaign status feb-reminders
+	$(BIN)/dialer demo
 
 test: install-test
 	$(BIN)/python -m pytest
 
-# Dagster's UI on 127.0.0.1:3000 with the project's code location.
+# Dagster's UI on 127.0.0.1:3000 with the project's code location, the voice simulator on
+# 127.0.0.1:8765 and the daemon, on $(DIALER_HOME) (default ./.dialer) with the example campaign;
+# Ctrl-C stops all three. `make dev DIALER_HOME=$$PWD/.dialer/demo` opens the demo's data.
 dev: install
-	mkdir -p $(DAGSTER_HOME)
-	test -f $(DAGSTER_HOME)/dagster.yaml || cp pipelines/dagster.yaml $(DAGSTER_HOME)/dagster.yaml
-	DAGSTER_HOME=$(DAGSTER_HOME) $(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
+	$(BIN)/dialer init
+	$(BIN)/dialer campaign apply $(CAMPAIGN)
+	$(BIN)/dialer dnc import acme/internal examples/dnc.txt
+	$(BIN)/dialer dev
 
 clean:
 	rm -rf $(VENV) .dialer .pytest_cache

@@ -34,7 +34,7 @@ import sqlalchemy as sa
 
 from campaigns import schema as t
 from campaigns.db import insert_for
-from campaigns.dialability import Place
+from campaigns.dialability import DialRules, Place, calls_left_clause, unexpired_clause
 from campaigns.lifecycle import ProspectStatus
 from campaigns.staterules import FEDERAL_HOURS
 
@@ -116,7 +116,7 @@ class Summary:
     by_list: Counter = field(default_factory=Counter)
     by_state: Counter = field(default_factory=Counter)
     prospects: dict[str, int] = field(default_factory=dict)
-    remaining_dialable: int = 0
+    remaining_dialable: int = 0  # still to dial: ready or callback, calls left, not expired
     period_abandoned: int = 0
     period_answered: int = 0
 
@@ -150,8 +150,6 @@ class Summary:
 
 def summary(conn: sa.Connection, campaign_id: int, day: date, rows: list[dict], now: datetime) -> Summary:
     """The day's figures, from its detail rows; prospects' states and what remains are as of `now`."""
-    from campaigns.explain import remaining_today
-
     c, w, d = t.campaigns, t.workspaces, t.dispositions
     name = conn.execute(sa.select(w.c.name + "/" + c.c.slug).join(w, w.c.id == c.c.workspace_id)
                         .where(c.c.id == campaign_id)).scalar_one()
@@ -182,7 +180,15 @@ def summary(conn: sa.Connection, campaign_id: int, day: date, rows: list[dict], 
     for status, count in conn.execute(sa.select(p.c.status, sa.func.count()).where(p.c.campaign_id == campaign_id)
                                       .group_by(p.c.status)):
         s.prospects[status] = count
-    s.remaining_dialable = remaining_today(conn, campaign_id, now)
+    # Work left on the list: prospects waiting for a call (ready, or a callback) with calls left
+    # and not expired, whatever their local time now; a report built after the day's close
+    # would otherwise count the next day's window.
+    rules = DialRules.from_campaign(conn.execute(sa.select(c).where(c.c.id == campaign_id)).one())
+    s.remaining_dialable = conn.execute(
+        sa.select(sa.func.count()).select_from(p)
+        .where(p.c.campaign_id == campaign_id, p.c.status.in_(ProspectStatus.waiting_states()),
+               calls_left_clause(p, rules), unexpired_clause(p, now))
+    ).scalar_one()
     s.period_abandoned, s.period_answered = abandon_counts_period(conn, campaign_id, day)
     return s
 
@@ -326,7 +332,7 @@ def summary_text(s: Summary) -> str:
         f"Abandon rate, 30 days {s.period_abandon_rate:.2%}"
         + ("  ** ABOVE THE 3% LIMIT **" if s.period_flagged else ""),
         f"Not placed            {s.not_placed}",
-        f"Remaining dialable    {s.remaining_dialable}",
+        f"Still to dial         {s.remaining_dialable}  (ready or callback, calls left, not expired)",
     ]
     for title, counts in (("By outcome", s.by_outcome), ("By disposition", s.by_disposition),
                           ("By list", s.by_list), ("By state", s.by_state),
@@ -367,25 +373,39 @@ def record_sent(conn: sa.Connection, campaign_id: int, day: date, recipients: li
 
 # -- when a day's report is due ------------------------------------------------------------
 
+def dialing_span(conn: sa.Connection, campaign_id: int, day: date) -> tuple[datetime, datetime]:
+    """(first opening, last close) of the campaign's dial window on dialing day `day`, in UTC.
+
+    Over the zones its open prospects occupy (each zone group's first zone; the report time
+    zone when none is left), with the campaign's hours held inside the federal 08:00–21:00.
+    """
+    from campaigns.hopper import zone_groups
+
+    camp = conn.execute(sa.select(t.campaigns).where(t.campaigns.c.id == campaign_id)).one()
+    zones = {_local_zone(group) for group in zone_groups(conn, campaign_id)} or {camp.report_timezone}
+    earliest = max(camp.dial_earliest_min, FEDERAL_HOURS[0])
+    latest = min(camp.dial_latest_min, FEDERAL_HOURS[1])
+
+    def at(minutes: int, zone: str) -> datetime:
+        clock = time(minutes // 60, minutes % 60) if minutes < 24 * 60 else time(23, 59, 59)
+        return datetime.combine(day, clock, tzinfo=ZoneInfo(zone)).astimezone(UTC)
+
+    return min(at(earliest, zone) for zone in zones), max(at(latest, zone) for zone in zones)
+
+
 def due_at(conn: sa.Connection, campaign_id: int, day: date) -> datetime | None:
     """When the report of dialing day `day` is due (UTC), by the campaign's schedule; None if disabled.
 
     - `midnight`: 00:00 after the day, in the campaign's report time zone;
     - `end_of_dialing`: when the dial window has closed in the last zone its prospects occupy
-      (the campaign's latest dialing time, at most the federal 21:00, in each zone of its
-      open prospects; the report time zone when none is left).
+      (`dialing_span`'s close).
     """
-    from campaigns.hopper import zone_groups
-
     camp = conn.execute(sa.select(t.campaigns).where(t.campaigns.c.id == campaign_id)).one()
     if camp.report_schedule == "disabled":
         return None
     if camp.report_schedule == "midnight":
         return datetime.combine(day + timedelta(days=1), time(), tzinfo=ZoneInfo(camp.report_timezone)).astimezone(UTC)
-    zones = {_local_zone(group) for group in zone_groups(conn, campaign_id)} or {camp.report_timezone}
-    latest = min(camp.dial_latest_min, FEDERAL_HOURS[1])
-    close = time(latest // 60, latest % 60) if latest < 24 * 60 else time(23, 59, 59)
-    return max(datetime.combine(day, close, tzinfo=ZoneInfo(zone)).astimezone(UTC) for zone in zones)
+    return dialing_span(conn, campaign_id, day)[1]
 
 
 def read_detail(path: Path) -> list[dict]:

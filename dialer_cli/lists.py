@@ -15,7 +15,13 @@ from typing import Annotated
 
 import typer
 import yaml
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 from rich.text import Text
 
@@ -42,7 +48,7 @@ def _free_key(bucket: Bucket, workspace: str, slug: str, filename: str) -> Inbox
     return candidate
 
 
-def _run_job(partition_key: str):
+def run_upload_job(partition_key: str):
     """Run load_prospect_list for one partition in this process; returns the Dagster result."""
     import dagster as dg
 
@@ -59,7 +65,7 @@ def _run_job(partition_key: str):
     )
 
 
-def _failure_message(result) -> str:
+def failure_message(result) -> str:
     for event in result.all_events:
         if event.event_type_value == "STEP_FAILURE":
             error = event.event_specific_data.error
@@ -118,13 +124,13 @@ def upload(
     with progress:
         task = progress.add_task(f"loading {file.name}", total=1.0, rows=0)
         with ingest.progress_hook(lambda rows, share: progress.update(task, completed=share, rows=rows)):
-            result = _run_job(target.partition_key)
+            result = run_upload_job(target.partition_key)
     with _database() as engine, engine.connect() as conn:
         info = ingest.campaign_info(conn, ref.workspace, ref.slug)
         uploaded = ingest.latest_upload(conn, info.id, target.key)
         summary = ingest.summary(conn, uploaded.id) if uploaded else None
     if not result.success:
-        message = _failure_message(result)
+        message = failure_message(result)
         if json_out:
             _print_json({"error": message, **({} if summary is None else summary.as_dict())})
         raise DialerError(message)
@@ -143,15 +149,17 @@ def upload(
     if json_out:
         _print_json(payload)
         return
-    table = Table(title=Text(f"{file.name} → {ref.qualified_slug} (upload {summary.upload_id})"))
-    table.add_column("rows", justify="right")
-    table.add_column("loaded", justify="right")
-    table.add_column("duplicates", justify="right")
-    table.add_column("invalid", justify="right")
-    table.add_column("dnc", justify="right")
+    print_upload_summary(payload, f"{file.name} → {ref.qualified_slug} (upload {summary.upload_id})", summary.warnings)
+
+
+def print_upload_summary(payload: dict, title: str, warnings: list[str]) -> None:
+    """An upload's accounting as a one-row table, then its warnings and where its rejects went."""
+    table = Table(title=Text(title))
+    for column in ("rows", "loaded", "duplicates", "invalid", "dnc"):
+        table.add_column(column, justify="right")
     table.add_row(*(f"{payload[k]:,}" for k in ("rows", "loaded", "duplicates", "invalid", "dnc")))
     out.print(table)
-    for warning in summary.warnings:
+    for warning in warnings:
         out.print(Text.assemble(("warning: ", "bold yellow"), warning), soft_wrap=True)
     if payload["rejects_file"]:
         out.print(f"Rejected rows and their reasons: {payload['rejects_file']}", soft_wrap=True, markup=False)
@@ -164,8 +172,9 @@ def _split_list(name: str, workspace: str | None, engine) -> tuple[str, str]:
     if workspace:
         return workspace, name
     with engine.connect() as conn:
-        from campaigns import schema as t
         import sqlalchemy as sa
+
+        from campaigns import schema as t
 
         names = [r[0] for r in conn.execute(sa.select(t.workspaces.c.name))]
     if len(names) == 1:
@@ -185,8 +194,9 @@ def dnc_import(
     json_out: JsonFlag = False,
 ) -> None:
     """Add a file's numbers to a workspace's DNC list (created if missing)."""
-    from campaigns.settings import SLUG_PATTERN
     import re
+
+    from campaigns.settings import SLUG_PATTERN
 
     if not file.is_file():
         raise DialerError(f"{file}: no such file.")

@@ -256,6 +256,8 @@ _state_command("archive", CampaignState.ARCHIVED, "archived")
 
 def main() -> None:
     import dialer_cli.daemon  # noqa: F401  (registers `daemon` and `simulator`)
+    import dialer_cli.demo  # noqa: F401  (registers `demo`)
+    import dialer_cli.dev  # noqa: F401  (registers `dev`)
     import dialer_cli.dialing  # noqa: F401  (registers `explain` and `hopper`)
     import dialer_cli.lists  # noqa: F401  (registers `list` and `dnc`)
     import dialer_cli.reporting  # noqa: F401  (registers `report`)

@@ -77,15 +77,20 @@ def report_cmd(
         _print_json({**report.summary.as_dict(), "rows": report.rows, "file": str(report.detail_path),
                      "emailed_to": delivered})
         return
-    s = report.summary
-    table = Table(f"{s.campaign} — {s.day.isoformat()}", "")
-    for label, value in [("dials", s.dials), ("answered", s.answered), ("contacted", s.contacted),
-                         ("qualified", s.qualified), ("callbacks scheduled", s.callbacks), ("DNC added", s.dnc_added),
-                         ("abandoned", f"{s.abandoned} ({s.abandon_rate:.1%})"),
-                         ("abandon rate, 30 days", f"{s.period_abandon_rate:.2%}" + (" — above 3%" if s.period_flagged else "")),
-                         ("not placed", s.not_placed), ("remaining dialable", s.remaining_dialable)]:
-        table.add_row(label, str(value))
-    out.print(table)
+    out.print(summary_table(report.summary))
     out.print(f"{report.rows} call attempts in {report.detail_path}")
     if delivered:
         out.print(f"emailed via {delivered}")
+
+
+def summary_table(s: reports.Summary, extra: list[tuple[str, str]] = ()) -> Table:
+    """A report summary's headline figures, one a row (`dialer report`, `dialer demo`)."""
+    table = Table(f"{s.campaign} — {s.day.isoformat()}", "")
+    for label, value in [("dials", f"{s.dials:,}"), ("answered", f"{s.answered:,}"), ("contacted", f"{s.contacted:,}"),
+                         ("qualified", f"{s.qualified:,}"), ("callbacks scheduled", f"{s.callbacks:,}"),
+                         ("DNC added", f"{s.dnc_added:,}"), ("abandoned", f"{s.abandoned:,} ({s.abandon_rate:.1%})"),
+                         ("abandon rate, 30 days", f"{s.period_abandon_rate:.2%}" + (" — above 3%" if s.period_flagged else "")),
+                         ("not placed", f"{s.not_placed:,}"), ("still to dial", f"{s.remaining_dialable:,}"),
+                         *extra]:
+        table.add_row(label, value)
+    return table

@@ -1,0 +1,564 @@
+"""`dialer demo`: the whole product on the embedded defaults, in about a minute.
+
+In a folder of its own (`<DIALER_HOME>/demo`, emptied at each run) the demo
+creates a SQLite database, a bucket folder, a mail folder and a Dagster
+instance, then does what ops and the daemon do on a real day:
+
+1. applies the demo campaign (`demo_campaign.yaml`: dispositions, a DNC list);
+2. imports the DNC list from a file in the national registry's format;
+3. generates a few thousand synthetic prospects over every state, territory and
+   province of the US locale — with invalid rows, duplicates and DNC hits —
+   drops the CSV into the bucket's inbox and runs the ingestion job on it,
+   in this process, exactly as the inbox sensor would;
+4. picks the next ordinary weekday as the dialing day, from 09:00 in its
+   first zone to 21:00 in its last, and fills the hopper at its first instant;
+5. starts the voice simulator and the dialer daemon on threads of this
+   process, on a simulated clock that runs through the day in about a minute:
+   fastest where few prospects may be dialed (Guam's early morning), slowest
+   where most may; the daemon fills its own hopper on that clock;
+6. when the window has closed in every zone, pauses the campaign while the
+   last calls end, stops the daemon (a drain), resumes the campaign, then
+   builds the day's report and mails it to the mail folder.
+
+Every figure printed at the end is the report's, computed from the file the
+report wrote; `tests/test_demo.py` checks them against the database.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import os
+import shutil
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as clock_time
+from importlib import resources
+from pathlib import Path
+from typing import Annotated
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+import typer
+from rich.live import Live
+from rich.text import Text
+
+from campaigns import config, db, dnc, hopper, ingest, registry, reports
+from campaigns import schema as t
+from campaigns.bucket import Bucket
+from campaigns.dialability import DialRules, Place, window_open
+from campaigns.errors import DialerError
+from campaigns.inbox import parse_inbox_key
+from campaigns.lifecycle import CampaignState
+from campaigns.settings import parse_settings
+from campaigns.staterules import FEDERAL_HOURS, banned_holiday, holiday_bans
+from dialer_cli.main import JsonFlag, _print_json, app, out, user_errors
+
+MARKER = ".dialer-demo"
+SLOT = timedelta(minutes=15)
+# Settings from the environment the demo must not follow: it runs on the embedded defaults only.
+FOREIGN_ENV = ("DIALER_DATABASE_URL", "DIALER_BUCKET_URL", "DIALER_SMTP_HOST", "DIALER_VOICE_API_URL",
+               "DIALER_VOICE_API_TOKEN", "DAGSTER_HOME")
+SESSIONS = 10
+DISPOSITION_MIX = {"Interested": 0.16, "Not Interested": 0.46, "Call Back": 0.2, "Do Not Call": 0.06,
+                   "Wrong Person": 0.12}
+
+
+def campaign_file() -> str:
+    return resources.files("dialer_cli").joinpath("demo_campaign.yaml").read_text(encoding="utf-8")
+
+
+# -- the day ---------------------------------------------------------------------------
+
+def dialing_day(now: datetime, opens_at) -> date:
+    """The first weekday after today whose window opens after `now` and on which no state bans
+    calls for a holiday: an ordinary day, so the demo shows the rules' everyday effect."""
+    day = now.astimezone(UTC).date() + timedelta(days=1)
+    states = sorted(holiday_bans())
+    while True:
+        if day.weekday() < 5 and opens_at(day) > now and not any(banned_holiday(s, day) for s in states):
+            return day
+        day += timedelta(days=1)
+
+
+class DayClock:
+    """Simulated seconds since the day's start, for the simulator's injectable clock.
+
+    The day is cut into 15-minute slots; each gets wall time in proportion to the
+    prospects that may be dialed in it, plus a floor, so `seconds` of wall time cover
+    the whole day: Guam's lonely morning passes in a blink, the evening rush on the
+    mainland gets most of it. After the last slot (the last calls ending) it runs at the
+    busiest slot's pace.
+    """
+
+    def __init__(self, weights: list[float], seconds: float) -> None:
+        total = sum(weights)
+        self.walls = [seconds * w / total for w in weights]
+        self.speeds = [SLOT.total_seconds() / w for w in self.walls]
+        self.tail_speed = min(self.speeds)
+        self.bounds = []  # wall seconds at each slot's end
+        elapsed = 0.0
+        for wall in self.walls:
+            elapsed += wall
+            self.bounds.append(elapsed)
+        self._t0: float | None = None
+
+    def start(self) -> None:
+        self._t0 = time.monotonic()
+
+    def _wall(self) -> float:
+        return 0.0 if self._t0 is None else time.monotonic() - self._t0
+
+    def _slot(self, wall: float) -> int:
+        return min(bisect.bisect_right(self.bounds, wall), len(self.walls) - 1)
+
+    def __call__(self) -> float:
+        wall = self._wall()
+        i = bisect.bisect_right(self.bounds, wall)
+        if i >= len(self.walls):
+            return len(self.walls) * SLOT.total_seconds() + (wall - self.bounds[-1]) * self.tail_speed
+        begin = self.bounds[i - 1] if i else 0.0
+        return i * SLOT.total_seconds() + (wall - begin) * self.speeds[i]
+
+    def speed(self) -> float:
+        wall = self._wall()
+        return self.tail_speed if wall >= self.bounds[-1] else self.speeds[self._slot(wall)]
+
+
+def slot_weights(groups: dict[str, int], rules: DialRules, start: datetime, end: datetime) -> list[float]:
+    """Per slot of the day: the prospects whose window is open at its middle, plus a floor."""
+    total = sum(groups.values()) or 1
+    places = {group: Place.from_group(group) for group in groups}
+    weights = []
+    moment = start
+    while moment < end:
+        middle = moment + SLOT / 2
+        open_now = sum(n for group, n in groups.items() if window_open(places[group], rules, middle))
+        weights.append(0.05 + open_now / total)
+        moment += SLOT
+    return weights
+
+
+# -- figures -------------------------------------------------------------------------------
+
+@dataclass
+class Figures:
+    calls: int = 0
+    not_placed: int = 0
+    answered: int = 0
+    abandoned: int = 0
+    in_flight: int = 0
+    hopper: int = 0
+    occupancy: float = 0.0  # the last simulated hour
+
+    @property
+    def abandon_rate(self) -> float:
+        people = self.answered + self.abandoned
+        return self.abandoned / people if people else 0.0
+
+
+def on_call_seconds(spans, since: datetime, until: datetime) -> float:
+    """Seconds of (answered, ended) spans inside [since, until); a call still on uses `until`."""
+    total = 0.0
+    for answered, ended in spans:
+        begin, finish = max(answered, since), min(ended or until, until)
+        if finish > begin:
+            total += (finish - begin).total_seconds()
+    return total
+
+
+def live_figures(conn: sa.Connection, campaign_id: int, now: datetime, sessions: int) -> Figures:
+    a = t.call_attempts
+    total, not_placed, answered, abandoned, in_flight = conn.execute(
+        sa.select(
+            sa.func.count(),
+            sa.func.coalesce(sa.func.sum(sa.case((a.c.outcome == "not_placed", 1), else_=0)), 0),
+            sa.func.coalesce(sa.func.sum(sa.case((a.c.answered_at.is_not(None), 1), else_=0)), 0),
+            sa.func.coalesce(sa.func.sum(sa.case((a.c.outcome == "abandoned", 1), else_=0)), 0),
+            sa.func.coalesce(sa.func.sum(sa.case((a.c.status != "ended", 1), else_=0)), 0),
+        ).where(a.c.campaign_id == campaign_id)
+    ).one()
+    hour_ago = now - timedelta(hours=1)
+    spans = conn.execute(
+        sa.select(a.c.answered_at, a.c.ended_at)
+        .where(a.c.campaign_id == campaign_id, a.c.answered_at.is_not(None),
+               sa.or_(a.c.ended_at.is_(None), a.c.ended_at > hour_ago))
+    ).all()
+    depth = conn.execute(sa.select(sa.func.count()).select_from(t.hopper)
+                         .where(t.hopper.c.campaign_id == campaign_id)).scalar_one()
+    return Figures(calls=total - not_placed, not_placed=not_placed, answered=answered, abandoned=abandoned,
+                 in_flight=in_flight, hopper=depth,
+                 occupancy=on_call_seconds(spans, hour_ago, now) / (sessions * 3600))
+
+
+def busiest_hour(rows: list[dict], sessions: int) -> tuple[datetime | None, float]:
+    """The clock hour (UTC) whose agent sessions spent the largest share on calls, from report rows."""
+    spans = [(datetime.fromisoformat(r["answered_at_utc"]),
+              datetime.fromisoformat(r["ended_at_utc"]) if r["ended_at_utc"] else None)
+             for r in rows if r["answered_at_utc"]]
+    hours = {answered.replace(minute=0, second=0, microsecond=0) for answered, _ in spans}
+    best: tuple[datetime | None, float] = (None, 0.0)
+    for hour in sorted(hours):
+        share = on_call_seconds(spans, hour, hour + timedelta(hours=1)) / (sessions * 3600)
+        if share > best[1]:
+            best = (hour, share)
+    return best
+
+
+# -- running -------------------------------------------------------------------------------
+
+@contextmanager
+def demo_environment(home: Path):
+    """Point this process at the demo folder's embedded defaults; restore the environment after."""
+    saved = {key: os.environ.get(key) for key in (*FOREIGN_ENV, "DIALER_HOME")}
+    for key in FOREIGN_ENV:
+        os.environ.pop(key, None)
+    os.environ["DIALER_HOME"] = str(home)
+    os.environ["DAGSTER_HOME"] = str(home / "dagster")
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def prepare_home(home: Path) -> None:
+    """Empty the demo folder — only one the demo made (it holds the marker) or an empty one."""
+    if home.exists():
+        if not home.is_dir():
+            raise DialerError(f"{home} is a file; name a folder for the demo with --home.")
+        if any(home.iterdir()) and not (home / MARKER).exists():
+            raise DialerError(f"{home} holds files `dialer demo` did not make; name another folder with --home.")
+        shutil.rmtree(home)
+    (home / "dagster").mkdir(parents=True)
+    (home / MARKER).write_text("Made by `dialer demo`, which empties this folder at each run.\n", encoding="utf-8")
+    (home / "dagster" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
+
+
+def _zone_name(zone: str) -> str:
+    return zone.rsplit("/", 1)[-1].replace("_", " ")
+
+
+def _last_zone(zones: list[str], day: date, minutes: int) -> str:
+    """The zone where the campaign's window closes last on `day`."""
+    close = clock_time(minutes // 60, minutes % 60) if minutes < 24 * 60 else clock_time(23, 59, 59)
+    return max(zones, key=lambda z: (datetime.combine(day, close, ZoneInfo(z)).astimezone(UTC), z))
+
+
+class Demo:
+    def __init__(self, home: Path, prospects: int, seconds: float, seed: int, quiet: bool) -> None:
+        self.home, self.prospects, self.seconds, self.seed, self.quiet = home, prospects, seconds, seed, quiet
+        self.result: dict = {"home": str(home)}
+        self.began = time.monotonic()
+
+    def say(self, *parts, **kwargs) -> None:
+        if not self.quiet:
+            out.print(*parts, soft_wrap=True, **kwargs)
+
+    def step(self, number: int, title: str, text: str) -> None:
+        self.say(Text.assemble((f"{number}. {title:<9} ", "bold cyan"), text))
+
+    # 1–3: campaign, DNC list, upload -----------------------------------------------------
+    def setup(self, engine: sa.Engine, now: datetime) -> None:
+        from dialer_cli import demo_data
+        from dialer_cli.lists import (
+            failure_message,
+            print_upload_summary,
+            run_upload_job,
+        )
+
+        db.migrate(engine)
+        text = campaign_file()
+        (self.home / "campaign.yaml").write_text(text, encoding="utf-8")
+        import yaml
+
+        settings = parse_settings(yaml.safe_load(text))
+        with engine.begin() as conn:
+            applied = registry.apply_campaign(conn, settings, now)
+        self.campaign_id, self.name = applied.campaign_id, f"{applied.workspace}/{applied.slug}"
+        self.step(1, "Campaign", f"{self.name} from {self.home / 'campaign.yaml'}: "
+                  f"{len(settings.dispositions)} dispositions, call ratio {settings.dialing.call_ratio:g} with the "
+                  f"waiting-stations damper, DNC list {settings.workspace}/{settings.dnc.lists[0]}")
+
+        data = demo_data.generate(self.prospects, self.seed, today=now.date())
+        dnc_path = self.home / "dnc-registry.txt"
+        dnc_path.write_text(data.dnc_text, encoding="utf-8")
+        imported = dnc.import_numbers(engine, settings.workspace, settings.dnc.lists[0],
+                                      lambda: dnc_path.open("rb"), str(dnc_path), now)
+        self.result["dnc"] = imported.as_dict()
+        self.step(2, "DNC list", f"{settings.workspace}/{settings.dnc.lists[0]}: {imported.added:,} numbers added "
+                  f"from {dnc_path.name} (the national registry's 10-digit format)")
+
+        bucket = Bucket()
+        inbox = parse_inbox_key(f"inbox/{settings.workspace}/{settings.slug}/prospects-{now:%Y%m%d}.csv")
+        bucket.write_text(inbox.key, data.csv_text)
+        zones = demo_data.zones_covered(data.regions)
+        self.step(3, "Upload", f"{data.rows:,} synthetic prospects over {len(data.regions)} states, territories and "
+                  f"provinces ({len(zones)} time zones) dropped into {bucket.url_of(inbox.key)}; "
+                  "running load_prospect_list on it, as the inbox sensor would")
+        result = run_upload_job(inbox.partition_key)
+        with engine.connect() as conn:
+            info = ingest.campaign_info(conn, settings.workspace, settings.slug)
+            uploaded = ingest.latest_upload(conn, info.id, inbox.key)
+            summary = ingest.summary(conn, uploaded.id) if uploaded else None
+        if not result.success or summary is None:
+            raise DialerError(f"the demo list did not load: {failure_message(result)}")
+        payload = {key: getattr(summary, key) for key in ("rows", "loaded", "duplicates", "invalid", "dnc", "warnings")}
+        payload["rejects_file"] = bucket.url_of(summary.rejects_file) if summary.rejects_file else None
+        payload["upload_id"] = summary.upload_id
+        payload["expected"] = dict(data.expected)
+        payload["zones"] = sorted(zones)
+        self.result["upload"] = payload
+        if not self.quiet:
+            print_upload_summary(payload, f"{inbox.filename} → {self.name} (upload {summary.upload_id})",
+                                 summary.warnings)
+
+    # 4: the day and the hopper -----------------------------------------------------------
+    def plan(self, engine: sa.Engine, now: datetime) -> None:
+        with engine.connect() as conn:
+            self.day = dialing_day(now, lambda d: reports.dialing_span(conn, self.campaign_id, d)[0])
+            opens, self.end = reports.dialing_span(conn, self.campaign_id, self.day)
+            # Guam's day starts while Hawaii's and Samoa's evening before is still open: the clock
+            # starts once every zone's previous day has closed, so no call belongs to the day before.
+            self.start = max(opens, reports.dialing_span(conn, self.campaign_id, self.day - timedelta(days=1))[1])
+            campaign = conn.execute(sa.select(t.campaigns).where(t.campaigns.c.id == self.campaign_id)).one()
+            p = t.prospects
+            groups = dict(conn.execute(
+                sa.select(p.c.zone_group, sa.func.count()).where(p.c.campaign_id == self.campaign_id,
+                                                                 p.c.status == "ready").group_by(p.c.zone_group)
+            ).all())
+        self.rules = DialRules.from_campaign(campaign)
+        self.weights = slot_weights(groups, self.rules, self.start, self.end)
+        last = _last_zone(sorted({reports._local_zone(g) for g in groups}), self.day,
+                          min(campaign.dial_latest_min, FEDERAL_HOURS[1]))
+        filled = hopper.fill_campaign(engine, self.campaign_id, self.start)
+        hours = (self.end - self.start).total_seconds() / 3600
+        self.result["day"] = {"date": self.day.isoformat(), "start": self.start.isoformat(),
+                              "end": self.end.isoformat(), "last_zone": last, "queued_at_start": filled.queued}
+        self.step(4, "Hopper", f"dialing day {self.day:%A %Y-%m-%d}, simulated from {self.start:%a %H:%M} UTC, when "
+                  f"the last zone's day before has closed, to {self.end:%a %H:%M} UTC, when the window closes in "
+                  f"{_zone_name(last)} ({hours:.1f} hours); the hopper fill at the first instant queued "
+                  f"{filled.queued} prospect(s) from {filled.open_groups} open zone group(s)")
+
+    # 5: dialing --------------------------------------------------------------------------
+    def dial(self, engine: sa.Engine) -> None:
+        from dialer_daemon.daemon import Daemon, PlatformClock
+        from dialer_daemon.simulator import Profile, Simulator, serve
+        from dialer_daemon.voice import VoiceClient
+
+        clock = DayClock(self.weights, self.seconds)
+        profile = Profile(sessions=SESSIONS, answer_rate=0.30, machine_rate=0.12, busy_rate=0.06, fail_rate=0.01,
+                          talk_s_mean=150.0, wrap_up_s=15.0, dispositions=DISPOSITION_MIX)
+        sim = Simulator(seed=self.seed, start=self.start, speed=1.0, clock=clock, default=profile)
+        server = serve(sim)
+        client = VoiceClient(f"http://127.0.0.1:{server.server_port}", timeout=10)
+        daemon = Daemon(engine, client, clock=PlatformClock(client), daemon_id="demo", fill_hopper=True,
+                        campaigns=[self.campaign_id])
+        log_path = self.home / "daemon.log"
+        handler = _daemon_log(log_path)
+        self.step(5, "Dialing", f"voice simulator on {client.base_url} with {SESSIONS} agent sessions; daemon "
+                  f"`demo` pacing the campaign and filling its hopper on the simulator's clock; the day in "
+                  f"~{self.seconds:g} s (daemon log: {log_path})")
+        stop = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                daemon.run(stop=stop, speed=clock.speed())
+            except BaseException as exc:  # noqa: BLE001 — reported by the main thread
+                failure.append(exc)
+
+        clock.start()
+        thread = threading.Thread(target=run, name="demo-daemon", daemon=True)
+        thread.start()
+        reader = sa.create_engine(engine.url, connect_args={"timeout": 30, "check_same_thread": False}) \
+            if engine.dialect.name == "sqlite" else engine
+        paused = False
+        figures = Figures()
+        try:
+            with self._display() as show:
+                while True:
+                    now = sim.now()
+                    daemon.speed = clock.speed()
+                    with reader.connect() as conn:
+                        figures = live_figures(conn, self.campaign_id, now, SESSIONS)
+                    show(self._line(now, figures, paused), now)
+                    if failure or not thread.is_alive():
+                        raise DialerError(f"the daemon stopped: {failure[0] if failure else 'no reason given'}")
+                    if not paused and now >= self.end:
+                        # The window has closed everywhere: no new call (a paused campaign's
+                        # events are still applied), then wait for the calls still on.
+                        with engine.begin() as conn:
+                            registry.set_state(conn, registry.resolve_campaign(conn, self.name),
+                                               CampaignState.PAUSED, datetime.now(UTC))
+                        paused = True
+                        continue
+                    if paused and figures.in_flight == 0:
+                        break
+                    time.sleep(0.2)
+        finally:
+            stop.set()
+            thread.join(timeout=60)
+            server.shutdown()
+            client.close()
+            _daemon_log(None, handler)
+            if reader is not engine:
+                reader.dispose()
+            if paused:
+                with engine.begin() as conn:
+                    registry.set_state(conn, registry.resolve_campaign(conn, self.name),
+                                       CampaignState.ACTIVE, datetime.now(UTC))
+        self.finished_at = sim.now()
+        self.result["dialing"] = {
+            "calls": figures.calls, "not_placed": figures.not_placed, "answered": figures.answered,
+            "abandoned": figures.abandoned, "platform_calls": len(sim.calls()),
+            "simulated_until": self.finished_at.isoformat(), "daemon_ticks": daemon.metrics.total("ticks"),
+        }
+        self.say(f"   the window has closed in every zone; the campaign was paused while the last calls ended, "
+                 f"then resumed. The platform placed {len(sim.calls()):,} calls.")
+
+    @contextmanager
+    def _display(self):
+        if self.quiet:
+            yield lambda line, now: None
+            return
+        if out.is_terminal:
+            with Live(Text(""), console=out, refresh_per_second=8, transient=False) as live:
+                yield lambda line, now: live.update(line)
+            return
+        printed = {"hour": None}
+
+        def show(line: Text, now: datetime) -> None:  # a log, not a terminal: a line every 3 simulated hours
+            block = int((now - self.start).total_seconds() // (3 * 3600))
+            if block != printed["hour"]:
+                printed["hour"] = block
+                out.print(line, soft_wrap=True)
+
+        yield show
+
+    def _line(self, now: datetime, f: Figures, paused: bool) -> Text:
+        span = (self.end - self.start).total_seconds()
+        done = min(1.0, max(0.0, (now - self.start).total_seconds() / span))
+        width = 20
+        filled = int(done * width)
+        bar = "━" * width if filled >= width else "━" * filled + "╺" + "─" * (width - filled - 1)
+        eastern = now.astimezone(ZoneInfo("America/New_York"))
+        return Text.assemble(
+            ("   ", ""), (f"{now:%a %H:%M} UTC ({eastern:%H:%M} ET) ", "bold"), (bar, "magenta"),
+            (" finishing" if paused else f" {done:4.0%}", "yellow" if paused else ""),
+            f"  calls {f.calls:,}  answered {f.answered:,}  abandoned {f.abandoned:,} ({f.abandon_rate:.1%})"
+            f"  occupancy {f.occupancy:.0%}  hopper {f.hopper:,}",
+        )
+
+    # 6: the report -----------------------------------------------------------------------
+    def report(self, engine: sa.Engine) -> None:
+        from campaigns.mailer import Mailer
+        from dialer_cli.reporting import summary_table
+
+        with engine.connect() as conn:
+            built = reports.build(conn, self.campaign_id, self.day, self.finished_at)
+            recipients = list(conn.execute(sa.select(t.campaigns.c.report_recipients)
+                                           .where(t.campaigns.c.id == self.campaign_id)).scalar_one() or [])
+            attempts = conn.execute(sa.select(sa.func.count()).select_from(t.call_attempts)
+                                    .where(t.call_attempts.c.campaign_id == self.campaign_id)).scalar_one()
+        sent = Mailer.from_env().send(reports.compose(built, recipients))
+        with engine.begin() as conn:
+            reports.record_sent(conn, self.campaign_id, self.day, recipients, built.detail_path, datetime.now(UTC))
+        rows = reports.read_detail(built.detail_path)
+        hour, share = busiest_hour(rows, SESSIONS)
+        talk_hours = sum(float(r["duration_s"] or 0) for r in rows if r["answered_at_utc"]) / 3600
+        other_days = attempts - built.rows
+        self.result["report"] = {**built.summary.as_dict(), "rows": built.rows, "file": str(built.detail_path),
+                                 "emailed_to": recipients, "email": sent, "attempts_in_database": attempts,
+                                 "attempts_other_days": other_days,
+                                 "busiest_hour": hour.isoformat() if hour else None,
+                                 "busiest_hour_occupancy": round(share, 4), "talk_hours": round(talk_hours, 2)}
+        self.result["seconds"] = round(time.monotonic() - self.began, 1)
+        if self.quiet:
+            return
+        self.step(6, "Report", f"the day's report, built from the calls export and mailed to {', '.join(recipients)}")
+        extra = [("agent occupancy, busiest hour", f"{share:.0%} ({hour:%H:00} UTC)" if hour else "—"),
+                 ("agent hours on calls", f"{talk_hours:.1f}")]
+        out.print(summary_table(built.summary, extra))
+        s = built.summary
+        states = ", ".join(f"{k} {v:,}" for k, v in sorted(s.prospects.items()) if v)
+        self.say(f"   prospects now: {states}")
+        if other_days:
+            self.say(f"   {other_days} more call(s) reached prospects whose local date was already "
+                     f"{self.day + timedelta(days=1)} (Guam and Saipan are a day ahead): they belong to that day's report.")
+        self.say(f"   report: {built.detail_path}")
+        self.say(f"   email:  {sent}")
+        self.say(Text.assemble(("Done in ", "bold green"), (f"{self.result['seconds']:.0f} s", "bold green"),
+                               ". Run it again any time: it starts afresh. To look around in Dagster's UI: "
+                               f"make dev DIALER_HOME={_shown(self.home)}"))
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _daemon_log(path: Path | None, handler: logging.Handler | None = None) -> logging.Handler | None:
+    """Send the daemon's log lines to a file for the demo's length (the terminal shows the progress line)."""
+    from dialer_daemon.logs import JsonFormatter
+
+    logger = logging.getLogger("dialer")
+    if path is None:
+        logger.removeHandler(handler)
+        logger.propagate = True
+        handler.close()
+        return None
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(JsonFormatter())
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    return handler
+
+
+@app.command("demo")
+@user_errors
+def demo_cmd(
+    home: Annotated[Path | None, typer.Option("--home", help="The demo's own folder, emptied at each run (default: <DIALER_HOME>/demo).")] = None,
+    prospects: Annotated[int, typer.Option("--prospects", help="Rows in the synthetic list.", min=200, max=200_000)] = 3000,
+    seconds: Annotated[float, typer.Option("--seconds", help="Wall-clock seconds the dialing day takes.", min=5, max=3600)] = 60.0,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the list and the simulator.")] = 7,
+    json_out: JsonFlag = False,
+) -> None:
+    """Run the whole product on embedded defaults: campaign, DNC list, upload, a simulated dialing day, report.
+
+    Everything lives in its own folder (SQLite database, bucket, mail folder, Dagster
+    instance), emptied at each run; nothing else is touched and no process is left behind.
+    """
+    home = (home or config.dialer_home() / "demo").expanduser().absolute()
+    demo = Demo(home, prospects, seconds, seed, quiet=json_out)
+    prepare_home(home)
+    with demo_environment(home):
+        demo.say(Text.assemble(("Campaign dialer demo", "bold"),
+                               f" — on embedded defaults in {_shown(home)}: a SQLite database, a bucket folder, "
+                               "a mail folder and a Dagster instance."))
+        engine = db.make_engine()
+        try:
+            now = datetime.now(UTC)
+            for name, stage in (("setup", lambda: demo.setup(engine, now)), ("plan", lambda: demo.plan(engine, now)),
+                                ("dialing", lambda: demo.dial(engine)), ("report", lambda: demo.report(engine))):
+                began = time.monotonic()
+                stage()
+                demo.result.setdefault("timings_s", {})[name] = round(time.monotonic() - began, 2)
+        except KeyboardInterrupt:
+            out.print("interrupted: the daemon drained and the simulator stopped.", style="yellow")
+            raise typer.Exit(130) from None
+        finally:
+            engine.dispose()
+    if json_out:
+        _print_json(demo.result)
+    sys.stdout.flush()

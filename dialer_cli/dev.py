@@ -1,0 +1,150 @@
+"""`dialer dev` (what `make dev` runs): Dagster's UI, the voice simulator and the daemon, together.
+
+- `dagster dev` on 127.0.0.1 with the project's code location and a persistent
+  `DAGSTER_HOME` (default `<DIALER_HOME>/dagster`, seeded with telemetry off), in a
+  process group of its own: its sensors load what is dropped into the inbox, its
+  schedule fills the hopper every minute;
+- the voice simulator on 127.0.0.1, on the real clock;
+- the dialer daemon, pacing every active campaign through the simulator.
+
+The simulator and the daemon run on threads of this process. Ctrl-C (or SIGTERM,
+or the terminal closing) stops all three: the daemon drains, `dagster dev`'s
+group gets SIGTERM (SIGKILL if it lingers), the simulator's server closes.
+Should one of them die, the others are stopped too and the exit status is 1.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from campaigns import config, db
+from campaigns.errors import DialerError
+from dialer_cli.main import app, out, user_errors
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def dagster_home() -> Path:
+    home = Path(os.environ.get("DAGSTER_HOME") or config.dialer_home() / "dagster").expanduser().absolute()
+    home.mkdir(parents=True, exist_ok=True)
+    settings = home / "dagster.yaml"
+    if not settings.exists():
+        settings.write_text("# Seeded by `dialer dev`. Telemetry off: nothing calls out to dagster.io.\n"
+                            "telemetry:\n  enabled: false\n", encoding="utf-8")
+    return home
+
+
+def _dagster_command(port: int) -> list[str]:
+    exe = shutil.which("dagster", path=str(Path(sys.executable).parent)) or shutil.which("dagster")
+    if exe is None:
+        raise DialerError("`dagster` is not installed in this environment; run `make install`.")
+    location = ["-w", "workspace.yaml"] if Path("workspace.yaml").exists() else ["-m", "pipelines.definitions"]
+    return [exe, "dev", "-h", "127.0.0.1", "-p", str(port), *location]
+
+
+def stop_process_group(process: subprocess.Popen, grace_s: float = 30.0) -> None:
+    """SIGTERM to the group (webserver, daemon, code server), SIGKILL to what outlives the grace."""
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        process.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        pass
+    try:
+        os.killpg(process.pid, signal.SIGKILL)  # children of a leader that already exited
+    except ProcessLookupError:
+        pass
+    process.wait()
+
+
+@app.command("dev")
+@user_errors
+def dev_cmd(
+    port: Annotated[int, typer.Option("--port", help="Dagster UI port on 127.0.0.1.")] = 3000,
+    simulator_port: Annotated[int, typer.Option("--simulator-port", help="Voice simulator port on 127.0.0.1.")] = 8765,
+    sessions: Annotated[int, typer.Option("--sessions", help="Simulated agent sessions per campaign.", min=1)] = 10,
+) -> None:
+    """Run Dagster's UI, the voice simulator and the daemon together; Ctrl-C stops all three."""
+    from dialer_daemon.daemon import Daemon, PlatformClock
+    from dialer_daemon.logs import JsonFormatter
+    from dialer_daemon.simulator import Profile, Simulator, serve
+    from dialer_daemon.voice import VoiceClient
+
+    stop = threading.Event()
+    for number in STOP_SIGNALS:
+        signal.signal(number, lambda *_: stop.set())
+    home = config.dialer_home()
+    engine = db.make_engine()
+    db.migrate(engine)
+    instance = dagster_home()
+
+    try:
+        sim_server = serve(Simulator(seed=1, default=Profile(sessions=sessions)), "127.0.0.1", simulator_port)
+    except OSError as exc:
+        raise DialerError(f"--simulator-port {simulator_port}: cannot listen on 127.0.0.1 ({exc}).") from None
+    url = f"http://127.0.0.1:{sim_server.server_port}"
+    client = VoiceClient(url)
+    (home / "logs").mkdir(parents=True, exist_ok=True)
+    log_path = home / "logs" / "daemon.log"
+    handler = logging.FileHandler(log_path, encoding="utf-8")
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("dialer")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+
+    env = {**os.environ, "DAGSTER_HOME": str(instance), "DIALER_HOME": str(home),
+           "DIALER_VOICE_API_URL": url}
+    dagster = subprocess.Popen(_dagster_command(port), env=env, start_new_session=True)
+    daemon = Daemon(engine, client, clock=PlatformClock(client), daemon_id="dev")
+    failure: list[BaseException] = []
+
+    def run_daemon() -> None:
+        try:
+            daemon.run(stop=stop)
+        except BaseException as exc:  # noqa: BLE001 — reported below
+            failure.append(exc)
+
+    thread = threading.Thread(target=run_daemon, name="dev-daemon", daemon=True)
+    thread.start()
+    out.print(f"Dagster UI       http://127.0.0.1:{port}  (dagster dev, pid {dagster.pid}; DAGSTER_HOME={instance})",
+              soft_wrap=True, markup=False)
+    out.print(f"Voice simulator  {url}  ({sessions} agent sessions per campaign, real time)", markup=False)
+    out.print(f"Daemon           `dev`, pacing every active campaign; log: {log_path}", soft_wrap=True, markup=False)
+    out.print(f"Drop a CSV into {home / 'bucket' / 'inbox'}/<workspace>/<campaign>/ and watch it load. "
+              "Ctrl-C stops all three.", soft_wrap=True, markup=False)
+    status = 0
+    try:
+        while not stop.wait(0.5):
+            if dagster.poll() is not None:
+                out.print(f"dagster dev exited ({dagster.returncode}); stopping the daemon and the simulator.")
+                status = 1
+                break
+            if not thread.is_alive():
+                out.print(f"the daemon stopped ({failure[0] if failure else 'no reason given'}); stopping the rest.")
+                status = 1
+                break
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+        stop_process_group(dagster)
+        sim_server.shutdown()
+        client.close()
+        engine.dispose()
+        logger.removeHandler(handler)
+        handler.close()
+    out.print("Stopped dagster dev, the daemon and the simulator.")
+    if status:
+        raise typer.Exit(status)

@@ -1,0 +1,313 @@
+"""`dialer demo` end to end (as `make demo` runs it, shorter), and `dialer dev`'s start and Ctrl-C.
+
+The demo runs as a real process in its own session, like a terminal's foreground job, so
+"no process left behind" is checked on its process group; every figure it prints is
+re-counted here from its SQLite database and, independently of `campaigns.reports`, from
+the zipped CSV it wrote and the email it left in the mail folder.
+"""
+
+from __future__ import annotations
+
+import csv
+import email
+import email.policy
+import io
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import zipfile
+from collections import Counter
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+import sqlalchemy as sa
+import yaml
+
+from campaigns import db
+from campaigns import schema as t
+from campaigns.errors import DialerError
+from campaigns.zones import locale_zones
+from dialer_cli import demo, demo_data
+from tests.test_dagster_dev import _free_port, _locations
+
+ROOT = Path(__file__).resolve().parent.parent
+DIALER = str(Path(sys.executable).parent / "dialer")
+
+
+def _run_demo(tmp_path: Path, home: Path, *extra: str) -> tuple[int, str, str]:
+    env = {**os.environ, "DIALER_HOME": str(tmp_path / "elsewhere"),
+           # the demo must ignore these: it runs on its own embedded defaults
+           "DIALER_DATABASE_URL": "postgresql://nobody@127.0.0.1:9/none", "DIALER_SMTP_HOST": "127.0.0.1"}
+    process = subprocess.Popen(
+        [DIALER, "demo", "--home", str(home), "--prospects", "500", "--seconds", "6", *extra],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )
+    try:
+        stdout, stderr = process.communicate(timeout=240)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    # Nothing of it is left: not the simulator, not the daemon, not a Dagster subprocess.
+    with pytest.raises(ProcessLookupError):
+        os.killpg(process.pid, 0)
+    return process.returncode, stdout, stderr
+
+
+def _report_rows(path: Path) -> list[dict]:
+    with zipfile.ZipFile(path) as archive:
+        [name] = archive.namelist()
+        return list(csv.DictReader(io.StringIO(archive.read(name).decode("utf-8"), newline="")))
+
+
+def _local_day(created: datetime, zone_group: str) -> date:
+    first_zone = zone_group.split("|")[0].split(",")[0]
+    return created.astimezone(ZoneInfo(first_zone)).date()
+
+
+def test_demo_figures_match_the_database_and_the_report_file(tmp_path):
+    home = tmp_path / "demo"
+    code, stdout, stderr = _run_demo(tmp_path, home, "--json")
+    assert code == 0, stderr
+    result = json.loads(stdout)
+    engine = db.make_engine(f"sqlite:///{home / 'dialer.sqlite3'}")
+    try:
+        with engine.connect() as conn:
+            [campaign] = conn.execute(sa.select(t.campaigns)).all()
+            [upload] = conn.execute(sa.select(t.prospect_lists)).all()
+            prospects = conn.execute(sa.select(t.prospects)).all()
+            attempts = conn.execute(sa.select(t.call_attempts, t.prospects.c.zone_group)
+                                    .join(t.prospects, t.prospects.c.id == t.call_attempts.c.prospect_id)).all()
+            dispositions = {r.title: r for r in conn.execute(sa.select(t.dispositions))}
+            sent = conn.execute(sa.select(t.reports_sent)).all()
+            leftovers = {
+                "hopper claims": conn.execute(sa.select(sa.func.count()).select_from(t.hopper)
+                                              .where(t.hopper.c.status == "claimed")).scalar_one(),
+                "daemons": conn.execute(sa.select(sa.func.count()).select_from(t.daemons)).scalar_one(),
+                "leases held": conn.execute(sa.select(sa.func.count()).select_from(t.campaign_leases)).scalar_one(),
+            }
+    finally:
+        engine.dispose()
+
+    # The upload: what the generator put in the file, every row accounted for.
+    u = result["upload"]
+    expected = u["expected"]
+    assert (upload.rows, upload.loaded, upload.duplicates, upload.invalid, upload.dnc) == (
+        u["rows"], u["loaded"], u["duplicates"], u["invalid"], u["dnc"])
+    assert (u["rows"], u["loaded"], u["duplicates"], u["invalid"], u["dnc"]) == (
+        500, expected["valid"], expected["duplicate"], expected["invalid"], expected["dnc"])
+    assert min(u["invalid"], u["duplicates"], u["dnc"]) > 0
+    assert len(prospects) == u["loaded"] + u["dnc"]
+    zones = {zone for p in prospects for zone in p.candidate_zones.split(",")}
+    assert zones >= set(locale_zones("US")), "every US/Canada zone has prospects"
+    assert set(u["zones"]) == set(locale_zones("US"))
+
+    # Dialing: the live figures are the database's, every placed call is one attempt.
+    d = result["dialing"]
+    placed = [a for a in attempts if a.outcome != "not_placed"]
+    assert d["calls"] == len(placed) > 0
+    assert d["answered"] == sum(a.answered_at is not None for a in attempts)
+    assert d["abandoned"] == sum(a.outcome == "abandoned" for a in attempts)
+    assert d["platform_calls"] == len({a.platform_call_id for a in attempts if a.platform_call_id})
+    assert all(a.status == "ended" for a in attempts), "no call left mid-way"
+    assert leftovers == {"hopper claims": 0, "daemons": 0, "leases held": 0}
+    assert campaign.state == "active", "paused for the last calls, then resumed"
+
+    # The report: re-counted from the zipped CSV, which holds exactly the day's attempts.
+    r = result["report"]
+    day = date.fromisoformat(result["day"]["date"])
+    assert r["day"] == day.isoformat() and day.weekday() < 5
+    path = Path(r["file"])
+    assert path.parent == home / "reports" / "demo" / "energy-survey" / day.isoformat()
+    rows = _report_rows(path)
+    of_the_day = {a.id for a in attempts if _local_day(a.created_at, a.zone_group) == day}
+    assert {int(row["attempt_id"]) for row in rows} == of_the_day
+    assert r["rows"] == len(rows) and r["attempts_in_database"] == len(attempts)
+    assert r["attempts_other_days"] == len(attempts) - len(rows)
+    dials = [row for row in rows if row["outcome"] != "not_placed"]
+    completed = Counter(row["disposition"] for row in dials if row["outcome"] == "completed")
+    assert r["dials"] == len(dials)
+    assert r["answered"] == sum(1 for row in dials if row["answered_at_utc"])
+    assert r["abandoned"] == sum(1 for row in dials if row["outcome"] == "abandoned")
+    assert r["contacted"] == sum(n for title, n in completed.items() if dispositions[title].contacted)
+    assert r["qualified"] == sum(n for title, n in completed.items() if dispositions[title].qualified)
+    assert r["callbacks"] == sum(n for title, n in completed.items() if dispositions[title].callback)
+    assert r["dnc_added"] == sum(n for title, n in completed.items() if dispositions[title].dnc)
+    assert r["by_outcome"] == dict(Counter(row["outcome"] for row in rows))
+    assert r["prospects"] == {**{k: 0 for k in r["prospects"]}, **Counter(p.status for p in prospects)}
+    # Everyone dialed was in their window: 09:00–21:00 in the zone the report dates them by.
+    for row in rows:
+        assert "09:00" <= row["called_at_local"][11:16] < "21:00"
+
+    # The email in the mail folder carries the same file and figures.
+    [eml] = (home / "mail").glob("*.eml")
+    assert r["email"] == str(eml)
+    message = email.message_from_bytes(eml.read_bytes(), policy=email.policy.default)
+    assert message["To"] == "ops@example.com"
+    assert f"{r['dials']} dials, {r['contacted']} contacted" in message["Subject"]
+    [attachment] = [part for part in message.walk() if part.get_filename()]
+    assert attachment.get_filename() == path.name and attachment.get_payload(decode=True) == path.read_bytes()
+    body = next(part for part in message.walk() if part.get_content_type() == "text/plain").get_content()
+    assert re.search(rf"^Dials\s+{r['dials']}$", body, re.MULTILINE)
+    assert [(s.report_date, s.kind) for s in sent] == [(day, "daily")]
+    assert any(json.loads(line)["event"] == "tick" for line in (home / "daemon.log").read_text().splitlines())
+
+
+def test_demo_runs_again_from_scratch_and_prints_its_tables(tmp_path):
+    home = tmp_path / "demo"
+    assert _run_demo(tmp_path, home, "--json")[0] == 0
+    code, stdout, stderr = _run_demo(tmp_path, home)
+    assert code == 0, stderr
+    engine = db.make_engine(f"sqlite:///{home / 'dialer.sqlite3'}")
+    try:
+        with engine.connect() as conn:
+            uploads = conn.execute(sa.select(t.prospect_lists.c.loaded, t.prospect_lists.c.duplicates)).all()
+            dials = conn.execute(sa.select(sa.func.count()).select_from(t.call_attempts)
+                                 .where(t.call_attempts.c.outcome != "not_placed")).scalar_one()
+    finally:
+        engine.dispose()
+    # A fresh start: one upload, loaded in full again (not duplicates of the first run's numbers).
+    assert len(uploads) == 1 and uploads[0].loaded > 400
+    for heading in ("1. Campaign", "2. DNC list", "3. Upload", "4. Hopper", "5. Dialing", "6. Report"):
+        assert heading in stdout
+    assert re.search(r"│\s+rows\s+┃|rows", stdout)
+    assert re.search(r"calls [\d,]+\s+answered [\d,]+\s+abandoned [\d,]+ \([\d.]+%\)\s+occupancy \d+%", stdout)
+    [report_file] = home.glob("reports/demo/energy-survey/*/*.zip")
+    assert str(report_file) in stdout
+    printed_dials = re.search(r"│ dials\s+│ ([\d,]+)", stdout).group(1).replace(",", "")
+    in_file = sum(1 for row in _report_rows(report_file) if row["outcome"] != "not_placed")
+    assert int(printed_dials) == in_file <= dials
+
+
+def test_demo_refuses_a_folder_it_did_not_make(tmp_path):
+    (tmp_path / "precious.txt").write_text("keep me")
+    with pytest.raises(DialerError, match="did not make"):
+        demo.prepare_home(tmp_path)
+    assert (tmp_path / "precious.txt").read_text() == "keep me"
+
+
+def test_dialing_day_is_an_ordinary_weekday_after_today():
+    def opens(day: date) -> datetime:
+        return datetime.combine(day, datetime.min.time(), UTC) - timedelta(hours=1)
+
+    # Wednesday before Thanksgiving 2026: Thursday is a banned holiday (e.g. Louisiana), Friday is not.
+    assert demo.dialing_day(datetime(2026, 11, 25, 12, tzinfo=UTC), opens) == date(2026, 11, 27)
+    # Friday → Monday; and never a day whose window opened already.
+    assert demo.dialing_day(datetime(2026, 11, 27, 12, tzinfo=UTC), opens) == date(2026, 11, 30)
+    assert demo.dialing_day(datetime(2026, 12, 1, 23, 30, tzinfo=UTC), opens) == date(2026, 12, 3)
+
+
+def test_day_clock_spends_the_wall_time_where_the_prospects_are(monkeypatch):
+    now = {"t": 100.0}
+    monkeypatch.setattr(demo.time, "monotonic", lambda: now["t"])
+    clock = demo.DayClock([0.05, 1.0, 1.0, 0.05], seconds=10.0)
+    assert clock() == 0.0  # not started: the simulator's origin
+    clock.start()
+    slot = demo.SLOT.total_seconds()
+    assert sum(clock.walls) == pytest.approx(10.0)
+    assert clock.walls[1] == pytest.approx(20 * clock.walls[0])
+    readings = []
+    for step in range(121):
+        now["t"] = 100.0 + step * 0.1
+        readings.append(clock())
+    assert readings == sorted(readings)
+    assert readings[100] == pytest.approx(4 * slot)  # the whole day in `seconds`
+    assert clock.speed() == clock.tail_speed == min(clock.speeds)  # the last calls end at the busiest pace
+
+
+def test_generated_list_is_reproducible_and_covers_every_region():
+    first, again = demo_data.generate(400, seed=3), demo_data.generate(400, seed=3)
+    assert first.csv_text == again.csv_text and first.dnc_text == again.dnc_text
+    assert demo_data.generate(400, seed=4).csv_text != first.csv_text
+    rows = list(csv.DictReader(io.StringIO(first.csv_text)))
+    assert len(rows) == 400 == sum(first.expected.values())
+    from campaigns.regions import LOCALES
+
+    assert set(first.regions) == set(LOCALES["US"]["regions"])
+    with pytest.raises(ValueError, match="too few"):
+        demo_data.generate(100)
+
+
+def test_dev_starts_dagster_the_simulator_and_the_daemon_and_ctrl_c_stops_all(tmp_path):
+    port, simulator_port = _free_port(), _free_port()
+    home = tmp_path / "dialer"
+    env = {**os.environ, "DIALER_HOME": str(home), "DIALER_DATABASE_URL": "", "DIALER_BUCKET_URL": "",
+           "DAGSTER_HOME": "", "DAGSTER_TELEMETRY_URL": "http://127.0.0.1:9/actions"}
+    subprocess.run([DIALER, "init"], env=env, check=True, capture_output=True, timeout=120)
+    subprocess.run([DIALER, "campaign", "apply", str(ROOT / "examples/campaign.yaml")], env=env, check=True,
+                   capture_output=True, timeout=120)
+    log = (tmp_path / "dev.log").open("w")
+    process = subprocess.Popen(
+        [DIALER, "dev", "--port", str(port), "--simulator-port", str(simulator_port)],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )
+    dagster_pid = None
+    try:
+        deadline = time.monotonic() + 150
+        heartbeat = loaded = False
+        while time.monotonic() < deadline and not (heartbeat and loaded):
+            time.sleep(1)
+            assert process.poll() is None, (tmp_path / "dev.log").read_text()
+            entries = _locations(port)
+            loaded = bool(entries) and entries[0]["loadStatus"] == "LOADED"
+            heartbeat = _daemons(home) == ["dev"]
+        assert loaded and heartbeat, (tmp_path / "dev.log").read_text()
+        with socket.create_connection(("127.0.0.1", simulator_port), timeout=5):
+            pass
+        dagster_pid = int(re.search(r"dagster dev, pid (\d+)", (tmp_path / "dev.log").read_text()).group(1))
+        assert (home / "dagster" / "dagster.yaml").exists()
+        os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C sends the terminal's foreground job
+        assert process.wait(timeout=90) == 0
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        if dagster_pid:
+            try:
+                os.killpg(dagster_pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        log.close()
+    for group in (process.pid, dagster_pid):
+        assert _group_gone(group), subprocess.run(["ps", "-eo", "pid,pgid,stat,cmd"], check=False, capture_output=True,
+                                                  text=True).stdout
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", simulator_port), timeout=2)
+    assert _daemons(home) == [], "the daemon drained and removed its heartbeat"
+    assert "Stopped dagster dev, the daemon and the simulator." in (tmp_path / "dev.log").read_text()
+
+
+def _group_gone(group: int, within_s: float = 10.0) -> bool:
+    """No process of the group is left (a SIGKILLed one may take a moment to be reaped)."""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def _daemons(home: Path) -> list[str]:
+    engine = db.make_engine(f"sqlite:///{home / 'dialer.sqlite3'}")
+    try:
+        with engine.connect() as conn:
+            return list(conn.execute(sa.select(t.daemons.c.id)).scalars())
+    except sa.exc.OperationalError:
+        return []
+    finally:
+        engine.dispose()
+
+
+def test_demo_campaign_file_is_a_valid_campaign():
+    from campaigns.settings import parse_settings
+
+    settings = parse_settings(yaml.safe_load(demo.campaign_file()))
+    assert settings.workspace == "demo" and settings.dnc.dnc_disposition == "Do Not Call"
+    assert set(demo.DISPOSITION_MIX) == {d.title for d in settings.dispositions}
