@@ -30,6 +30,7 @@ import bisect
 import logging
 import os
 import shutil
+import signal
 import sys
 import threading
 import time
@@ -378,8 +379,7 @@ class Demo:
         clock.start()
         thread = threading.Thread(target=run, name="demo-daemon", daemon=True)
         thread.start()
-        reader = sa.create_engine(engine.url, connect_args={"timeout": 30, "check_same_thread": False}) \
-            if engine.dialect.name == "sqlite" else engine
+        reader = db.make_engine(engine.url.render_as_string(hide_password=False))  # the live line's reads
         paused = False
         figures = Figures()
         try:
@@ -409,8 +409,7 @@ class Demo:
             server.shutdown()
             client.close()
             _daemon_log(None, handler)
-            if reader is not engine:
-                reader.dispose()
+            reader.dispose()
             if paused:
                 with engine.begin() as conn:
                     registry.set_state(conn, registry.resolve_campaign(conn, self.name),
@@ -539,6 +538,10 @@ def demo_cmd(
     Everything lives in its own folder (SQLite database, bucket, mail folder, Dagster
     instance), emptied at each run; nothing else is touched and no process is left behind.
     """
+    # Ctrl-C and SIGTERM both stop the demo the same way: the daemon drains, the simulator
+    # closes, exit 130 (SIGINT is set explicitly: a shell may start a background job ignoring it).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     home = (home or config.dialer_home() / "demo").expanduser().absolute()
     demo = Demo(home, prospects, seconds, seed, quiet=json_out)
     prepare_home(home)
@@ -555,7 +558,7 @@ def demo_cmd(
                 stage()
                 demo.result.setdefault("timings_s", {})[name] = round(time.monotonic() - began, 2)
         except KeyboardInterrupt:
-            out.print("interrupted: the daemon drained and the simulator stopped.", style="yellow")
+            out.print(f"interrupted: the daemon drained and the simulator stopped; {_shown(home)} keeps what was done.", style="yellow")
             raise typer.Exit(130) from None
         finally:
             engine.dispose()

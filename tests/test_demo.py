@@ -71,11 +71,18 @@ def _local_day(created: datetime, zone_group: str) -> date:
     return created.astimezone(ZoneInfo(first_zone)).date()
 
 
-def test_demo_figures_match_the_database_and_the_report_file(tmp_path):
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory) -> tuple[Path, dict]:
+    """One `dialer demo --json` shared by the tests below (the second test runs it again)."""
+    tmp_path = tmp_path_factory.mktemp("demo")
     home = tmp_path / "demo"
     code, stdout, stderr = _run_demo(tmp_path, home, "--json")
     assert code == 0, stderr
-    result = json.loads(stdout)
+    return home, json.loads(stdout)
+
+
+def test_demo_figures_match_the_database_and_the_report_file(first_run):
+    home, result = first_run
     engine = db.make_engine(f"sqlite:///{home / 'dialer.sqlite3'}")
     try:
         with engine.connect() as conn:
@@ -159,10 +166,9 @@ def test_demo_figures_match_the_database_and_the_report_file(tmp_path):
     assert any(json.loads(line)["event"] == "tick" for line in (home / "daemon.log").read_text().splitlines())
 
 
-def test_demo_runs_again_from_scratch_and_prints_its_tables(tmp_path):
-    home = tmp_path / "demo"
-    assert _run_demo(tmp_path, home, "--json")[0] == 0
-    code, stdout, stderr = _run_demo(tmp_path, home)
+def test_demo_runs_again_from_scratch_and_prints_its_tables(first_run):
+    home, _ = first_run
+    code, stdout, stderr = _run_demo(home.parent, home)
     assert code == 0, stderr
     engine = db.make_engine(f"sqlite:///{home / 'dialer.sqlite3'}")
     try:
@@ -183,6 +189,42 @@ def test_demo_runs_again_from_scratch_and_prints_its_tables(tmp_path):
     printed_dials = re.search(r"│ dials\s+│ ([\d,]+)", stdout).group(1).replace(",", "")
     in_file = sum(1 for row in _report_rows(report_file) if row["outcome"] != "not_placed")
     assert int(printed_dials) == in_file <= dials
+
+
+def test_ctrl_c_during_the_day_drains_and_exits_130(tmp_path):
+    home = tmp_path / "demo"
+    process = subprocess.Popen(
+        [DIALER, "demo", "--home", str(home), "--prospects", "500", "--seconds", "60"],
+        cwd=tmp_path, env={**os.environ, "DIALER_HOME": str(tmp_path)}, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not _attempts(home):
+            assert process.poll() is None
+            time.sleep(0.5)
+        assert _attempts(home), "the demo never started dialing"
+        os.killpg(process.pid, signal.SIGINT)
+        output, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 130, output
+    assert "interrupted: the daemon drained" in output
+    assert _group_gone(process.pid)
+
+
+def _attempts(home: Path) -> int:
+    if not (home / "dialer.sqlite3").exists():
+        return 0
+    engine = db.make_engine(f"sqlite:///{home / 'dialer.sqlite3'}")
+    try:
+        with engine.connect() as conn:
+            return conn.execute(sa.select(sa.func.count()).select_from(t.call_attempts)).scalar_one()
+    except sa.exc.OperationalError:
+        return 0
+    finally:
+        engine.dispose()
 
 
 def test_demo_refuses_a_folder_it_did_not_make(tmp_path):
