@@ -57,13 +57,14 @@ from campaigns.inbox import parse_inbox_key
 from campaigns.lifecycle import CampaignState
 from campaigns.settings import parse_settings
 from campaigns.staterules import FEDERAL_HOURS, banned_holiday, holiday_bans
-from dialer_cli.main import JsonFlag, _print_json, app, out, user_errors
+from dialer_cli.main import JsonFlag, _print_json, app, err, out, user_errors
 
 MARKER = ".dialer-demo"
 SLOT = timedelta(minutes=15)
 # Settings from the environment the demo must not follow: it runs on the embedded defaults only.
-FOREIGN_ENV = ("DIALER_DATABASE_URL", "DIALER_BUCKET_URL", "DIALER_SMTP_HOST", "DIALER_VOICE_API_URL",
-               "DIALER_VOICE_API_TOKEN", "DAGSTER_HOME")
+FOREIGN_ENV = ("DIALER_DATABASE_URL", "DIALER_BUCKET_URL", "DIALER_S3_ENDPOINT_URL", "DIALER_SMTP_HOST",
+               "DIALER_SMTP_PORT", "DIALER_SMTP_SECURITY", "DIALER_SMTP_USER", "DIALER_SMTP_PASSWORD",
+               "DIALER_MAIL_FROM", "DIALER_VOICE_API_URL", "DIALER_VOICE_API_TOKEN", "DAGSTER_HOME")
 SESSIONS = 10
 DISPOSITION_MIX = {"Interested": 0.16, "Not Interested": 0.46, "Call Back": 0.2, "Do Not Call": 0.06,
                    "Wrong Person": 0.12}
@@ -96,7 +97,8 @@ class DayClock:
     busiest slot's pace.
     """
 
-    def __init__(self, weights: list[float], seconds: float) -> None:
+    def __init__(self, weights: list[float], seconds: float, monotonic=time.monotonic) -> None:
+        self._monotonic = monotonic
         total = sum(weights)
         self.walls = [seconds * w / total for w in weights]
         self.speeds = [SLOT.total_seconds() / w for w in self.walls]
@@ -109,10 +111,10 @@ class DayClock:
         self._t0: float | None = None
 
     def start(self) -> None:
-        self._t0 = time.monotonic()
+        self._t0 = self._monotonic()
 
     def _wall(self) -> float:
-        return 0.0 if self._t0 is None else time.monotonic() - self._t0
+        return 0.0 if self._t0 is None else self._monotonic() - self._t0
 
     def _slot(self, wall: float) -> int:
         return min(bisect.bisect_right(self.bounds, wall), len(self.walls) - 1)
@@ -379,41 +381,67 @@ class Demo:
         clock.start()
         thread = threading.Thread(target=run, name="demo-daemon", daemon=True)
         thread.start()
-        reader = db.make_engine(engine.url.render_as_string(hide_password=False))  # the live line's reads
-        paused = False
-        figures = Figures()
+        # The live line's reads: plain deferred transactions, never the write lock the project's
+        # engine takes on SQLite (BEGIN IMMEDIATE), so they never hold the daemon up.
+        reader = sa.create_engine(engine.url, connect_args={"timeout": 30, "check_same_thread": False})
+        paused_at_tick: int | None = None  # the daemon's tick count when the campaign was paused
+        finish_by = 0.0
+        interrupted = False
         try:
             with self._display() as show:
                 while True:
-                    now = sim.now()
-                    daemon.speed = clock.speed()
-                    with reader.connect() as conn:
-                        figures = live_figures(conn, self.campaign_id, now, SESSIONS)
-                    show(self._line(now, figures, paused), now)
-                    if failure or not thread.is_alive():
-                        raise DialerError(f"the daemon stopped: {failure[0] if failure else 'no reason given'}")
-                    if not paused and now >= self.end:
-                        # The window has closed everywhere: no new call (a paused campaign's
-                        # events are still applied), then wait for the calls still on.
-                        with engine.begin() as conn:
-                            registry.set_state(conn, registry.resolve_campaign(conn, self.name),
-                                               CampaignState.PAUSED, datetime.now(UTC))
-                        paused = True
-                        continue
-                    if paused and figures.in_flight == 0:
-                        break
-                    time.sleep(0.2)
+                    try:
+                        now = sim.now()
+                        daemon.speed = clock.speed()
+                        with reader.connect() as conn:
+                            figures = live_figures(conn, self.campaign_id, now, SESSIONS)
+                        show(self._line(now, figures, paused_at_tick is not None), now)
+                        if failure or not thread.is_alive():
+                            raise DialerError(f"the daemon stopped: {failure[0] if failure else 'no reason given'}")
+                        if paused_at_tick is None and now >= self.end:
+                            paused_at_tick, finish_by = self._pause(engine, daemon), time.monotonic() + 60
+                            continue
+                        # A tick that began before the pause may still start a call: two full ticks
+                        # after it, no new call can come, and nothing in flight means all ended.
+                        if paused_at_tick is not None and figures.in_flight == 0 \
+                                and daemon.metrics.total("ticks") >= paused_at_tick + 2:
+                            break
+                        if paused_at_tick is not None and time.monotonic() > finish_by:
+                            raise DialerError(f"{figures.in_flight} call(s) did not end after the campaign was paused; "
+                                              f"see {log_path}")
+                        time.sleep(0.2)
+                    except KeyboardInterrupt:
+                        if interrupted:
+                            raise  # a second Ctrl-C: stop at once
+                        # Ctrl-C: no new call, let the calls on end, then drain (as at the day's end).
+                        interrupted = True
+                        if paused_at_tick is None:
+                            paused_at_tick = self._pause(engine, daemon)
+                        finish_by = time.monotonic() + 15
         finally:
-            stop.set()
-            thread.join(timeout=60)
-            server.shutdown()
-            client.close()
-            _daemon_log(None, handler)
-            reader.dispose()
-            if paused:
-                with engine.begin() as conn:
-                    registry.set_state(conn, registry.resolve_campaign(conn, self.name),
-                                       CampaignState.ACTIVE, datetime.now(UTC))
+            previous = {n: signal.signal(n, signal.SIG_IGN) for n in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                stop.set()
+                thread.join(timeout=60)
+                server.shutdown()
+                client.close()
+                _daemon_log(None, handler)
+                with reader.connect() as conn:
+                    figures = live_figures(conn, self.campaign_id, sim.now(), SESSIONS)
+                reader.dispose()
+                if paused_at_tick is not None:
+                    with engine.begin() as conn:
+                        registry.set_state(conn, registry.resolve_campaign(conn, self.name),
+                                           CampaignState.ACTIVE, datetime.now(UTC))
+            finally:
+                for number, handler_ in previous.items():
+                    signal.signal(number, handler_)
+        if thread.is_alive():
+            raise DialerError(f"the daemon did not stop within 60 s of being asked to; see {log_path}")
+        if interrupted:
+            raise KeyboardInterrupt
+        if figures.in_flight:
+            raise DialerError(f"{figures.in_flight} call(s) were still in flight when the daemon stopped")
         self.finished_at = sim.now()
         self.result["dialing"] = {
             "calls": figures.calls, "not_placed": figures.not_placed, "answered": figures.answered,
@@ -422,6 +450,13 @@ class Demo:
         }
         self.say(f"   the window has closed in every zone; the campaign was paused while the last calls ended, "
                  f"then resumed. The platform placed {len(sim.calls()):,} calls.")
+
+    def _pause(self, engine: sa.Engine, daemon) -> int:
+        """Pause the campaign (its events are still applied, no new call starts); the tick count then."""
+        with engine.begin() as conn:
+            registry.set_state(conn, registry.resolve_campaign(conn, self.name), CampaignState.PAUSED,
+                               datetime.now(UTC))
+        return daemon.metrics.total("ticks")
 
     @contextmanager
     def _display(self):
@@ -550,15 +585,18 @@ def demo_cmd(
                                f" — on embedded defaults in {_shown(home)}: a SQLite database, a bucket folder, "
                                "a mail folder and a Dagster instance."))
         engine = db.make_engine()
+        stage = "setup"
         try:
             now = datetime.now(UTC)
-            for name, stage in (("setup", lambda: demo.setup(engine, now)), ("plan", lambda: demo.plan(engine, now)),
-                                ("dialing", lambda: demo.dial(engine)), ("report", lambda: demo.report(engine))):
+            for stage, run in (("setup", lambda: demo.setup(engine, now)), ("plan", lambda: demo.plan(engine, now)),
+                               ("dialing", lambda: demo.dial(engine)), ("report", lambda: demo.report(engine))):
                 began = time.monotonic()
-                stage()
-                demo.result.setdefault("timings_s", {})[name] = round(time.monotonic() - began, 2)
+                run()
+                demo.result.setdefault("timings_s", {})[stage] = round(time.monotonic() - began, 2)
         except KeyboardInterrupt:
-            out.print(f"interrupted: the daemon drained and the simulator stopped; {_shown(home)} keeps what was done.", style="yellow")
+            done = ("no new call was started, the calls on ended and the daemon drained" if stage == "dialing"
+                    else f"stopped during the {stage} step")
+            err.print(f"interrupted: {done}; {_shown(home)} keeps what was done.", style="yellow", soft_wrap=True)
             raise typer.Exit(130) from None
         finally:
             engine.dispose()

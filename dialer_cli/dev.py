@@ -9,8 +9,9 @@
 
 The simulator and the daemon run on threads of this process. Ctrl-C (or SIGTERM,
 or the terminal closing) stops all three: the daemon drains, `dagster dev`'s
-group gets SIGTERM (SIGKILL if it lingers), the simulator's server closes.
-Should one of them die, the others are stopped too and the exit status is 1.
+group gets SIGTERM (and SIGKILL for whatever outlives its leader, which gets
+30 s), the simulator's server closes. Should `dagster dev` exit or the daemon
+stop, the rest is stopped too and the exit status is 1.
 """
 
 from __future__ import annotations
@@ -107,7 +108,6 @@ def dev_cmd(
 
     env = {**os.environ, "DAGSTER_HOME": str(instance), "DIALER_HOME": str(home),
            "DIALER_VOICE_API_URL": url}
-    dagster = subprocess.Popen(_dagster_command(port), env=env, start_new_session=True)
     daemon = Daemon(engine, client, clock=PlatformClock(client), daemon_id="dev")
     failure: list[BaseException] = []
 
@@ -118,15 +118,19 @@ def dev_cmd(
             failure.append(exc)
 
     thread = threading.Thread(target=run_daemon, name="dev-daemon", daemon=True)
-    thread.start()
-    out.print(f"Dagster UI       http://127.0.0.1:{port}  (dagster dev, pid {dagster.pid}; DAGSTER_HOME={instance})",
-              soft_wrap=True, markup=False)
-    out.print(f"Voice simulator  {url}  ({sessions} agent sessions per campaign, real time)", markup=False)
-    out.print(f"Daemon           `dev`, pacing every active campaign; log: {log_path}", soft_wrap=True, markup=False)
-    out.print(f"Drop a CSV into {home / 'bucket' / 'inbox'}/<workspace>/<campaign>/ and watch it load. "
-              "Ctrl-C stops all three.", soft_wrap=True, markup=False)
+    dagster: subprocess.Popen | None = None
     status = 0
     try:
+        if not stop.is_set():  # Ctrl-C while starting: do not launch what would be torn down at once
+            dagster = subprocess.Popen(_dagster_command(port), env=env, start_new_session=True)
+            thread.start()
+            out.print(f"Dagster UI       http://127.0.0.1:{port}  (dagster dev, pid {dagster.pid}; "
+                      f"DAGSTER_HOME={instance})", soft_wrap=True, markup=False)
+            out.print(f"Voice simulator  {url}  ({sessions} agent sessions per campaign, real time)", markup=False)
+            out.print(f"Daemon           `dev`, pacing every active campaign; log: {log_path}", soft_wrap=True,
+                      markup=False)
+            out.print(f"Drop a CSV into {home / 'bucket' / 'inbox'}/<workspace>/<campaign>/ and watch it load. "
+                      "Ctrl-C stops all three.", soft_wrap=True, markup=False)
         while not stop.wait(0.5):
             if dagster.poll() is not None:
                 out.print(f"dagster dev exited ({dagster.returncode}); stopping the daemon and the simulator.")
@@ -138,8 +142,10 @@ def dev_cmd(
                 break
     finally:
         stop.set()
-        thread.join(timeout=60)
-        stop_process_group(dagster)
+        if thread.is_alive():
+            thread.join(timeout=60)
+        if dagster is not None:
+            stop_process_group(dagster)
         sim_server.shutdown()
         client.close()
         engine.dispose()

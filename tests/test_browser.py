@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 
 import pytest
 
@@ -70,12 +71,14 @@ def test_the_dagster_ui_lists_the_projects_assets_sensors_and_schedules(tmp_path
             # screenshot shows each asset and its lineage rather than five collapsed boxes.
             page.mouse.click(1000, 200)
             page.keyboard.press("Alt+KeyE")
-            on_canvas = {}
-            for asset in ASSETS:
-                page.get_by_text(asset, exact=True).first.wait_for(timeout=15000)
-                boxes = [node.bounding_box() for node in page.get_by_text(asset, exact=True).all()]
-                on_canvas[asset] = any(box and box["x"] > 470 for box in boxes)  # right of the tree: a graph node
-            page.wait_for_timeout(1000)  # the zoom-to-fit animation
+            on_canvas: dict[str, bool] = {}
+            deadline = time.monotonic() + 20  # expanding and the zoom-to-fit animate
+            while time.monotonic() < deadline and not all(on_canvas.get(a) for a in ASSETS):
+                page.wait_for_timeout(500)
+                for asset in ASSETS:
+                    boxes = [node.bounding_box() for node in page.get_by_text(asset, exact=True).all()]
+                    on_canvas[asset] = any(box and box["x"] > 470 for box in boxes)  # right of the tree
+            page.wait_for_timeout(1000)  # let the last animation settle for the screenshot
             page.screenshot(path=str(ARTIFACTS / "asset-graph.png"))
             listed = page.inner_text("body")
             page.goto(f"http://127.0.0.1:{port}/automation", wait_until="networkidle")

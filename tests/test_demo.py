@@ -15,6 +15,7 @@ import io
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -148,6 +149,12 @@ def test_demo_figures_match_the_database_and_the_report_file(first_run):
     assert r["dnc_added"] == sum(n for title, n in completed.items() if dispositions[title].dnc)
     assert r["by_outcome"] == dict(Counter(row["outcome"] for row in rows))
     assert r["prospects"] == {**{k: 0 for k in r["prospects"]}, **Counter(p.status for p in prospects)}
+    finished = datetime.fromisoformat(d["simulated_until"])
+    max_calls = campaign.max_calls_per_prospect
+    assert r["remaining_dialable"] == sum(
+        1 for p in prospects
+        if p.status in ("ready", "callback") and p.attempts < max_calls and p.expires_at > finished
+    ), "still to dial: waiting, calls left, not expired — whatever the hour"
     # Everyone dialed was in their window: 09:00–21:00 in the zone the report dates them by.
     for row in rows:
         assert "09:00" <= row["called_at_local"][11:16] < "21:00"
@@ -166,9 +173,10 @@ def test_demo_figures_match_the_database_and_the_report_file(first_run):
     assert any(json.loads(line)["event"] == "tick" for line in (home / "daemon.log").read_text().splitlines())
 
 
-def test_demo_runs_again_from_scratch_and_prints_its_tables(first_run):
-    home, _ = first_run
-    code, stdout, stderr = _run_demo(home.parent, home)
+def test_demo_runs_again_from_scratch_and_prints_its_tables(first_run, tmp_path):
+    home = tmp_path / "demo"
+    shutil.copytree(first_run[0], home)  # a folder a demo made (the shared run stays as it was)
+    code, stdout, stderr = _run_demo(tmp_path, home)
     assert code == 0, stderr
     engine = db.make_engine(f"sqlite:///{home / 'dialer.sqlite3'}")
     try:
@@ -182,7 +190,7 @@ def test_demo_runs_again_from_scratch_and_prints_its_tables(first_run):
     assert len(uploads) == 1 and uploads[0].loaded > 400
     for heading in ("1. Campaign", "2. DNC list", "3. Upload", "4. Hopper", "5. Dialing", "6. Report"):
         assert heading in stdout
-    assert re.search(r"│\s+rows\s+┃|rows", stdout)
+    assert re.search(r"┃\s+rows\s+┃\s+loaded\s+┃\s+duplicates\s+┃\s+invalid\s+┃\s+dnc\s+┃", stdout)
     assert re.search(r"calls [\d,]+\s+answered [\d,]+\s+abandoned [\d,]+ \([\d.]+%\)\s+occupancy \d+%", stdout)
     [report_file] = home.glob("reports/demo/energy-survey/*/*.zip")
     assert str(report_file) in stdout
@@ -210,8 +218,20 @@ def test_ctrl_c_during_the_day_drains_and_exits_130(tmp_path):
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
     assert process.returncode == 130, output
-    assert "interrupted: the daemon drained" in output
+    assert "interrupted: no new call was started, the calls on ended and the daemon drained" in output
     assert _group_gone(process.pid)
+    engine = db.make_engine(f"sqlite:///{home / 'dialer.sqlite3'}")
+    try:
+        with engine.connect() as conn:
+            statuses = Counter(conn.execute(sa.select(t.call_attempts.c.status)).scalars())
+            assert set(statuses) == {"ended"}, statuses
+            assert conn.execute(sa.select(t.campaigns.c.state)).scalar_one() == "active"
+            assert conn.execute(sa.select(sa.func.count()).select_from(t.daemons)).scalar_one() == 0
+            assert conn.execute(sa.select(sa.func.count()).select_from(t.hopper)
+                                .where(t.hopper.c.status == "claimed")).scalar_one() == 0
+            assert conn.execute(sa.select(sa.func.count()).select_from(t.reports_sent)).scalar_one() == 0
+    finally:
+        engine.dispose()
 
 
 def _attempts(home: Path) -> int:
@@ -245,10 +265,9 @@ def test_dialing_day_is_an_ordinary_weekday_after_today():
     assert demo.dialing_day(datetime(2026, 12, 1, 23, 30, tzinfo=UTC), opens) == date(2026, 12, 3)
 
 
-def test_day_clock_spends_the_wall_time_where_the_prospects_are(monkeypatch):
+def test_day_clock_spends_the_wall_time_where_the_prospects_are():
     now = {"t": 100.0}
-    monkeypatch.setattr(demo.time, "monotonic", lambda: now["t"])
-    clock = demo.DayClock([0.05, 1.0, 1.0, 0.05], seconds=10.0)
+    clock = demo.DayClock([0.05, 1.0, 1.0, 0.05], seconds=10.0, monotonic=lambda: now["t"])
     assert clock() == 0.0  # not started: the simulator's origin
     clock.start()
     slot = demo.SLOT.total_seconds()
