@@ -11,6 +11,7 @@ identical results.
 
     python bench/ingest.py                       # 1M rows, 1M existing, 10M DNC, both backends
     python bench/ingest.py --rows 100000 --existing 100000 --dnc 1000000 --backend sqlite
+    python bench/ingest.py --backend postgres --explain-insert   # also: where the load's INSERT spends its time
 """
 
 from __future__ import annotations
@@ -231,6 +232,8 @@ def main() -> None:
     parser.add_argument("--pg-url", default=os.environ.get("DIALER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"))
     parser.add_argument("--baseline-sample", type=int, default=200_000)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--explain-insert", action="store_true",
+                        help="PostgreSQL: after the run, EXPLAIN ANALYZE the upload's INSERT into prospects again (rolled back)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--bucket", help=argparse.SUPPRESS)
@@ -280,6 +283,8 @@ def main() -> None:
         outcome = json.loads(proc.stdout.strip().splitlines()[-1])
         results[backend] = outcome
         print(f"  {backend}: {json.dumps(outcome)}", flush=True)
+        if backend == "postgres" and args.explain_insert:
+            explained = explain_insert(url)
 
     print()
     print(f"Ingestion of {args.rows:,} rows into a campaign with {args.existing:,} prospects and a {args.dnc:,}-number DNC list")
@@ -300,6 +305,48 @@ def main() -> None:
     print(f"| campaigns.phones.normalize_columns (whole column, median of 3) | {base['vectorised_rows_s']:,.0f} |")
     print(f"| speed-up | {base['speedup']:.1f}× |")
     print(f"| mismatches vs per-row reference ({base['checked']:,} rows checked) | {base['mismatches']} |")
+    if args.explain_insert and "postgres" in results:
+        print()
+        print(f"| the load's INSERT into prospects ({explained['rows']:,} rows, EXPLAIN ANALYZE, rolled back) | ms |")
+        print("|---|---:|")
+        print(f"| rows and their indexes ({', '.join(explained['indexes'])}) | {explained['insert_ms']:,.0f} |")
+        for name, ms in explained["triggers"].items():
+            print(f"| {name} | {ms:,.0f} |")
+        print(f"| total | {explained['total_ms']:,.0f} |")
+        print(f"| rows/s for the insert alone | {explained['rows'] / explained['total_ms'] * 1000:,.0f} |")
+
+
+def explain_insert(url: str) -> dict:
+    """Insert the benchmark upload's prospects again under EXPLAIN ANALYZE, then roll back."""
+    import re
+
+    from campaigns import db
+
+    columns = ("campaign_id, list_id, source_row, phone_e164, phone_ext, first_name, last_name, address_state, "
+               "zip_code, area_code_state, candidate_zones, zone_group, priority, status, disposition, attempts, "
+               "next_dial_at, expires_at, loaded_at, updated_at, custom_fields")
+    engine = db.make_engine(url)
+    try:
+        with engine.connect() as conn:
+            transaction = conn.begin()
+            upload = conn.exec_driver_sql("SELECT max(id) FROM prospect_lists").scalar_one()
+            conn.exec_driver_sql(f"CREATE TEMP TABLE again AS SELECT * FROM prospects WHERE list_id = {int(upload)}")
+            rows = conn.exec_driver_sql("SELECT count(*) FROM again").scalar_one()
+            conn.exec_driver_sql(f"DELETE FROM prospects WHERE list_id = {int(upload)}")
+            plan = [r[0] for r in conn.exec_driver_sql(
+                f"EXPLAIN (ANALYZE, BUFFERS) INSERT INTO prospects ({columns}) SELECT {columns} FROM again "
+                "ON CONFLICT (list_id, source_row) DO NOTHING")]
+            indexes = list(conn.exec_driver_sql(
+                "SELECT indexname FROM pg_indexes WHERE tablename = 'prospects' ORDER BY indexname").scalars())
+            transaction.rollback()
+    finally:
+        engine.dispose()
+    text = "\n".join(plan)
+    insert_ms = float(re.search(r"^Insert on prospects .*actual time=[\d.]+\.\.([\d.]+)", text, re.MULTILINE).group(1))
+    triggers = {f"foreign-key check {m.group(1)}": float(m.group(2))
+                for m in re.finditer(r"^Trigger for constraint (\S+): time=([\d.]+)", text, re.MULTILINE)}
+    total_ms = float(re.search(r"^Execution Time: ([\d.]+) ms", text, re.MULTILINE).group(1))
+    return {"rows": rows, "insert_ms": insert_ms, "triggers": triggers, "total_ms": total_ms, "indexes": indexes}
 
 
 if __name__ == "__main__":

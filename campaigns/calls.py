@@ -363,20 +363,28 @@ def stale_attempts(conn: sa.Connection, campaign_id: int, older_than: datetime) 
     ).all()
 
 
-def abandon_counts(conn: sa.Connection, campaign_id: int, since: datetime, until: datetime) -> tuple[int, int]:
-    """(abandoned, answered by a person) among the campaign's calls placed in [since, until).
+def abandon_counts(conn: sa.Connection, campaign_id: int, since: datetime, until: datetime,
+                   attempt_ids: list[int] | None = None) -> tuple[int, int]:
+    """(abandoned, answered by a person) among the campaign's calls placed in [since, until),
+    or only among `attempt_ids` of them.
 
     A person answered every abandoned call too — nobody was free to take it — so the
     rate a regulator asks for is abandoned ÷ (connected + abandoned).
     """
     a = t.call_attempts
-    abandoned, connected = conn.execute(
-        sa.select(
-            sa.func.coalesce(sa.func.sum(sa.case((a.c.outcome == "abandoned", 1), else_=0)), 0),
-            sa.func.coalesce(sa.func.sum(sa.case((a.c.answered_at.is_not(None), 1), else_=0)), 0),
-        ).where(a.c.campaign_id == campaign_id, a.c.created_at >= since, a.c.created_at < until)
-    ).one()
-    return int(abandoned), int(connected) + int(abandoned)
+    where = [a.c.campaign_id == campaign_id, a.c.created_at >= since, a.c.created_at < until]
+    chunks = [None] if attempt_ids is None else [attempt_ids[i:i + 10_000] for i in range(0, len(attempt_ids), 10_000)]
+    abandoned = answered = 0
+    for chunk in chunks:
+        found, connected = conn.execute(
+            sa.select(
+                sa.func.coalesce(sa.func.sum(sa.case((a.c.outcome == "abandoned", 1), else_=0)), 0),
+                sa.func.coalesce(sa.func.sum(sa.case((a.c.answered_at.is_not(None), 1), else_=0)), 0),
+            ).where(*where, *([] if chunk is None else [a.c.id.in_(chunk)]))
+        ).one()
+        abandoned += int(found)
+        answered += int(connected) + int(found)
+    return abandoned, answered
 
 
 def confirm(conn: sa.Connection, attempt, call_id: str) -> bool:

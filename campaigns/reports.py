@@ -58,6 +58,11 @@ def _local_zone(zone_group: str) -> str:
     return zones[0] if zones else "UTC"
 
 
+def local_time(moment: datetime, zone_group: str) -> datetime:
+    """`moment` in the prospect's local time: the dialing day a call belongs to is its date."""
+    return moment.astimezone(ZoneInfo(_local_zone(zone_group)))
+
+
 def utc_window(day: date) -> tuple[datetime, datetime]:
     """UTC instants between which any zone's date `day` can fall."""
     start = datetime.combine(day, time(), tzinfo=UTC)
@@ -82,8 +87,8 @@ def detail_rows(conn: sa.Connection, campaign_id: int, day: date) -> list[dict]:
     )
     rows = []
     for r in conn.execute(query):
-        zone = _local_zone(r.zone_group)
-        local = r.created_at.astimezone(ZoneInfo(zone))
+        local = local_time(r.created_at, r.zone_group)
+        zone = local.tzinfo.key
         if local.date() != day:
             continue
         rows.append({
@@ -211,22 +216,17 @@ def abandon_counts_period(conn: sa.Connection, campaign_id: int, day: date,
         edges = ((since, inner_since), (inner_until, until))
     else:
         edges = ((since, until),)
-    for lo, hi in edges:
-        for row in _edge_rows(conn, campaign_id, lo, hi):
-            local_day = row.created_at.astimezone(ZoneInfo(_local_zone(row.zone_group))).date()
-            if first <= local_day <= day:
-                abandoned += row.outcome == "abandoned"
-                answered += (row.answered_at is not None) + (row.outcome == "abandoned")
-    return abandoned, answered
-
-
-def _edge_rows(conn: sa.Connection, campaign_id: int, since: datetime, until: datetime):
     a, p = t.call_attempts, t.prospects
-    return conn.execute(
-        sa.select(a.c.created_at, a.c.outcome, a.c.answered_at, p.c.zone_group)
-        .join(p, p.c.id == a.c.prospect_id)
-        .where(a.c.campaign_id == campaign_id, a.c.created_at >= since, a.c.created_at < until)
-    ).all()
+    for lo, hi in edges:
+        inside = [row.id for row in conn.execute(
+            sa.select(a.c.id, a.c.created_at, p.c.zone_group).join(p, p.c.id == a.c.prospect_id)
+            .where(a.c.campaign_id == campaign_id, a.c.created_at >= lo, a.c.created_at < hi)
+        ) if first <= local_time(row.created_at, row.zone_group).date() <= day]
+        if inside:
+            edge_abandoned, edge_answered = abandon_counts(conn, campaign_id, lo, hi, attempt_ids=inside)
+            abandoned += edge_abandoned
+            answered += edge_answered
+    return abandoned, answered
 
 
 def neutralise(value) -> str:
@@ -373,11 +373,11 @@ def record_sent(conn: sa.Connection, campaign_id: int, day: date, recipients: li
 
 # -- when a day's report is due ------------------------------------------------------------
 
-def dialing_span(conn: sa.Connection, campaign_id: int, day: date) -> tuple[datetime, datetime]:
-    """(first opening, last close) of the campaign's dial window on dialing day `day`, in UTC.
+def zone_windows(conn: sa.Connection, campaign_id: int, day: date) -> dict[str, tuple[datetime, datetime]]:
+    """Each zone's (opening, close) of the campaign's dial window on dialing day `day`, in UTC.
 
-    Over the zones its open prospects occupy (each zone group's first zone; the report time
-    zone when none is left), with the campaign's hours held inside the federal 08:00–21:00.
+    The zones its open prospects occupy (each zone group's first zone; the report time zone
+    when none is left), with the campaign's hours held inside the federal 08:00–21:00.
     """
     from campaigns.hopper import zone_groups
 
@@ -390,7 +390,13 @@ def dialing_span(conn: sa.Connection, campaign_id: int, day: date) -> tuple[date
         clock = time(minutes // 60, minutes % 60) if minutes < 24 * 60 else time(23, 59, 59)
         return datetime.combine(day, clock, tzinfo=ZoneInfo(zone)).astimezone(UTC)
 
-    return min(at(earliest, zone) for zone in zones), max(at(latest, zone) for zone in zones)
+    return {zone: (at(earliest, zone), at(latest, zone)) for zone in sorted(zones)}
+
+
+def dialing_span(conn: sa.Connection, campaign_id: int, day: date) -> tuple[datetime, datetime]:
+    """(first opening, last close) of the campaign's dial window on dialing day `day`, in UTC."""
+    windows = zone_windows(conn, campaign_id, day).values()
+    return min(opens for opens, _ in windows), max(closes for _, closes in windows)
 
 
 def due_at(conn: sa.Connection, campaign_id: int, day: date) -> datetime | None:

@@ -27,17 +27,15 @@ report wrote; `tests/test_demo.py` checks them against the database.
 from __future__ import annotations
 
 import bisect
-import logging
 import os
 import shutil
 import signal
 import sys
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from datetime import time as clock_time
 from importlib import resources
 from pathlib import Path
 from typing import Annotated
@@ -48,7 +46,7 @@ import typer
 from rich.live import Live
 from rich.text import Text
 
-from campaigns import config, db, dnc, hopper, ingest, registry, reports
+from campaigns import calls, config, db, dnc, hopper, registry, reports
 from campaigns import schema as t
 from campaigns.bucket import Bucket
 from campaigns.dialability import DialRules, Place, window_open
@@ -56,11 +54,13 @@ from campaigns.errors import DialerError
 from campaigns.inbox import parse_inbox_key
 from campaigns.lifecycle import CampaignState
 from campaigns.settings import parse_settings
-from campaigns.staterules import FEDERAL_HOURS, banned_holiday, holiday_bans
+from campaigns.staterules import banned_holiday, holiday_bans
+from dialer_cli.dev import seed_dagster_home
 from dialer_cli.main import JsonFlag, _print_json, app, err, out, user_errors
 
 MARKER = ".dialer-demo"
 SLOT = timedelta(minutes=15)
+ALL_TIME = (datetime(1970, 1, 1, tzinfo=UTC), datetime(9999, 1, 1, tzinfo=UTC))
 # Settings from the environment the demo must not follow: it runs on the embedded defaults only.
 FOREIGN_ENV = ("DIALER_DATABASE_URL", "DIALER_BUCKET_URL", "DIALER_S3_ENDPOINT_URL", "DIALER_SMTP_HOST",
                "DIALER_SMTP_PORT", "DIALER_SMTP_SECURITY", "DIALER_SMTP_USER", "DIALER_SMTP_PASSWORD",
@@ -152,16 +152,20 @@ def slot_weights(groups: dict[str, int], rules: DialRules, start: datetime, end:
 class Figures:
     calls: int = 0
     not_placed: int = 0
-    answered: int = 0
+    answered_by_a_person: int = 0  # reached an agent, or abandoned waiting for one (calls.abandon_counts)
     abandoned: int = 0
     in_flight: int = 0
     hopper: int = 0
     occupancy: float = 0.0  # the last simulated hour
 
     @property
+    def answered(self) -> int:
+        """Answered and connected to an agent (the report's `answered`)."""
+        return self.answered_by_a_person - self.abandoned
+
+    @property
     def abandon_rate(self) -> float:
-        people = self.answered + self.abandoned
-        return self.abandoned / people if people else 0.0
+        return self.abandoned / self.answered_by_a_person if self.answered_by_a_person else 0.0
 
 
 def on_call_seconds(spans, since: datetime, until: datetime) -> float:
@@ -176,15 +180,12 @@ def on_call_seconds(spans, since: datetime, until: datetime) -> float:
 
 def live_figures(conn: sa.Connection, campaign_id: int, now: datetime, sessions: int) -> Figures:
     a = t.call_attempts
-    total, not_placed, answered, abandoned, in_flight = conn.execute(
-        sa.select(
-            sa.func.count(),
-            sa.func.coalesce(sa.func.sum(sa.case((a.c.outcome == "not_placed", 1), else_=0)), 0),
-            sa.func.coalesce(sa.func.sum(sa.case((a.c.answered_at.is_not(None), 1), else_=0)), 0),
-            sa.func.coalesce(sa.func.sum(sa.case((a.c.outcome == "abandoned", 1), else_=0)), 0),
-            sa.func.coalesce(sa.func.sum(sa.case((a.c.status != "ended", 1), else_=0)), 0),
-        ).where(a.c.campaign_id == campaign_id)
+    total, not_placed = conn.execute(
+        sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(sa.case((a.c.outcome == "not_placed", 1), else_=0)), 0))
+        .where(a.c.campaign_id == campaign_id)
     ).one()
+    abandoned, people = calls.abandon_counts(conn, campaign_id, *ALL_TIME)
+    _, in_flight = calls.live_counts(conn, campaign_id)
     hour_ago = now - timedelta(hours=1)
     spans = conn.execute(
         sa.select(a.c.answered_at, a.c.ended_at)
@@ -193,9 +194,9 @@ def live_figures(conn: sa.Connection, campaign_id: int, now: datetime, sessions:
     ).all()
     depth = conn.execute(sa.select(sa.func.count()).select_from(t.hopper)
                          .where(t.hopper.c.campaign_id == campaign_id)).scalar_one()
-    return Figures(calls=total - not_placed, not_placed=not_placed, answered=answered, abandoned=abandoned,
-                 in_flight=in_flight, hopper=depth,
-                 occupancy=on_call_seconds(spans, hour_ago, now) / (sessions * 3600))
+    return Figures(calls=total - not_placed, not_placed=not_placed, answered_by_a_person=people,
+                   abandoned=abandoned, in_flight=in_flight, hopper=depth,
+                   occupancy=on_call_seconds(spans, hour_ago, now) / (sessions * 3600))
 
 
 def busiest_hour(rows: list[dict], sessions: int) -> tuple[datetime | None, float]:
@@ -240,19 +241,13 @@ def prepare_home(home: Path) -> None:
         if any(home.iterdir()) and not (home / MARKER).exists():
             raise DialerError(f"{home} holds files `dialer demo` did not make; name another folder with --home.")
         shutil.rmtree(home)
-    (home / "dagster").mkdir(parents=True)
+    home.mkdir(parents=True)
     (home / MARKER).write_text("Made by `dialer demo`, which empties this folder at each run.\n", encoding="utf-8")
-    (home / "dagster" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
+    seed_dagster_home(home / "dagster")
 
 
 def _zone_name(zone: str) -> str:
     return zone.rsplit("/", 1)[-1].replace("_", " ")
-
-
-def _last_zone(zones: list[str], day: date, minutes: int) -> str:
-    """The zone where the campaign's window closes last on `day`."""
-    close = clock_time(minutes // 60, minutes % 60) if minutes < 24 * 60 else clock_time(23, 59, 59)
-    return max(zones, key=lambda z: (datetime.combine(day, close, ZoneInfo(z)).astimezone(UTC), z))
 
 
 class Demo:
@@ -273,8 +268,9 @@ class Demo:
         from dialer_cli import demo_data
         from dialer_cli.lists import (
             failure_message,
+            load_inbox_file,
             print_upload_summary,
-            run_upload_job,
+            upload_payload,
         )
 
         db.migrate(engine)
@@ -306,16 +302,10 @@ class Demo:
         self.step(3, "Upload", f"{data.rows:,} synthetic prospects over {len(data.regions)} states, territories and "
                   f"provinces ({len(zones)} time zones) dropped into {bucket.url_of(inbox.key)}; "
                   "running load_prospect_list on it, as the inbox sensor would")
-        result = run_upload_job(inbox.partition_key)
-        with engine.connect() as conn:
-            info = ingest.campaign_info(conn, settings.workspace, settings.slug)
-            uploaded = ingest.latest_upload(conn, info.id, inbox.key)
-            summary = ingest.summary(conn, uploaded.id) if uploaded else None
+        result, summary = load_inbox_file(inbox)
         if not result.success or summary is None:
             raise DialerError(f"the demo list did not load: {failure_message(result)}")
-        payload = {key: getattr(summary, key) for key in ("rows", "loaded", "duplicates", "invalid", "dnc", "warnings")}
-        payload["rejects_file"] = bucket.url_of(summary.rejects_file) if summary.rejects_file else None
-        payload["upload_id"] = summary.upload_id
+        payload = upload_payload(summary, bucket, self.name)
         payload["expected"] = dict(data.expected)
         payload["zones"] = sorted(zones)
         self.result["upload"] = payload
@@ -327,10 +317,13 @@ class Demo:
     def plan(self, engine: sa.Engine, now: datetime) -> None:
         with engine.connect() as conn:
             self.day = dialing_day(now, lambda d: reports.dialing_span(conn, self.campaign_id, d)[0])
-            opens, self.end = reports.dialing_span(conn, self.campaign_id, self.day)
+            windows = reports.zone_windows(conn, self.campaign_id, self.day)
             # Guam's day starts while Hawaii's and Samoa's evening before is still open: the clock
             # starts once every zone's previous day has closed, so no call belongs to the day before.
-            self.start = max(opens, reports.dialing_span(conn, self.campaign_id, self.day - timedelta(days=1))[1])
+            self.start = max(min(opens for opens, _ in windows.values()),
+                             reports.dialing_span(conn, self.campaign_id, self.day - timedelta(days=1))[1])
+            last = max(windows, key=lambda zone: (windows[zone][1], zone))  # where the window closes last
+            self.end = windows[last][1]
             campaign = conn.execute(sa.select(t.campaigns).where(t.campaigns.c.id == self.campaign_id)).one()
             p = t.prospects
             groups = dict(conn.execute(
@@ -339,8 +332,6 @@ class Demo:
             ).all())
         self.rules = DialRules.from_campaign(campaign)
         self.weights = slot_weights(groups, self.rules, self.start, self.end)
-        last = _last_zone(sorted({reports._local_zone(g) for g in groups}), self.day,
-                          min(campaign.dial_latest_min, FEDERAL_HOURS[1]))
         filled = hopper.fill_campaign(engine, self.campaign_id, self.start)
         hours = (self.end - self.start).total_seconds() / 3600
         self.result["day"] = {"date": self.day.isoformat(), "start": self.start.isoformat(),
@@ -352,6 +343,7 @@ class Demo:
 
     # 5: dialing --------------------------------------------------------------------------
     def dial(self, engine: sa.Engine) -> None:
+        from dialer_daemon import logs
         from dialer_daemon.daemon import Daemon, PlatformClock
         from dialer_daemon.simulator import Profile, Simulator, serve
         from dialer_daemon.voice import VoiceClient
@@ -365,7 +357,8 @@ class Demo:
         daemon = Daemon(engine, client, clock=PlatformClock(client), daemon_id="demo", fill_hopper=True,
                         campaigns=[self.campaign_id])
         log_path = self.home / "daemon.log"
-        handler = _daemon_log(log_path)
+        logging_to_file = ExitStack()
+        logging_to_file.enter_context(logs.to_file(log_path))
         self.step(5, "Dialing", f"voice simulator on {client.base_url} with {SESSIONS} agent sessions; daemon "
                   f"`demo` pacing the campaign and filling its hopper on the simulator's clock; the day in "
                   f"~{self.seconds:g} s (daemon log: {log_path})")
@@ -425,7 +418,7 @@ class Demo:
                 thread.join(timeout=60)
                 server.shutdown()
                 client.close()
-                _daemon_log(None, handler)
+                logging_to_file.close()
                 with reader.connect() as conn:
                     figures = live_figures(conn, self.campaign_id, sim.now(), SESSIONS)
                 reader.dispose()
@@ -434,8 +427,8 @@ class Demo:
                         registry.set_state(conn, registry.resolve_campaign(conn, self.name),
                                            CampaignState.ACTIVE, datetime.now(UTC))
             finally:
-                for number, handler_ in previous.items():
-                    signal.signal(number, handler_)
+                for number, handler in previous.items():
+                    signal.signal(number, handler)
         if thread.is_alive():
             raise DialerError(f"the daemon did not stop within 60 s of being asked to; see {log_path}")
         if interrupted:
@@ -447,6 +440,7 @@ class Demo:
             "calls": figures.calls, "not_placed": figures.not_placed, "answered": figures.answered,
             "abandoned": figures.abandoned, "platform_calls": len(sim.calls()),
             "simulated_until": self.finished_at.isoformat(), "daemon_ticks": daemon.metrics.total("ticks"),
+            "tick_ms_p50": _median_tick_ms(log_path), "busiest_speed": round(clock.tail_speed),
         }
         self.say(f"   the window has closed in every zone; the campaign was paused while the last calls ended, "
                  f"then resumed. The platform placed {len(sim.calls()):,} calls.")
@@ -534,29 +528,21 @@ class Demo:
                                f"make dev DIALER_HOME={_shown(self.home)}"))
 
 
+def _median_tick_ms(log_path: Path) -> float | None:
+    """The daemon's median tick, in wall-clock ms, from its JSON log lines."""
+    import json
+    import statistics
+
+    seconds = [entry["seconds"] for entry in map(json.loads, log_path.read_text(encoding="utf-8").splitlines())
+               if entry.get("event") == "tick"]
+    return round(statistics.median(seconds) * 1000, 1) if seconds else None
+
+
 def _shown(path: Path) -> str:
     try:
         return str(path.relative_to(Path.cwd()))
     except ValueError:
         return str(path)
-
-
-def _daemon_log(path: Path | None, handler: logging.Handler | None = None) -> logging.Handler | None:
-    """Send the daemon's log lines to a file for the demo's length (the terminal shows the progress line)."""
-    from dialer_daemon.logs import JsonFormatter
-
-    logger = logging.getLogger("dialer")
-    if path is None:
-        logger.removeHandler(handler)
-        logger.propagate = True
-        handler.close()
-        return None
-    handler = logging.FileHandler(path, encoding="utf-8")
-    handler.setFormatter(JsonFormatter())
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
-    return handler
 
 
 @app.command("demo")

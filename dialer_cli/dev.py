@@ -16,13 +16,14 @@ stop, the rest is stopped too and the exit status is 1.
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import threading
+from contextlib import ExitStack
+from importlib import resources
 from pathlib import Path
 from typing import Annotated
 
@@ -35,14 +36,19 @@ from dialer_cli.main import app, out, user_errors
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
-def dagster_home() -> Path:
-    home = Path(os.environ.get("DAGSTER_HOME") or config.dialer_home() / "dagster").expanduser().absolute()
+def seed_dagster_home(home: Path) -> Path:
+    """A Dagster instance folder with the project's settings (`pipelines/dagster.yaml`: telemetry off)."""
     home.mkdir(parents=True, exist_ok=True)
     settings = home / "dagster.yaml"
     if not settings.exists():
-        settings.write_text("# Seeded by `dialer dev`. Telemetry off: nothing calls out to dagster.io.\n"
-                            "telemetry:\n  enabled: false\n", encoding="utf-8")
+        settings.write_bytes(resources.files("pipelines").joinpath("dagster.yaml").read_bytes())
     return home
+
+
+def dagster_home() -> Path:
+    """`DAGSTER_HOME`, else `<DIALER_HOME>/dagster`; seeded with the project's settings."""
+    return seed_dagster_home(Path(os.environ.get("DAGSTER_HOME") or config.dialer_home() / "dagster")
+                             .expanduser().absolute())
 
 
 def _dagster_command(port: int) -> list[str]:
@@ -78,8 +84,8 @@ def dev_cmd(
     sessions: Annotated[int, typer.Option("--sessions", help="Simulated agent sessions per campaign.", min=1)] = 10,
 ) -> None:
     """Run Dagster's UI, the voice simulator and the daemon together; Ctrl-C stops all three."""
+    from dialer_daemon import logs
     from dialer_daemon.daemon import Daemon, PlatformClock
-    from dialer_daemon.logs import JsonFormatter
     from dialer_daemon.simulator import Profile, Simulator, serve
     from dialer_daemon.voice import VoiceClient
 
@@ -97,14 +103,9 @@ def dev_cmd(
         raise DialerError(f"--simulator-port {simulator_port}: cannot listen on 127.0.0.1 ({exc}).") from None
     url = f"http://127.0.0.1:{sim_server.server_port}"
     client = VoiceClient(url)
-    (home / "logs").mkdir(parents=True, exist_ok=True)
     log_path = home / "logs" / "daemon.log"
-    handler = logging.FileHandler(log_path, encoding="utf-8")
-    handler.setFormatter(JsonFormatter())
-    logger = logging.getLogger("dialer")
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
+    logging_to_file = ExitStack()
+    logging_to_file.enter_context(logs.to_file(log_path))
 
     env = {**os.environ, "DAGSTER_HOME": str(instance), "DIALER_HOME": str(home),
            "DIALER_VOICE_API_URL": url}
@@ -149,8 +150,7 @@ def dev_cmd(
         sim_server.shutdown()
         client.close()
         engine.dispose()
-        logger.removeHandler(handler)
-        handler.close()
+        logging_to_file.close()
     out.print("Stopped dagster dev, the daemon and the simulator.")
     if status:
         raise typer.Exit(status)

@@ -65,6 +65,31 @@ def run_upload_job(partition_key: str):
     )
 
 
+def load_inbox_file(target: InboxFile):
+    """Run load_prospect_list on a file already in the inbox; (the Dagster result, the upload's summary or None)."""
+    result = run_upload_job(target.partition_key)
+    with _database() as engine, engine.connect() as conn:
+        info = ingest.campaign_info(conn, target.workspace, target.campaign)
+        uploaded = ingest.latest_upload(conn, info.id, target.key)
+        return result, ingest.summary(conn, uploaded.id) if uploaded else None
+
+
+def upload_payload(summary: ingest.Summary, bucket: Bucket, campaign: str) -> dict:
+    """An upload's summary as `dialer list upload --json` (and `dialer demo`) print it."""
+    return {
+        "rows": summary.rows,
+        "loaded": summary.loaded,
+        "duplicates": summary.duplicates,
+        "invalid": summary.invalid,
+        "dnc": summary.dnc,
+        "warnings": summary.warnings,
+        "rejects_file": bucket.url_of(summary.rejects_file) if summary.rejects_file else None,
+        "upload_id": summary.upload_id,
+        "campaign": campaign,
+        "source": bucket.url_of(summary.archived_key) if summary.archived_key else None,
+    }
+
+
 def failure_message(result) -> str:
     for event in result.all_events:
         if event.event_type_value == "STEP_FAILURE":
@@ -124,28 +149,13 @@ def upload(
     with progress:
         task = progress.add_task(f"loading {file.name}", total=1.0, rows=0)
         with ingest.progress_hook(lambda rows, share: progress.update(task, completed=share, rows=rows)):
-            result = run_upload_job(target.partition_key)
-    with _database() as engine, engine.connect() as conn:
-        info = ingest.campaign_info(conn, ref.workspace, ref.slug)
-        uploaded = ingest.latest_upload(conn, info.id, target.key)
-        summary = ingest.summary(conn, uploaded.id) if uploaded else None
+            result, summary = load_inbox_file(target)
     if not result.success:
         message = failure_message(result)
         if json_out:
             _print_json({"error": message, **({} if summary is None else summary.as_dict())})
         raise DialerError(message)
-    payload = {
-        "rows": summary.rows,
-        "loaded": summary.loaded,
-        "duplicates": summary.duplicates,
-        "invalid": summary.invalid,
-        "dnc": summary.dnc,
-        "warnings": summary.warnings,
-        "rejects_file": bucket.url_of(summary.rejects_file) if summary.rejects_file else None,
-        "upload_id": summary.upload_id,
-        "campaign": ref.qualified_slug,
-        "source": bucket.url_of(summary.archived_key) if summary.archived_key else None,
-    }
+    payload = upload_payload(summary, bucket, ref.qualified_slug)
     if json_out:
         _print_json(payload)
         return

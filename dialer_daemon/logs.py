@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 
 # Attributes every LogRecord has; anything else came in through `extra=`.
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "taskName"}
@@ -47,3 +49,24 @@ def configure(fmt: str = "auto", level: int = logging.INFO) -> None:
     root.setLevel(level)
     # requests/urllib3 retries are counted in the metrics; their own warnings would repeat them.
     logging.getLogger("urllib3").setLevel(logging.ERROR)
+
+
+@contextmanager
+def to_file(path: Path, level: int = logging.INFO):
+    """For the block's length, the dialer's logs go to `path` as JSON lines and not to the terminal
+    (`dialer demo` and `dialer dev` keep the terminal for their own output)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("dialer")
+    level_before, propagate_before = logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = False
+    try:
+        yield path
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level_before)
+        logger.propagate = propagate_before
+        handler.close()

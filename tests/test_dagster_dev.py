@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
+
+from dialer_cli.dev import seed_dagster_home, stop_process_group
 
 ROOT = Path(__file__).resolve().parent.parent
 QUERY = (
@@ -32,8 +33,7 @@ def dagster_env(tmp_path) -> dict[str, str]:
            "DIALER_DATABASE_URL": "", "DIALER_BUCKET_URL": "",
            # any telemetry upload would be aimed at loopback
            "DAGSTER_TELEMETRY_URL": "http://127.0.0.1:9/actions"}
-    (tmp_path / "dagster").mkdir()
-    (tmp_path / "dagster" / "dagster.yaml").write_bytes((ROOT / "pipelines/dagster.yaml").read_bytes())
+    seed_dagster_home(tmp_path / "dagster")
     return env
 
 
@@ -59,12 +59,7 @@ def start_dagster_dev(env: dict[str, str], port: int) -> subprocess.Popen:
 
 def stop_dagster_dev(process: subprocess.Popen) -> None:
     """SIGTERM to the whole process group (webserver, daemon, code server), SIGKILL if it lingers."""
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+    stop_process_group(process)
 
 
 LOADED_ASSET = """{ assetNodeOrError(assetKey: {path: ["loaded_prospects"]}) { ... on AssetNode {
