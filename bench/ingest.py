@@ -12,6 +12,7 @@ identical results.
     python bench/ingest.py                       # 1M rows, 1M existing, 10M DNC, both backends
     python bench/ingest.py --rows 100000 --existing 100000 --dnc 1000000 --backend sqlite
     python bench/ingest.py --backend postgres --explain-insert   # also: where the load's INSERT spends its time
+    python bench/ingest.py --repeat 3            # medians of three freshly seeded runs per backend
 """
 
 from __future__ import annotations
@@ -167,6 +168,11 @@ def child(args) -> None:
     )
     total = time.perf_counter() - started
     starts, ends, summary = {}, {}, {}
+    errors = [
+        f"{event.step_key}: {event.event_specific_data.error.message.strip()}"
+        for event in result.all_events
+        if event.event_type_value == "STEP_FAILURE" and event.event_specific_data.error
+    ]
     for entry in instance.all_logs(result.run_id):
         event = entry.dagster_event
         if event is None:
@@ -181,7 +187,7 @@ def child(args) -> None:
     # parent's pages inherited across fork/exec.
     hwm_kb = next(int(line.split()[1]) for line in Path("/proc/self/status").read_text().splitlines() if line.startswith("VmHWM:"))
     print(json.dumps({
-        "success": result.success, "total_s": total, "peak_rss_mb": hwm_kb / 1024,
+        "success": result.success, "errors": errors, "total_s": total, "peak_rss_mb": hwm_kb / 1024,
         "stages": {s: ends.get(s, 0) - starts.get(s, 0) for s in STEPS},
         "summary": {k: summary.get(k) for k in ("rows", "loaded", "duplicates", "invalid", "dnc")},
     }))
@@ -232,6 +238,8 @@ def main() -> None:
     parser.add_argument("--pg-url", default=os.environ.get("DIALER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"))
     parser.add_argument("--baseline-sample", type=int, default=200_000)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="runs per backend, each on a freshly seeded database; the table shows medians")
     parser.add_argument("--explain-insert", action="store_true",
                         help="PostgreSQL: after the run, EXPLAIN ANALYZE the upload's INSERT into prospects again (rolled back)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -242,8 +250,6 @@ def main() -> None:
     if args.child:
         child(args)
         return
-
-    import sqlalchemy as sa
 
     work = Path(tempfile.mkdtemp(prefix="dialer-bench-"))
     print(f"work dir {work}; generating {args.rows:,} rows …", flush=True)
@@ -256,38 +262,20 @@ def main() -> None:
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
     results = {}
     for backend in backends:
-        if backend == "sqlite":
-            url = f"sqlite:///{work / 'bench.sqlite3'}"
-        else:
-            admin = sa.create_engine(sa.make_url(args.pg_url).set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT")
-            with admin.connect() as conn:
-                conn.exec_driver_sql('DROP DATABASE IF EXISTS "dialer_bench" WITH (FORCE)')
-                conn.exec_driver_sql('CREATE DATABASE "dialer_bench"')
-            admin.dispose()
-            url = sa.make_url(args.pg_url).set(database="dialer_bench").render_as_string(hide_password=False)
-        print(f"{backend}: seeding {args.existing:,} prospects and {args.dnc:,} DNC numbers …", flush=True)
-        started = time.perf_counter()
-        seed_database(url, args.existing, args.dnc, generated["national"], args.seed)
-        print(f"  seeded in {time.perf_counter() - started:.0f}s", flush=True)
-        bucket = work / f"bucket-{backend}"
-        inbox = bucket / "inbox/bench/bench"
-        inbox.mkdir(parents=True)
-        (inbox / "big.csv").write_bytes(csv_path.read_bytes())
-        proc = subprocess.run(
-            [sys.executable, __file__, "--child", "--url", url, "--bucket", str(bucket), "--partition", "bench/bench/big.csv"],
-            capture_output=True, text=True, cwd=ROOT,
-        )
-        if proc.returncode != 0 or not proc.stdout.strip():
-            print(proc.stderr[-3000:])
-            raise SystemExit(f"{backend}: the child run failed")
-        outcome = json.loads(proc.stdout.strip().splitlines()[-1])
-        results[backend] = outcome
-        print(f"  {backend}: {json.dumps(outcome)}", flush=True)
+        runs = []
+        for run in range(args.repeat):
+            outcome, url = one_run(args, backend, work, run, csv_path, generated)
+            runs.append(outcome)
+            print(f"  {backend} run {run + 1}/{args.repeat}: {json.dumps(outcome)}", flush=True)
+        if len({json.dumps(r["summary"], sort_keys=True) for r in runs}) != 1:
+            raise SystemExit(f"{backend}: runs disagree on the upload's accounting")
+        results[backend] = median_run(runs)
         if backend == "postgres" and args.explain_insert:
             explained = explain_insert(url)
 
     print()
-    print(f"Ingestion of {args.rows:,} rows into a campaign with {args.existing:,} prospects and a {args.dnc:,}-number DNC list")
+    print(f"Ingestion of {args.rows:,} rows into a campaign with {args.existing:,} prospects and a {args.dnc:,}-number DNC list"
+          + (f" (median of {args.repeat} runs per backend; peak RSS is the largest)" if args.repeat > 1 else ""))
     print()
     print("| backend | end to end (s) | rows/s | peak RSS (MB) | " + " | ".join(STEPS) + " | loaded | duplicates | invalid | dnc |")
     print("|---|---:|---:|---:|" + "---:|" * len(STEPS) + "---:|---:|---:|---:|")
@@ -316,6 +304,57 @@ def main() -> None:
         print(f"| rows/s for the insert alone | {explained['rows'] / explained['total_ms'] * 1000:,.0f} |")
 
 
+def one_run(args, backend: str, work: Path, run: int, csv_path: Path, generated: dict) -> tuple[dict, str]:
+    """Fresh database and bucket, seeded; then the Dagster job in a child process. Returns its figures."""
+    import sqlalchemy as sa
+
+    if backend == "sqlite":
+        path = work / "bench.sqlite3"
+        for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+            leftover.unlink(missing_ok=True)
+        url = f"sqlite:///{path}"
+    else:
+        admin = sa.create_engine(sa.make_url(args.pg_url).set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.exec_driver_sql('DROP DATABASE IF EXISTS "dialer_bench" WITH (FORCE)')
+            conn.exec_driver_sql('CREATE DATABASE "dialer_bench"')
+        admin.dispose()
+        url = sa.make_url(args.pg_url).set(database="dialer_bench").render_as_string(hide_password=False)
+    print(f"{backend}: seeding {args.existing:,} prospects and {args.dnc:,} DNC numbers …", flush=True)
+    started = time.perf_counter()
+    seed_database(url, args.existing, args.dnc, generated["national"], args.seed)
+    print(f"  seeded in {time.perf_counter() - started:.0f}s", flush=True)
+    bucket = work / f"bucket-{backend}-{run + 1}"
+    inbox = bucket / "inbox/bench/bench"
+    inbox.mkdir(parents=True)
+    (inbox / "big.csv").write_bytes(csv_path.read_bytes())
+    proc = subprocess.run(
+        [sys.executable, __file__, "--child", "--url", url, "--bucket", str(bucket), "--partition", "bench/bench/big.csv"],
+        capture_output=True, text=True, cwd=ROOT, check=False,
+    )
+    if proc.returncode != 0 or not proc.stdout.strip():
+        print(proc.stderr[-3000:])
+        raise SystemExit(f"{backend}: the child run failed")
+    outcome = json.loads(proc.stdout.strip().splitlines()[-1])
+    if not outcome["success"]:
+        print("\n".join(outcome["errors"]) or proc.stderr[-3000:])
+        raise SystemExit(f"{backend}: the load_prospect_list run failed")
+    return outcome, url
+
+
+def median_run(runs: list[dict]) -> dict:
+    """Median time and stage times over the runs; the largest peak RSS (the target is a ceiling)."""
+    import statistics
+
+    return {
+        "total_s": statistics.median(r["total_s"] for r in runs),
+        "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
+        "stages": {s: statistics.median(r["stages"][s] for r in runs) for s in STEPS},
+        "summary": runs[0]["summary"],
+        "runs": len(runs),
+    }
+
+
 def explain_insert(url: str) -> dict:
     """Insert the benchmark upload's prospects again under EXPLAIN ANALYZE, then roll back."""
     import re
@@ -334,8 +373,7 @@ def explain_insert(url: str) -> dict:
             rows = conn.exec_driver_sql("SELECT count(*) FROM again").scalar_one()
             conn.exec_driver_sql(f"DELETE FROM prospects WHERE list_id = {int(upload)}")
             plan = [r[0] for r in conn.exec_driver_sql(
-                f"EXPLAIN (ANALYZE, BUFFERS) INSERT INTO prospects ({columns}) SELECT {columns} FROM again "
-                "ON CONFLICT (list_id, source_row) DO NOTHING")]
+                f"EXPLAIN (ANALYZE, BUFFERS) INSERT INTO prospects ({columns}) SELECT {columns} FROM again")]
             indexes = list(conn.exec_driver_sql(
                 "SELECT indexname FROM pg_indexes WHERE tablename = 'prospects' ORDER BY indexname").scalars())
             transaction.rollback()

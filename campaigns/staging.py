@@ -142,11 +142,30 @@ def normalize_batch(batch: Batch, locale: str, upload_id: int) -> StagedBatch:
     }
 
 
-def as_frame(staged: StagedBatch) -> pd.DataFrame:
-    """The batch as a DataFrame of Python objects (for the pandera contract and tests)."""
-    return pd.DataFrame({c: pd.Series(staged[c], dtype=object) for c in STAGING_COLUMNS}).astype(
-        {"upload_id": "int64", "row_number": "int64"}
+def as_frame(staged: StagedBatch, columns: tuple[str, ...] = STAGING_COLUMNS) -> pd.DataFrame:
+    """The batch (or some of its columns) as a DataFrame of Python objects (for the pandera contract and tests)."""
+    frame = pd.DataFrame({c: pd.Series(staged[c], dtype=object) for c in columns})
+    return frame.astype({c: "int64" for c in ("upload_id", "row_number") if c in columns})
+
+
+def staging_csv(staged: StagedBatch) -> bytes:
+    """The batch as CSV for PostgreSQL's COPY (FORMAT csv), in STAGING_COLUMNS order.
+
+    Values are all quoted, so an empty string stays empty and only a missing
+    value (an unquoted empty field) is read as NULL.
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    table = pa.table(
+        {
+            c: pa.array(staged[c], type=pa.int64() if c in ("upload_id", "row_number") else pa.string())
+            for c in STAGING_COLUMNS
+        }
     )
+    out = pa.BufferOutputStream()
+    pacsv.write_csv(table, out, pacsv.WriteOptions(include_header=False, quoting_style="all_valid"))
+    return out.getvalue().to_pybytes()
 
 
 def records(staged: StagedBatch) -> list[tuple]:

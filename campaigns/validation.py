@@ -39,6 +39,10 @@ class StagedRows(pa.DataFrameModel):
         coerce = True
 
 
+# The columns the contract reads: staging checks only these (a third of the cost of all).
+CONTRACT_COLUMNS = tuple(StagedRows.to_schema().columns)
+
+
 def failure_counts(frame: pd.DataFrame) -> dict[str, int]:
     """Schema failures by check; empty when the batch conforms."""
     try:

@@ -234,6 +234,65 @@ def test_concurrent_uploads_do_not_both_load_a_number(engine, campaign, bucket_d
     assert loaded == [0, 200]
 
 
+def _run_steps(partition_key: str, instance, *assets: str):
+    import dagster as dg
+
+    from pipelines.definitions import defs
+
+    return defs.resolve_job_def("load_prospect_list").execute_in_process(
+        partition_key=partition_key, instance=instance, raise_on_error=False,
+        asset_selection=[dg.AssetKey(a) for a in assets],
+    )
+
+
+def _load_counts(engine, campaign_id: int) -> tuple[int, list]:
+    with engine.connect() as conn:
+        loads = conn.execute(
+            sa.select(t.campaigns.c.list_loads).where(t.campaigns.c.id == campaign_id)
+        ).scalar_one()
+        seen = conn.execute(
+            sa.select(t.prospect_lists.c.filename, t.prospect_lists.c.deduped_at_loads)
+            .order_by(t.prospect_lists.c.id)
+        ).all()
+    return loads, [tuple(r) for r in seen]
+
+
+def test_a_load_between_an_uploads_dedupe_and_its_load_is_caught(engine, campaign, bucket_dir):
+    """One is deduplicated, two loads the same numbers, then one loads: one's rows are duplicates."""
+    import dagster as dg
+
+    numbers = "".join(f"415555{i:04d},P{i},,,,\n" for i in range(50))
+    for name in ("one.csv", "two.csv"):
+        drop(bucket_dir, f"inbox/acme/renewals/{name}", HEADER + numbers)
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("uploads", ["acme/renewals/one.csv"])
+    first = _run_steps("acme/renewals/one.csv", instance,
+                       "upload_file", "validated_rows", "deduplicated_rows", "dnc_scrubbed_rows")
+    assert first.success, failure(first)
+    assert materialized(first, "deduplicated_rows")["duplicates_across_campaign"] == 0
+    two = run_upload("acme/renewals/two.csv")
+    assert materialized(two, "loaded_prospects")["loaded"] == 50
+    one = _run_steps("acme/renewals/one.csv", instance, "loaded_prospects")
+    assert one.success, failure(one)
+    summary = materialized(one, "loaded_prospects")
+    assert (summary["loaded"], summary["duplicates"]) == (0, 50)
+    assert check_results(one) == {"upload_accounting": True}
+    assert len(_prospects(engine)) == 50
+    # one's dedupe ran again under the lock, after two's load.
+    assert _load_counts(engine, campaign.campaign_id) == (2, [("one.csv", 1), ("two.csv", 0)])
+
+
+def test_a_load_with_no_load_since_its_dedupe_counts_itself(engine, campaign, bucket_dir):
+    """Uploads one after another: each dedupe saw every earlier load; the campaign counts the loads."""
+    for name, start in (("a.csv", 0), ("b.csv", 100)):
+        rows = "".join(f"415555{i:04d},P{i},,,,\n" for i in range(start, start + 20))
+        drop(bucket_dir, f"inbox/acme/renewals/{name}", HEADER + rows + "4155550000,again,,,,\n")
+        assert run_upload(f"acme/renewals/{name}").success
+    assert _load_counts(engine, campaign.campaign_id) == (2, [("a.csv", 0), ("b.csv", 1)])
+    b = _prospects(engine)[-1]
+    assert len(_prospects(engine)) == 40 and b.phone_e164 == "+14155550119"
+
+
 def test_numbers_without_zone_data_and_long_extensions_load(engine, campaign, bucket_dir):
     """A toll-free number falls back to every zone of the locale (long zone strings) on both backends."""
     drop(bucket_dir, "inbox/acme/renewals/tf.csv", HEADER + "800-225-5288,A,,,,\n212-555-1234 ext 123456789012345,B,,,,\n")
@@ -292,3 +351,20 @@ def test_the_load_refuses_a_partial_staging_copy(engine, campaign, bucket_dir):
     assert not rest.success
     assert "0 of 2 rows are staged; re-run the whole upload" in failure(rest)
     assert _prospects(engine) == []
+
+
+def test_awkward_text_reaches_the_prospect_unchanged(engine, campaign, bucket_dir):
+    """Quotes, commas, newlines, backslashes, non-ASCII and empty cells survive staging (COPY as CSV) and load."""
+    first = 'Ann "Jo", Jr.\nsecond line \\N \\ é 日本'
+    account = '"quoted", \\t tab\tand ;|'
+    content = (
+        "Phone Number,First Name,Last Name,State,ZIP,Account,Note\n"
+        + "4155551234," + '"' + first.replace('"', '""') + '"' + ",,,," + '"' + account.replace('"', '""') + '"' + ",\n"
+        + '4155551235,"",Smith,,,"",x\n'
+    )
+    drop(bucket_dir, "inbox/acme/renewals/awkward.csv", content)
+    result = run_upload("acme/renewals/awkward.csv")
+    assert result.success, failure(result)
+    one, two = _prospects(engine)
+    assert (one.first_name, one.last_name, one.custom_fields) == (first, None, {"Account": account})
+    assert (two.first_name, two.last_name, two.custom_fields) == (None, "Smith", {"Note": "x"})
