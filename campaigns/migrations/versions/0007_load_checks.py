@@ -1,4 +1,4 @@
-"""Cheaper list loads: one foreign key per prospect, and a load counter per campaign.
+"""Cheaper list loads: fewer row triggers and indexes, and a load counter per campaign.
 
 - `prospects` had two foreign keys, `campaign_id` → campaigns and `list_id` →
   prospect_lists, so PostgreSQL ran two row triggers per loaded prospect
@@ -6,6 +6,9 @@
   They become one, `(list_id, campaign_id)` → `prospect_lists (id, campaign_id)`:
   the list is checked as before and the campaign through the list's own foreign
   key, and a prospect can no longer name a campaign other than its list's.
+- `upload_rows` loses its foreign key to `prospect_lists`: only the staging step
+  writes it, for the upload it has just read, uploads are never deleted, and the
+  row trigger tripled the cost of the staging COPY.
 - `upload_rows` loses `ix_upload_rows_phone` and, on PostgreSQL, keeps 15% of
   each page free: dedupe and the DNC scrub now find rows with hash joins over
   the whole upload and update them by row number, so the index only cost every
@@ -64,6 +67,8 @@ def upgrade() -> None:
             ["list_id", "campaign_id"], ["id", "campaign_id"],
         )
     _restore_desc_indexes()
+    with op.batch_alter_table("upload_rows", schema=None) as batch_op:
+        batch_op.drop_constraint("fk_upload_rows_upload_id_prospect_lists", type_="foreignkey")
     op.drop_index("ix_upload_rows_phone", table_name="upload_rows")
     if op.get_bind().dialect.name == "postgresql":
         op.execute("ALTER TABLE upload_rows SET (fillfactor = 85)")
@@ -73,6 +78,11 @@ def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.execute("ALTER TABLE upload_rows RESET (fillfactor)")
     op.create_index("ix_upload_rows_phone", "upload_rows", ["upload_id", "phone_e164"])
+    with op.batch_alter_table("upload_rows", schema=None) as batch_op:
+        batch_op.create_foreign_key(
+            "fk_upload_rows_upload_id_prospect_lists", "prospect_lists", ["upload_id"], ["id"],
+            ondelete="CASCADE",
+        )
     with op.batch_alter_table("prospects", schema=None) as batch_op:
         batch_op.drop_constraint("fk_prospects_list_campaign", type_="foreignkey")
         batch_op.create_foreign_key(
