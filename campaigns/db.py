@@ -115,8 +115,26 @@ def migrate(engine: sa.Engine, revision: str = "head") -> tuple[str | None, str]
     """Upgrade the database to `revision`; returns (revision before, revision after)."""
     try:
         before = current_revision(engine)
-        with engine.begin() as conn:
-            command.upgrade(_alembic_config(conn), revision)
+        with engine.connect() as conn:
+            sqlite = conn.dialect.name == "sqlite"
+            if sqlite:
+                # Batch mode rebuilds a table by copy, DROP and rename; with foreign keys
+                # on, SQLite's DROP TABLE would delete or refuse the rows that point at it.
+                # The pragma is ignored inside a transaction, so it goes first.
+                conn.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")
+            try:
+                with conn.begin():
+                    command.upgrade(_alembic_config(conn), revision)
+                    if sqlite:
+                        broken = conn.exec_driver_sql("PRAGMA foreign_key_check").all()
+                        if broken:
+                            raise DatabaseNotReady(
+                                f"The migration left {len(broken)} row(s) whose foreign key points "
+                                f"nowhere (first: {tuple(broken[0])}); nothing was changed."
+                            )
+            finally:
+                if sqlite:
+                    conn.connection.driver_connection.execute("PRAGMA foreign_keys=ON")
         return before, current_revision(engine)
     except sa.exc.OperationalError as exc:
         raise DatabaseNotReady(

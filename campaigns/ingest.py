@@ -280,7 +280,7 @@ def _write_staging(conn: sa.Connection, staged) -> None:
         # The batch goes as one CSV payload written by Arrow in C, not row by row from
         # Python: this thread then holds the GIL only briefly while the next batch is
         # normalised. Every value is quoted and NULL is an unquoted empty field.
-        with cursor.copy(f"COPY upload_rows ({columns}) FROM STDIN WITH (FORMAT csv)") as copy:
+        with cursor.copy(f"COPY upload_rows ({columns}) FROM STDIN WITH (FORMAT csv, ENCODING 'UTF8')") as copy:
             copy.write(staging_csv(staged))
         return
     placeholders = ", ".join("?" for _ in STAGING_COLUMNS)
@@ -314,6 +314,12 @@ def stage_rows(
 
     with engine.begin() as conn:
         conn.execute(sa.delete(t.upload_rows).where(t.upload_rows.c.upload_id == upload.id))
+        # The new staging rows carry no dedupe yet: the load must not trust an earlier one.
+        conn.execute(
+            sa.update(t.prospect_lists)
+            .where(t.prospect_lists.c.id == upload.id)
+            .values(deduped_at_loads=None)
+        )
     counts: dict = {"rows": 0, "valid": 0, "invalid": 0, "schema_failures": {}}
 
     def write(staged) -> None:
@@ -396,8 +402,11 @@ def _update_rows(conn: sa.Connection, upload_id: int, rows: list[dict]) -> int:
     if not all(k in u.c for k in keys):  # column names, never data, go into the SQL
         raise ValueError(f"not staging columns: {keys}")
     if conn.dialect.name == "postgresql":
-        types = {"row_number": "integer", "on_dnc": "boolean"}
-        arrays = ", ".join(f"CAST(:{c} AS {types.get(c, 'text')}[])" for c in ["row_number", *keys])
+        def array_of(column: str) -> str:
+            kind = u.c[column].type
+            return "boolean" if isinstance(kind, sa.Boolean) else "integer" if isinstance(kind, sa.Integer) else "text"
+
+        arrays = ", ".join(f"CAST(:{c} AS {array_of(c)}[])" for c in ["row_number", *keys])
         sets = ", ".join(f"{c} = m.{c}" for c in keys)
         result = conn.execute(
             sa.text(
@@ -589,12 +598,14 @@ def load_prospects(engine: sa.Engine, upload: Upload, campaign: CampaignInfo, no
     """Insert the upload's valid and DNC-flagged rows as prospects, in one transaction."""
     u, p = t.upload_rows, t.prospects
     with engine.begin() as conn:
+        # Lock first, then read the status: a second runner of the same upload (CLI and
+        # sensor) waits here and then sees the first one's load committed.
+        loads = _lock_campaign(conn, campaign.id)
         current = get_upload(conn, upload.id)
         if current.status == UploadStatus.LOADED:
             return summary(conn, upload.id)
         if current.status != UploadStatus.PROCESSING:
             raise NotFound(f"{upload.source_key}: upload {upload.id} was {current.status}; it cannot be loaded.")
-        loads = _lock_campaign(conn, campaign.id)
         counts = outcome_counts(conn, upload.id)
         staged = sum(counts.values())
         recorded_rows = summary(conn, upload.id).rows

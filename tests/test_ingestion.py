@@ -368,3 +368,83 @@ def test_awkward_text_reaches_the_prospect_unchanged(engine, campaign, bucket_di
     one, two = _prospects(engine)
     assert (one.first_name, one.last_name, one.custom_fields) == (first, None, {"Account": account})
     assert (two.first_name, two.last_name, two.custom_fields) == (None, "Smith", {"Note": "x"})
+
+
+def test_staging_again_drops_the_dedupe_the_load_may_skip(engine, campaign, bucket_dir):
+    """Dedupe, then stage again with no load in between: the load dedupes the new staging rows itself."""
+    import dagster as dg
+
+    numbers = "".join(f"415555{i:04d},P{i},,,,\n" for i in range(30))
+    drop(bucket_dir, "inbox/acme/renewals/first.csv", HEADER + numbers)
+    assert run_upload("acme/renewals/first.csv").success
+    drop(bucket_dir, "inbox/acme/renewals/again.csv", HEADER + numbers)
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("uploads", ["acme/renewals/again.csv"])
+    staged = _run_steps("acme/renewals/again.csv", instance,
+                        "upload_file", "validated_rows", "deduplicated_rows", "dnc_scrubbed_rows")
+    assert materialized(staged, "deduplicated_rows")["duplicates_across_campaign"] == 30
+    assert _run_steps("acme/renewals/again.csv", instance, "validated_rows").success
+    loaded = _run_steps("acme/renewals/again.csv", instance, "loaded_prospects")
+    summary = materialized(loaded, "loaded_prospects")
+    assert (summary["loaded"], summary["duplicates"]) == (0, 30)
+    assert len(_prospects(engine)) == 30
+
+
+def test_two_runners_of_one_upload_load_it_once(engine, campaign, bucket_dir):
+    """CLI and sensor loading the same upload at once: the second waits for the lock, then finds it loaded."""
+    import threading
+
+    import dagster as dg
+
+    from campaigns import ingest
+
+    drop(bucket_dir, "inbox/acme/renewals/twice.csv", HEADER + "".join(f"415555{i:04d},P{i},,,,\n" for i in range(40)))
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("uploads", ["acme/renewals/twice.csv"])
+    assert _run_steps("acme/renewals/twice.csv", instance,
+                      "upload_file", "validated_rows", "deduplicated_rows", "dnc_scrubbed_rows").success
+    with engine.connect() as conn:
+        info = ingest.campaign_info(conn, "acme", "renewals")
+        upload = ingest.latest_upload(conn, info.id, "inbox/acme/renewals/twice.csv")
+    outcomes, errors = [], []
+
+    def load():
+        try:
+            outcomes.append(ingest.load_prospects(engine, upload, info, datetime.now(UTC)))
+        except Exception as exc:  # noqa: BLE001 - the test reports any failure
+            errors.append(exc)
+
+    # Hold the campaign's load lock while both runners start, so both queue behind it.
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.select(t.campaigns.c.id).where(t.campaigns.c.id == info.id).with_for_update())
+        runners = [threading.Thread(target=load) for _ in range(2)]
+        for runner in runners:
+            runner.start()
+        runners[0].join(0.5)
+    for runner in runners:
+        runner.join(30)
+    assert errors == []
+    assert sorted((o.status, o.loaded) for o in outcomes) == [("loaded", 40), ("loaded", 40)]
+    assert len(_prospects(engine)) == 40
+    assert _load_counts(engine, info.id)[0] == 1
+
+
+def test_scrubbing_again_clears_a_number_no_longer_on_the_list(engine, campaign, bucket_dir):
+    """A re-run of the DNC scrub after a number left the list loads it as a normal prospect."""
+    import dagster as dg
+
+    _dnc(engine, ["+14155551234"])
+    drop(bucket_dir, "inbox/acme/renewals/d.csv", HEADER + "4155551234,A,,,,\n4155551235,B,,,,\n")
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("uploads", ["acme/renewals/d.csv"])
+    first = _run_steps("acme/renewals/d.csv", instance,
+                       "upload_file", "validated_rows", "deduplicated_rows", "dnc_scrubbed_rows")
+    assert materialized(first, "dnc_scrubbed_rows")["dnc_flagged"] == 1
+    with engine.begin() as conn:
+        conn.execute(sa.delete(t.dnc_numbers))
+    again = _run_steps("acme/renewals/d.csv", instance, "dnc_scrubbed_rows", "loaded_prospects")
+    assert materialized(again, "dnc_scrubbed_rows")["dnc_flagged"] == 0
+    summary = materialized(again, "loaded_prospects")
+    assert (summary["loaded"], summary["dnc"]) == (2, 0)
+    assert {p.status for p in _prospects(engine)} == {"ready"}

@@ -124,3 +124,63 @@ def test_staging_skips_the_write_ahead_log_on_postgresql(engine):
             assert persistence == "u"
         else:  # SQLite has no per-table logging: the whole file stays in WAL mode
             assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+
+
+def test_migration_0007_keeps_existing_prospects_hopper_and_calls(blank_db_url):
+    """0006 → head on a database in use: tables other tables point at are rebuilt (SQLite) without losing a row."""
+    engine = db.make_engine(blank_db_url)
+    ts = "'2026-11-27 15:00:00+00:00'"
+    try:
+        db.migrate(engine, "0006")
+        campaign_id = 3
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f"INSERT INTO workspaces (id, name, created_at) VALUES (1, 'acme', {ts})")
+            conn.exec_driver_sql(
+                "INSERT INTO campaigns (id, workspace_id, slug, name, locale, agent, state, dial_earliest_min, "
+                "dial_latest_min, blocked_states, holiday_filtering, call_ratio, dialer_interval_s, "
+                "max_active_calls, max_calls_per_prospect, min_minutes_between_calls, wrap_up_s, "
+                "hopper_expiry_min, fill_interval_min, damper_mode, damper_threshold, dupe_days, expire_days, "
+                "list_priority, check_on_dial, report_schedule, report_format, report_compression, "
+                "report_recipients, report_timezone, created_at, updated_at) VALUES "
+                f"({campaign_id}, 1, 'renewals', 'Renewals', 'US', 'agent', 'active', 540, 1260, '[]', true, "
+                "1.0, 5, 10, 3, 60, 10, 30, 5, 'off', 0.5, 30, 30, 50, true, 'daily', 'csv', 'none', '[]', "
+                f"'UTC', {ts}, {ts})"
+            )
+            conn.exec_driver_sql(
+                "INSERT INTO prospect_lists (id, campaign_id, source_key, source_version, filename, status, "
+                "priority, dupe_days, expire_days, warnings, created_at) "
+                f"VALUES (7, {campaign_id}, 'k', '1', 'a.csv', 'loaded', 50, 30, 30, '[]', {ts})"
+            )
+            for i in (1, 2):
+                conn.exec_driver_sql(
+                    "INSERT INTO prospects (id, campaign_id, list_id, source_row, phone_e164, candidate_zones, "
+                    "zone_group, priority, status, attempts, next_dial_at, expires_at, loaded_at, updated_at, "
+                    f"custom_fields) VALUES ({i}, {campaign_id}, 7, {i}, '+1415555000{i}', 'America/Los_Angeles', "
+                    f"'America/Los_Angeles|CA|CA', 50, 'queued', 0, {ts}, {ts}, {ts}, {ts}, '{{}}')"
+                )
+            conn.exec_driver_sql(
+                "INSERT INTO hopper (campaign_id, prospect_id, priority, status, queued_at) "
+                f"VALUES ({campaign_id}, 1, 50, 'queued', {ts})"
+            )
+            conn.exec_driver_sql(
+                "INSERT INTO call_attempts (campaign_id, prospect_id, attempt_number, idempotency_key, "
+                f"phone_e164, status, created_at) VALUES ({campaign_id}, 2, 1, 'k-2', '+14155550002', 'ended', {ts})"
+            )
+        assert db.migrate(engine)[1] == db.head_revision()
+        with engine.connect() as conn:
+            counts = [
+                conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+                for table in (t.prospect_lists, t.prospects, t.hopper, t.call_attempts)
+            ]
+            assert counts == [1, 2, 1, 1]
+            assert conn.execute(sa.select(t.campaigns.c.list_loads)).scalar_one() == 0
+        # The one foreign key now ties a prospect's campaign to its list's.
+        with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
+            conn.execute(
+                sa.update(t.prospects).where(t.prospects.c.id == 1).values(campaign_id=campaign_id + 1)
+            )
+        if engine.dialect.name == "sqlite":
+            with engine.connect() as conn:
+                assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    finally:
+        engine.dispose()

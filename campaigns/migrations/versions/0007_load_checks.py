@@ -20,7 +20,7 @@
 
 Revision ID: 0007
 Revises: 0006
-Create Date: 2026-11-28
+Create Date: 2026-11-27
 """
 
 import sqlalchemy as sa
@@ -59,14 +59,25 @@ def upgrade() -> None:
     with op.batch_alter_table("prospect_lists", schema=None) as batch_op:
         batch_op.add_column(sa.Column("deduped_at_loads", sa.Integer(), nullable=True))
         batch_op.create_unique_constraint(op.f("uq_prospect_lists_id_campaign_id"), ["id", "campaign_id"])
-    with op.batch_alter_table("prospects", schema=None) as batch_op:
-        batch_op.drop_constraint("fk_prospects_campaign_id_campaigns", type_="foreignkey")
-        batch_op.drop_constraint("fk_prospects_list_id_prospect_lists", type_="foreignkey")
-        batch_op.create_foreign_key(
-            "fk_prospects_list_campaign", "prospect_lists",
-            ["list_id", "campaign_id"], ["id", "campaign_id"],
+    if op.get_bind().dialect.name == "postgresql":
+        # NOT VALID, then VALIDATE: existing prospects are checked under a lock that
+        # lets the daemons keep reading and updating them.
+        op.drop_constraint("fk_prospects_campaign_id_campaigns", "prospects", type_="foreignkey")
+        op.drop_constraint("fk_prospects_list_id_prospect_lists", "prospects", type_="foreignkey")
+        op.execute(
+            "ALTER TABLE prospects ADD CONSTRAINT fk_prospects_list_campaign FOREIGN KEY "
+            "(list_id, campaign_id) REFERENCES prospect_lists (id, campaign_id) NOT VALID"
         )
-    _restore_desc_indexes()
+        op.execute("ALTER TABLE prospects VALIDATE CONSTRAINT fk_prospects_list_campaign")
+    else:
+        with op.batch_alter_table("prospects", schema=None) as batch_op:
+            batch_op.drop_constraint("fk_prospects_campaign_id_campaigns", type_="foreignkey")
+            batch_op.drop_constraint("fk_prospects_list_id_prospect_lists", type_="foreignkey")
+            batch_op.create_foreign_key(
+                "fk_prospects_list_campaign", "prospect_lists",
+                ["list_id", "campaign_id"], ["id", "campaign_id"],
+            )
+        _restore_desc_indexes()
     with op.batch_alter_table("upload_rows", schema=None) as batch_op:
         batch_op.drop_constraint("fk_upload_rows_upload_id_prospect_lists", type_="foreignkey")
     op.drop_index("ix_upload_rows_phone", table_name="upload_rows")
