@@ -653,7 +653,7 @@ def load_prospects(engine: sa.Engine, upload: Upload, campaign: CampaignInfo, no
         ).where(u.c.upload_id == upload.id, u.c.outcome.in_(_LIVE))
         # A plain INSERT: the status check above, under the lock and in this transaction,
         # already rules out a second load, and (list_id, source_row) stays unique, so an
-        # impossible repeat fails loudly instead of being skipped (ON CONFLICT cost ~14%).
+        # impossible repeat fails loudly instead of being skipped (ON CONFLICT slows every row).
         insert = sa.insert(p).from_select(
             [
                 "campaign_id", "list_id", "source_row", "phone_e164", "phone_ext", "first_name",

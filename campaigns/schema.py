@@ -204,7 +204,7 @@ upload_rows = sa.Table(
     # The staging table: every row of an upload, keyed by upload and row number,
     # so dedupe, DNC scrub and load run as set-based SQL and a re-run starts clean.
     # No foreign key: only `stage_rows` writes here, for an upload it has just read, and
-    # a row trigger per staged row would triple the COPY (migration 0007).
+    # a row trigger per staged row would be most of the COPY's work (migration 0007).
     sa.Column("upload_id", BigId, primary_key=True),
     sa.Column("row_number", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("phone_raw", sa.Text, nullable=True),

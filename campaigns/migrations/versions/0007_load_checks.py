@@ -8,7 +8,7 @@
   key, and a prospect can no longer name a campaign other than its list's.
 - `upload_rows` loses its foreign key to `prospect_lists`: only the staging step
   writes it, for the upload it has just read, uploads are never deleted, and the
-  row trigger tripled the cost of the staging COPY.
+  row trigger was the larger part of the staging COPY's work.
 - `upload_rows` loses `ix_upload_rows_phone` and, on PostgreSQL, keeps 15% of
   each page free: dedupe and the DNC scrub now find rows with hash joins over
   the whole upload and update them by row number, so the index only cost every
