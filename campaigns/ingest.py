@@ -176,12 +176,6 @@ def known_versions(conn: sa.Connection, source_keys: list[str]) -> dict[tuple[st
     }
 
 
-def get_upload(conn: sa.Connection, upload_id: int) -> Upload:
-    return _upload_from_row(
-        conn.execute(sa.select(t.prospect_lists).where(t.prospect_lists.c.id == upload_id)).one()
-    )
-
-
 def register_upload(
     conn: sa.Connection,
     campaign: CampaignInfo,
@@ -351,7 +345,7 @@ def stage_rows(
         )
         if conn.dialect.name == "postgresql":
             # Fresh statistics, so dedupe and the DNC scrub are planned for a million
-            # staged rows rather than for what autovacuum last saw (a sample, ~0.3 s).
+            # staged rows rather than for what autovacuum last saw (ANALYZE reads a sample).
             conn.exec_driver_sql("ANALYZE upload_rows")
     return counts
 
@@ -431,10 +425,11 @@ def mark_duplicates_within(conn: sa.Connection, upload_id: int) -> int:
     """Later occurrences of a number in the same file are duplicates of the first."""
     _bulk_session(conn)
     u = t.upload_rows
-    live = sa.select(u.c.row_number, u.c.phone_e164).where(
-        u.c.upload_id == upload_id, u.c.outcome.in_(_LIVE)
+    live = (
+        sa.select(u.c.row_number, u.c.phone_e164)
+        .where(u.c.upload_id == upload_id, u.c.outcome.in_(_LIVE))
+        .subquery("live")
     )
-    live = live.subquery("live")
     firsts = (
         sa.select(live.c.phone_e164, sa.func.min(live.c.row_number).label("first_row"))
         .group_by(live.c.phone_e164)
@@ -601,14 +596,17 @@ def load_prospects(engine: sa.Engine, upload: Upload, campaign: CampaignInfo, no
         # Lock first, then read the status: a second runner of the same upload (CLI and
         # sensor) waits here and then sees the first one's load committed.
         loads = _lock_campaign(conn, campaign.id)
-        current = get_upload(conn, upload.id)
+        current = conn.execute(
+            sa.select(t.prospect_lists.c.status, t.prospect_lists.c.rows, t.prospect_lists.c.deduped_at_loads)
+            .where(t.prospect_lists.c.id == upload.id)
+        ).one()
         if current.status == UploadStatus.LOADED:
             return summary(conn, upload.id)
         if current.status != UploadStatus.PROCESSING:
             raise NotFound(f"{upload.source_key}: upload {upload.id} was {current.status}; it cannot be loaded.")
         counts = outcome_counts(conn, upload.id)
         staged = sum(counts.values())
-        recorded_rows = summary(conn, upload.id).rows
+        recorded_rows = current.rows
         if staged == 0 or staged != recorded_rows:
             # Staging is UNLOGGED and rebuilt on re-runs: never load from a partial copy.
             raise StagingIncomplete(
@@ -617,10 +615,7 @@ def load_prospects(engine: sa.Engine, upload: Upload, campaign: CampaignInfo, no
             )
         # Another upload may have loaded the same numbers since this one was deduplicated:
         # if any load came between, dedupe again (under the lock, nothing else can load now).
-        deduped_at = conn.execute(
-            sa.select(t.prospect_lists.c.deduped_at_loads).where(t.prospect_lists.c.id == upload.id)
-        ).scalar_one()
-        if deduped_at != loads and mark_duplicates_across(conn, upload, campaign.id, now):
+        if current.deduped_at_loads != loads and mark_duplicates_across(conn, upload, campaign.id, now):
             counts = outcome_counts(conn, upload.id)
         custom = u.c.custom_fields
         if conn.dialect.name == "postgresql":
