@@ -5,10 +5,10 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from campaigns import csvfile, dnc
-from campaigns.errors import DialerError
-from campaigns.inbox import BadKey, parse_dnc_key
-from campaigns.uploads import _error_text
+from campaigns.core.errors import DialerError
+from campaigns.ingestion import csvfile, dnc
+from campaigns.ingestion.inbox import BadKey, parse_dnc_key
+from campaigns.ingestion.uploads import _error_text
 from pipelines.partitions import dnc_files
 from resources.bucket import BucketResource
 from resources.database import DatabaseResource

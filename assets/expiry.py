@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from campaigns.expiry import expire_prospects
+from campaigns.ingestion.expiry import expire_prospects
 from resources.database import DatabaseResource
 
 

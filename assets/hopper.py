@@ -8,8 +8,8 @@ import sqlalchemy as sa
 
 from assets.expiry import expired_prospects
 from assets.ingestion import loaded_prospects
-from campaigns import schema as t
-from campaigns.hopper import campaigns_due, fill_campaign
+from campaigns.core import schema as t
+from campaigns.dialing.hopper import campaigns_due, fill_campaign
 from resources.database import DatabaseResource
 
 

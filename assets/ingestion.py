@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from campaigns import csvfile, ingest, uploads
-from campaigns.errors import DialerError
+from campaigns.core.errors import DialerError
+from campaigns.ingestion import csvfile, ingest, uploads
 from pipelines.partitions import uploads as uploads_partitions
 from resources.bucket import BucketResource
 from resources.database import DatabaseResource

@@ -6,9 +6,9 @@ from datetime import UTC, date, datetime
 import dagster as dg
 import sqlalchemy as sa
 
-from campaigns import registry
-from campaigns import reports as domain
-from campaigns import schema as t
+from campaigns.core import schema as t
+from campaigns.reporting import reports as domain
+from campaigns.setup import registry
 from pipelines.partitions import reports as report_partitions
 from resources.database import DatabaseResource
 from resources.mailer import MailerResource

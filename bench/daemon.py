@@ -53,9 +53,10 @@ def database(base: str, name: str) -> str:
 def setup(url: str, prospects: int, **dialing):
     import sqlalchemy as sa
 
-    from campaigns import db, registry
-    from campaigns import schema as t
-    from campaigns.settings import parse_settings
+    from campaigns.core import db
+    from campaigns.core import schema as t
+    from campaigns.setup import registry
+    from campaigns.setup.settings import parse_settings
 
     engine = db.make_engine(url)
     db.migrate(engine)
@@ -104,7 +105,7 @@ def reset(engine, cid: int, **settings) -> None:
         if settings:
             import sqlalchemy as sa
 
-            from campaigns import schema as t
+            from campaigns.core import schema as t
 
             conn.execute(sa.update(t.campaigns).where(t.campaigns.c.id == cid).values(**settings))
 

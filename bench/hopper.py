@@ -37,8 +37,8 @@ def profiles(rng: np.random.Generator, count: int) -> list[tuple[str, str | None
     """(NPA-NXX, address state, candidate zones, zone group) for real US/CA prefixes."""
     from phonenumbers.tzdata import TIMEZONE_DATA
 
-    from campaigns import zones
-    from campaigns.regions import LOCALES
+    from campaigns.core.regions import LOCALES
+    from campaigns.ingestion import zones
 
     prefixes = sorted(k[1:7] for k in TIMEZONE_DATA if k.startswith("1") and len(k) == 7)
     regions = sorted(LOCALES["US"]["regions"])
@@ -111,7 +111,7 @@ def empty_hopper(engine, campaign_id: int) -> None:
 
 
 def measure(engine, campaign_id: int) -> dict:
-    from campaigns.hopper import fill_campaign
+    from campaigns.dialing.hopper import fill_campaign
 
     times, queued, groups = [], [], []
     for instant in INSTANTS:
@@ -138,9 +138,10 @@ def measure(engine, campaign_id: int) -> dict:
 def setup(url: str):
     import sqlalchemy as sa
 
-    from campaigns import db, registry
-    from campaigns import schema as t
-    from campaigns.settings import parse_settings
+    from campaigns.core import db
+    from campaigns.core import schema as t
+    from campaigns.setup import registry
+    from campaigns.setup.settings import parse_settings
 
     engine = db.make_engine(url)
     db.migrate(engine)
@@ -166,7 +167,7 @@ def seed_dnc(engine, count: int) -> None:
     """A DNC list linked to the campaign: every candidate the fill reads is probed against it."""
     import sqlalchemy as sa
 
-    from campaigns import schema as t
+    from campaigns.core import schema as t
 
     rng = np.random.default_rng(11)
     numbers = np.unique(rng.integers(2_000_000_000, 9_999_999_999, count))

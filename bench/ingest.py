@@ -85,9 +85,10 @@ def generate(path: Path, rows: int, seed: int) -> dict:
 def seed_database(url: str, existing: int, dnc: int, file_national: np.ndarray, seed: int) -> None:
     import sqlalchemy as sa
 
-    from campaigns import db, registry
-    from campaigns import schema as t
-    from campaigns.settings import parse_settings
+    from campaigns.core import db
+    from campaigns.core import schema as t
+    from campaigns.setup import registry
+    from campaigns.setup.settings import parse_settings
 
     engine = db.make_engine(url)
     db.migrate(engine)
@@ -199,7 +200,7 @@ def baseline(phones: list[str], sample: int, repeat: int = 3) -> dict:
 
     import phonenumbers
 
-    from campaigns.phones import normalize_columns, normalize_one
+    from campaigns.ingestion.phones import normalize_columns, normalize_one
 
     subset = phones[:sample]
     per_row_runs, vectorised_runs = [], []
@@ -359,7 +360,7 @@ def explain_insert(url: str) -> dict:
     """Insert the benchmark upload's prospects again under EXPLAIN ANALYZE, then roll back."""
     import re
 
-    from campaigns import db
+    from campaigns.core import db
 
     columns = ("campaign_id, list_id, source_row, phone_e164, phone_ext, first_name, last_name, address_state, "
                "zip_code, area_code_state, candidate_zones, zone_group, priority, status, disposition, attempts, "

@@ -68,9 +68,10 @@ MAX_CALLS = 3
 def setup(url: str, campaigns: int, per_campaign: int):
     import sqlalchemy as sa
 
-    from campaigns import db, registry
-    from campaigns import schema as t
-    from campaigns.settings import parse_settings
+    from campaigns.core import db
+    from campaigns.core import schema as t
+    from campaigns.setup import registry
+    from campaigns.setup.settings import parse_settings
 
     engine = db.make_engine(url)
     db.migrate(engine)
@@ -315,7 +316,7 @@ def scrape_retries(fleet: Fleet, name: str) -> Counter:
 def check(engine, platform_log: list[dict]) -> dict:
     import sqlalchemy as sa
 
-    from campaigns import schema as t
+    from campaigns.core import schema as t
 
     with engine.connect() as conn:
         attempts = conn.execute(sa.select(t.call_attempts)).all()

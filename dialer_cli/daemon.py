@@ -10,8 +10,8 @@ from typing import Annotated
 import typer
 import yaml
 
-from campaigns import registry
-from campaigns.errors import DialerError
+from campaigns.core.errors import DialerError
+from campaigns.setup import registry
 from dialer_cli.dialing import parse_at
 from dialer_cli.main import JsonFlag, _database, _print_json, app, err, out, user_errors
 

@@ -46,15 +46,19 @@ import typer
 from rich.live import Live
 from rich.text import Text
 
-from campaigns import calls, config, db, dnc, hopper, registry, reports
-from campaigns import schema as t
-from campaigns.bucket import Bucket
-from campaigns.dialability import DialRules, Place, window_open
-from campaigns.errors import DialerError
-from campaigns.inbox import parse_inbox_key
-from campaigns.lifecycle import CampaignState
-from campaigns.settings import parse_settings
-from campaigns.staterules import banned_holiday, holiday_bans
+from campaigns.core import config, db
+from campaigns.core import schema as t
+from campaigns.core.errors import DialerError
+from campaigns.core.lifecycle import CampaignState
+from campaigns.dialing import calls, hopper
+from campaigns.dialing.dialability import DialRules, Place, window_open
+from campaigns.dialing.staterules import banned_holiday, holiday_bans
+from campaigns.ingestion import dnc
+from campaigns.ingestion.bucket import Bucket
+from campaigns.ingestion.inbox import parse_inbox_key
+from campaigns.reporting import reports
+from campaigns.setup import registry
+from campaigns.setup.settings import parse_settings
 from dialer_cli.dev import seed_dagster_home
 from dialer_cli.main import JsonFlag, _print_json, app, err, out, user_errors
 
@@ -487,7 +491,7 @@ class Demo:
 
     # 6: the report -----------------------------------------------------------------------
     def report(self, engine: sa.Engine) -> None:
-        from campaigns.mailer import Mailer
+        from campaigns.reporting.mailer import Mailer
         from dialer_cli.reporting import summary_table
 
         with engine.connect() as conn:

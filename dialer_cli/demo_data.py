@@ -24,8 +24,8 @@ from functools import lru_cache
 
 import phonenumbers
 
-from campaigns.regions import LOCALES, US_TERRITORIES
-from campaigns.zones import _npa_regions, region_zones
+from campaigns.core.regions import LOCALES, US_TERRITORIES
+from campaigns.ingestion.zones import _npa_regions, region_zones
 
 COLUMNS = ["Phone Number", "First Name", "Last Name", "State", "ZIP", "Account", "Plan", "Customer Since"]
 # Regions without an area code of their own share a neighbour's.

@@ -29,8 +29,8 @@ from typing import Annotated
 
 import typer
 
-from campaigns import config, db
-from campaigns.errors import DialerError
+from campaigns.core import config, db
+from campaigns.core.errors import DialerError
 from dialer_cli.main import app, out, user_errors
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)

@@ -14,10 +14,11 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from campaigns import hopper, registry
-from campaigns import schema as t
-from campaigns.errors import DialerError
-from campaigns.explain import explain_phone
+from campaigns.core import schema as t
+from campaigns.core.errors import DialerError
+from campaigns.dialing import hopper
+from campaigns.reporting.explain import explain_phone
+from campaigns.setup import registry
 from dialer_cli.main import (
     JsonFlag,
     _database,

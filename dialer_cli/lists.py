@@ -25,10 +25,17 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from campaigns import dnc, ingest, registry
-from campaigns.bucket import Bucket
-from campaigns.errors import DialerError
-from campaigns.inbox import InboxFile, UploadOptions, parse_inbox_key, parse_options
+from campaigns.core.errors import DialerError
+from campaigns.dialing import dnc as dnc_membership
+from campaigns.ingestion import dnc, ingest
+from campaigns.ingestion.bucket import Bucket
+from campaigns.ingestion.inbox import (
+    InboxFile,
+    UploadOptions,
+    parse_inbox_key,
+    parse_options,
+)
+from campaigns.setup import registry
 from dialer_cli.main import JsonFlag, _database, _print_json, app, err, out, user_errors
 
 list_app = typer.Typer(help="Load prospect lists into campaigns.", no_args_is_help=True)
@@ -184,7 +191,7 @@ def _split_list(name: str, workspace: str | None, engine) -> tuple[str, str]:
     with engine.connect() as conn:
         import sqlalchemy as sa
 
-        from campaigns import schema as t
+        from campaigns.core import schema as t
 
         names = [r[0] for r in conn.execute(sa.select(t.workspaces.c.name))]
     if len(names) == 1:
@@ -206,7 +213,7 @@ def dnc_import(
     """Add a file's numbers to a workspace's DNC list (created if missing)."""
     import re
 
-    from campaigns.settings import SLUG_PATTERN
+    from campaigns.setup.settings import SLUG_PATTERN
 
     if not file.is_file():
         raise DialerError(f"{file}: no such file.")
@@ -232,7 +239,7 @@ def dnc_import(
 def dnc_lists(json_out: JsonFlag = False) -> None:
     """Show every DNC list with its number count."""
     with _database() as engine, engine.connect() as conn:
-        rows = dnc.list_counts(conn)
+        rows = dnc_membership.list_counts(conn)
     if json_out:
         _print_json(rows)
         return

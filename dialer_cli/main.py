@@ -23,12 +23,13 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from campaigns import db, registry
-from campaigns.errors import DialerError
-from campaigns.explain import not_dialable_summary
-from campaigns.lifecycle import CampaignState
-from campaigns.settings import load_settings_file
-from campaigns.status import campaign_status
+from campaigns.core import db
+from campaigns.core.errors import DialerError
+from campaigns.core.lifecycle import CampaignState
+from campaigns.reporting.explain import not_dialable_summary
+from campaigns.setup import registry
+from campaigns.setup.settings import load_settings_file
+from campaigns.setup.status import campaign_status
 
 app = typer.Typer(
     name="dialer",

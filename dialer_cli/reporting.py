@@ -11,9 +11,10 @@ import sqlalchemy as sa
 import typer
 from rich.table import Table
 
-from campaigns import registry, reports
-from campaigns import schema as t
-from campaigns.errors import DialerError
+from campaigns.core import schema as t
+from campaigns.core.errors import DialerError
+from campaigns.reporting import reports
+from campaigns.setup import registry
 from dialer_cli.main import (
     JsonFlag,
     _database,
@@ -47,7 +48,7 @@ def report_cmd(
     json_out: JsonFlag = False,
 ) -> None:
     """Build a campaign's report for one dialing day: the calls export and its summary."""
-    from campaigns.mailer import Mailer
+    from campaigns.reporting.mailer import Mailer
 
     if fmt != "csv":
         raise DialerError(f"--format {fmt!r}: the only export format is csv.")

@@ -39,12 +39,12 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
-from campaigns import calls, hopper, leases, maintenance
-from campaigns import schema as t
-from campaigns.db import insert_for
-from campaigns.errors import DialerError
-from campaigns.lifecycle import CampaignState, HopperStatus
-from campaigns.pacing import PacingDecision, PacingInputs, calls_to_place
+from campaigns.core import schema as t
+from campaigns.core.db import insert_for
+from campaigns.core.errors import DialerError
+from campaigns.core.lifecycle import CampaignState, HopperStatus
+from campaigns.dialing import calls, hopper, leases, maintenance
+from campaigns.dialing.pacing import PacingDecision, PacingInputs, calls_to_place
 from dialer_daemon.metrics import Metrics
 from dialer_daemon.voice import MAX_BACKOFF_S, PlacedCall, VoiceApiError, VoiceClient
 
@@ -414,7 +414,7 @@ class Daemon:
     def busy(self, campaign_id: int, state: str, now: datetime) -> bool:
         """Calls in flight (any campaign not archived), or prospects an active campaign could
         still dial on the day the run started."""
-        from campaigns.explain import remaining_today
+        from campaigns.reporting.explain import remaining_today
 
         with self.engine.connect() as conn:
             _, active = calls.live_counts(conn, campaign_id)

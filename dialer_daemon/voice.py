@@ -22,7 +22,7 @@ from datetime import datetime
 
 import requests
 
-from campaigns.errors import DialerError
+from campaigns.core.errors import DialerError
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_BACKOFF_S = 5.0

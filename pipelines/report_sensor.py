@@ -18,9 +18,9 @@ import dagster as dg
 import sqlalchemy as sa
 
 from assets.reports import campaign_report_job
-from campaigns import reports
-from campaigns import schema as t
-from campaigns.lifecycle import CampaignState
+from campaigns.core import schema as t
+from campaigns.core.lifecycle import CampaignState
+from campaigns.reporting import reports
 from pipelines.partitions import report_campaigns, report_days
 from resources.database import DatabaseResource
 

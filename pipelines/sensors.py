@@ -17,11 +17,17 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from campaigns import ingest
-from campaigns.inbox import BadKey, is_hidden, is_sidecar, parse_dnc_key, parse_inbox_key
-from campaigns.uploads import reject_key
 from assets.dnc import import_dnc_file
 from assets.ingestion import load_prospect_list
+from campaigns.ingestion import ingest
+from campaigns.ingestion.inbox import (
+    BadKey,
+    is_hidden,
+    is_sidecar,
+    parse_dnc_key,
+    parse_inbox_key,
+)
+from campaigns.ingestion.uploads import reject_key
 from pipelines.partitions import dnc_files, uploads
 from resources.bucket import BucketResource
 from resources.database import DatabaseResource

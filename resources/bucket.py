@@ -3,8 +3,8 @@
 
 import dagster as dg
 
-from campaigns import config
-from campaigns.bucket import Bucket
+from campaigns.core import config
+from campaigns.ingestion.bucket import Bucket
 
 
 class BucketResource(dg.ConfigurableResource):

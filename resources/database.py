@@ -5,7 +5,7 @@ import dagster as dg
 import sqlalchemy as sa
 from pydantic import PrivateAttr
 
-from campaigns import config, db
+from campaigns.core import config, db
 
 
 class DatabaseResource(dg.ConfigurableResource):

@@ -3,7 +3,7 @@
 
 import dagster as dg
 
-from campaigns.mailer import Mailer
+from campaigns.reporting.mailer import Mailer
 
 
 class MailerResource(dg.ConfigurableResource):

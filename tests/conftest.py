@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from campaigns import db
+from campaigns.core import db
 
 POSTGRES_ENV = "DIALER_TEST_POSTGRES_URL"
 BACKENDS = [

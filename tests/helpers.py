@@ -24,7 +24,7 @@ def snapshot(engine) -> dict[str, list[tuple]]:
     """Every row of every project table, for 'nothing was written' assertions."""
     import sqlalchemy as sa
 
-    from campaigns.schema import metadata
+    from campaigns.core.schema import metadata
 
     with engine.connect() as conn:
         return {
@@ -47,8 +47,8 @@ UPLOADS_CAMPAIGN = {
 def apply_campaign(engine, data: dict | None = None, now=None):
     from datetime import UTC, datetime
 
-    from campaigns import registry
-    from campaigns.settings import parse_settings
+    from campaigns.setup import registry
+    from campaigns.setup.settings import parse_settings
 
     with engine.begin() as conn:
         return registry.apply_campaign(conn, parse_settings(data or UPLOADS_CAMPAIGN), now or datetime.now(UTC))
@@ -113,8 +113,8 @@ def add_prospects(engine, campaign_id: int, prospects: list[dict], now=None) -> 
 
     import sqlalchemy as sa
 
-    from campaigns import schema as t
-    from campaigns.zones import zone_group
+    from campaigns.core import schema as t
+    from campaigns.ingestion.zones import zone_group
 
     now = now or datetime.now(UTC)
     with engine.begin() as conn:

@@ -11,8 +11,15 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from campaigns import schema as t
-from tests.helpers import apply_campaign, check_results, drop, failure, materialized, run_upload
+from campaigns.core import schema as t
+from tests.helpers import (
+    apply_campaign,
+    check_results,
+    drop,
+    failure,
+    materialized,
+    run_upload,
+)
 
 POOL = [f"(415) 555-{i:04d}" for i in range(12)]  # small, so duplicates within and across files happen
 DNC = {"+14155550000", "+14155550001", "+14155550002"}

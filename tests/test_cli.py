@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from campaigns import db
+from campaigns.core import db
 from dialer_cli.main import app
 from tests.helpers import EXAMPLES, MINIMAL, campaign_file, snapshot
 

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 import dialer_cli.lists  # noqa: F401  (registers the `list` and `dnc` commands)
-from campaigns import ingest
+from campaigns.ingestion import ingest
 from dialer_cli.main import app
 from tests.helpers import EXAMPLES, apply_campaign
 
@@ -58,7 +58,7 @@ def test_flags_override_upload_options_and_same_name_uploads_twice(campaign, eng
         uploads = [ingest.summary(conn, i) for i in (first["upload_id"], second["upload_id"])]
         import sqlalchemy as sa
 
-        from campaigns import schema as t
+        from campaigns.core import schema as t
 
         priorities = conn.execute(sa.select(t.prospect_lists.c.priority).order_by(t.prospect_lists.c.id)).scalars().all()
     assert priorities == [80, 50] and all(u.status == "loaded" for u in uploads)
@@ -99,7 +99,7 @@ def test_missing_file_and_unknown_campaign(campaign, tmp_path):
 
 
 def test_progress_hook_sees_every_batch(campaign, tmp_path, monkeypatch):
-    from campaigns import csvfile
+    from campaigns.ingestion import csvfile
 
     monkeypatch.setattr(csvfile, "BATCH_ROWS", 10)
     seen: list[tuple[int, float]] = []

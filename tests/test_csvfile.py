@@ -8,7 +8,7 @@ import io
 
 import pytest
 
-from campaigns import csvfile
+from campaigns.ingestion import csvfile
 
 
 def _read(data: bytes, name: str = "list.csv"):

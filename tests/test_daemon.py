@@ -12,8 +12,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from campaigns import calls, hopper
-from campaigns import schema as t
+from campaigns.core import schema as t
+from campaigns.dialing import calls, hopper
 from dialer_daemon.daemon import Daemon, PlatformClock
 from dialer_daemon.simulator import Profile, Simulator, serve
 from dialer_daemon.voice import VoiceClient

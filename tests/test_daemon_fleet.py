@@ -24,9 +24,9 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy as sa
 
-from campaigns import calls, hopper, leases
-from campaigns.status import campaign_status
-from campaigns import schema as t
+from campaigns.core import schema as t
+from campaigns.dialing import calls, hopper, leases
+from campaigns.setup.status import campaign_status
 from dialer_daemon.daemon import Daemon, PlatformClock, TickReport
 from dialer_daemon.simulator import Faults, Profile, Simulator, serve
 from dialer_daemon.voice import VoiceApiError, VoiceClient
@@ -497,7 +497,7 @@ def test_a_refused_call_gives_its_count_back_and_does_not_count_towards_caps(eng
     assert report.not_placed == 2 and "DIALER_VOICE_API_TOKEN" in report.warnings[0]
     with engine.connect() as conn:
         prospects = conn.execute(sa.select(t.prospects)).all()
-        from campaigns.explain import prospect_facts
+        from campaigns.dialing.facts import prospect_facts
 
         facts = prospect_facts(conn, cid, prospects[0], START + timedelta(hours=1))
     assert {(p.status, p.attempts, p.last_attempt_at) for p in prospects} == {("ready", 0, None)}
@@ -601,7 +601,7 @@ def test_the_abandon_rate_gauge_is_abandoned_over_answered_by_a_person(engine):
 
 @ON_POSTGRES
 def test_churned_tables_are_vacuumed_once_their_dead_tuples_pass_the_limit(engine):
-    from campaigns import maintenance
+    from campaigns.dialing import maintenance
 
     cid = campaign(engine, hopper_min_level=1000)
     add_prospects(engine, cid, phones(800), now=START - timedelta(hours=1))
@@ -656,7 +656,7 @@ def test_events_another_daemon_applied_meanwhile_are_not_applied_twice(engine, f
 
 
 def test_a_second_live_daemon_under_the_same_id_is_refused(engine):
-    from campaigns.errors import DialerError
+    from campaigns.core.errors import DialerError
 
     with engine.begin() as conn:
         leases.heartbeat(conn, "same", "other-host", 4242, "running", leases.db_now(conn))

@@ -100,8 +100,8 @@ HOPPER_ASSET = """{ assetNodeOrError(assetKey: {path: ["hopper"]}) { ... on Asse
 def _hopper_fills(env) -> int:
     import sqlalchemy as sa
 
-    from campaigns import db
-    from campaigns import schema as t
+    from campaigns.core import db
+    from campaigns.core import schema as t
 
     engine = db.make_engine(f"sqlite:///{env['DIALER_HOME']}/dialer.sqlite3")
     try:
@@ -114,8 +114,8 @@ def _hopper_fills(env) -> int:
 def _upload_status(env) -> str | None:
     import sqlalchemy as sa
 
-    from campaigns import db
-    from campaigns import schema as t
+    from campaigns.core import db
+    from campaigns.core import schema as t
 
     engine = db.make_engine(f"sqlite:///{env['DIALER_HOME']}/dialer.sqlite3")
     try:
@@ -136,8 +136,8 @@ def _backdate_campaign(env, days: int) -> str:
 
     import sqlalchemy as sa
 
-    from campaigns import db
-    from campaigns import schema as t
+    from campaigns.core import db
+    from campaigns.core import schema as t
 
     created = datetime.now(UTC) - timedelta(days=days)
     engine = db.make_engine(f"sqlite:///{env['DIALER_HOME']}/dialer.sqlite3")

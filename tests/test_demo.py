@@ -31,10 +31,10 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
-from campaigns import db
-from campaigns import schema as t
-from campaigns.errors import DialerError
-from campaigns.zones import locale_zones
+from campaigns.core import db
+from campaigns.core import schema as t
+from campaigns.core.errors import DialerError
+from campaigns.ingestion.zones import locale_zones
 from dialer_cli import demo, demo_data
 from tests.test_dagster_dev import _free_port, _locations
 
@@ -288,7 +288,7 @@ def test_generated_list_is_reproducible_and_covers_every_region():
     assert demo_data.generate(400, seed=4).csv_text != first.csv_text
     rows = list(csv.DictReader(io.StringIO(first.csv_text)))
     assert len(rows) == 400 == sum(first.expected.values())
-    from campaigns.regions import LOCALES
+    from campaigns.core.regions import LOCALES
 
     assert set(first.regions) == set(LOCALES["US"]["regions"])
     with pytest.raises(ValueError, match="too few"):
@@ -367,7 +367,7 @@ def _daemons(home: Path) -> list[str]:
 
 
 def test_demo_campaign_file_is_a_valid_campaign():
-    from campaigns.settings import parse_settings
+    from campaigns.setup.settings import parse_settings
 
     settings = parse_settings(yaml.safe_load(demo.campaign_file()))
     assert settings.workspace == "demo" and settings.dnc.dnc_disposition == "Do Not Call"

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from campaigns.dialability import (
+from campaigns.dialing.dialability import (
     Code,
     DialRules,
     Place,
@@ -15,7 +15,7 @@ from campaigns.dialability import (
     explain,
     window_reasons,
 )
-from campaigns.staterules import banned_holiday, holiday_dates, state_rules
+from campaigns.dialing.staterules import banned_holiday, holiday_dates, state_rules
 
 DEFAULT = DialRules()
 WIDE = DialRules(earliest_min=0, latest_min=24 * 60)  # only the law limits the window

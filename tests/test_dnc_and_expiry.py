@@ -11,12 +11,11 @@ import dagster as dg
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-from campaigns import schema as t
-from campaigns.expiry import expire_prospects
+import dialer_cli.lists  # noqa: F401  (registers the `list` and `dnc` commands)
+from campaigns.core import schema as t
+from campaigns.ingestion.expiry import expire_prospects
 from dialer_cli.main import app
 from tests.helpers import apply_campaign, drop, failure, run_upload
-
-import dialer_cli.lists  # noqa: F401  (registers the `list` and `dnc` commands)
 
 runner = CliRunner()
 

@@ -9,9 +9,9 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from campaigns import hopper
-from campaigns import schema as t
-from campaigns.status import campaign_status
+from campaigns.core import schema as t
+from campaigns.dialing import hopper
+from campaigns.setup.status import campaign_status
 from tests.helpers import UPLOADS_CAMPAIGN, add_prospects, apply_campaign
 
 NOON = datetime(2026, 10, 21, 16, 0, tzinfo=UTC)  # 12:00 EDT, 11:00 CDT, 09:00 PDT, 06:00 HST
@@ -260,7 +260,7 @@ def test_hopper_asset_fills_due_campaigns(engine, dialer_env):
         fills = conn.execute(sa.select(t.hopper_fills)).all()
     assert len(fills) == 1 and fills[0].queued == metadata["queued"] == len(_queued(engine, cid))
     # Only zones whose window is open at this instant were queued (the rules decide, not the test).
-    from campaigns.dialability import DialRules, Place, window_open
+    from campaigns.dialing.dialability import DialRules, Place, window_open
 
     expected = sum(window_open(Place((z,)), DialRules(), now) for z in [
         "America/New_York", "America/Chicago", "America/Denver", "America/Los_Angeles",

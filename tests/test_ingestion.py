@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from campaigns import schema as t
+from campaigns.core import schema as t
 from tests.helpers import (
     UPLOADS_CAMPAIGN,
     apply_campaign,
@@ -334,7 +334,13 @@ def test_the_load_refuses_a_partial_staging_copy(engine, campaign, bucket_dir):
     """After a crash empties the (UNLOGGED) staging table, re-running only the load must not load nothing."""
     import dagster as dg
 
-    from assets.ingestion import deduplicated_rows, dnc_scrubbed_rows, loaded_prospects, upload_file, validated_rows
+    from assets.ingestion import (
+        deduplicated_rows,
+        dnc_scrubbed_rows,
+        loaded_prospects,
+        upload_file,
+        validated_rows,
+    )
     from pipelines.definitions import defs
 
     drop(bucket_dir, "inbox/acme/renewals/c.csv", HEADER + "4155551234,A,,,,\n4155551235,B,,,,\n")
@@ -396,7 +402,7 @@ def test_two_runners_of_one_upload_load_it_once(engine, campaign, bucket_dir):
 
     import dagster as dg
 
-    from campaigns import ingest
+    from campaigns.ingestion import ingest
 
     drop(bucket_dir, "inbox/acme/renewals/twice.csv", HEADER + "".join(f"415555{i:04d},P{i},,,,\n" for i in range(40)))
     instance = dg.DagsterInstance.ephemeral()

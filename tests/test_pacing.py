@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from campaigns.pacing import PacingInputs, calls_to_place, effective_ratio
+from campaigns.dialing.pacing import PacingInputs, calls_to_place, effective_ratio
 
 
 def inputs(**kw) -> PacingInputs:

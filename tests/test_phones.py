@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from campaigns.phones import normalize_many, normalize_one
+from campaigns.ingestion.phones import normalize_many, normalize_one
 
 
 def _row(frame: pd.DataFrame, i: int) -> tuple:

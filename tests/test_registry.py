@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from campaigns import registry
-from campaigns import schema as t
-from campaigns.errors import DialerError, NotFound
-from campaigns.lifecycle import CampaignState
-from campaigns.settings import SettingsError, load_settings_file, parse_settings
+from campaigns.core import schema as t
+from campaigns.core.errors import DialerError, NotFound
+from campaigns.core.lifecycle import CampaignState
+from campaigns.setup import registry
+from campaigns.setup.settings import SettingsError, load_settings_file, parse_settings
 from tests.helpers import EXAMPLES, MINIMAL, snapshot
 
 T0 = datetime(2026, 11, 2, 15, 0, tzinfo=UTC)

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 import pipelines.report_sensor as sensor_module
 from assets.reports import report_detail, report_summary
-from campaigns import schema as t
+from campaigns.core import schema as t
 from pipelines.report_sensor import report_sensor
 from resources.database import DatabaseResource
 from resources.mailer import MailerResource

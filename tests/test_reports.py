@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from campaigns import reports
-from campaigns import schema as t
+from campaigns.core import schema as t
+from campaigns.reporting import reports
 from tests.helpers import UPLOADS_CAMPAIGN, add_prospects, apply_campaign
 
 DAY = date(2026, 10, 21)  # a Wednesday
@@ -271,7 +271,7 @@ def test_without_an_smtp_host_the_report_lands_in_the_mail_folder(engine, day_of
 def test_a_failed_delivery_is_retried_then_reported(monkeypatch):
     import socket
 
-    from campaigns.mailer import Mailer, MailError
+    from campaigns.reporting.mailer import Mailer, MailError
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

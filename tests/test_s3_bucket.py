@@ -7,7 +7,7 @@ import dagster as dg
 import pytest
 from moto.server import ThreadedMotoServer
 
-from campaigns.bucket import Bucket, UnsafeKey
+from campaigns.ingestion.bucket import Bucket, UnsafeKey
 from pipelines.sensors import inbox_sensor
 from resources.bucket import BucketResource
 from resources.database import DatabaseResource

@@ -9,8 +9,8 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from campaigns import db
-from campaigns import schema as t
+from campaigns.core import db
+from campaigns.core import schema as t
 
 
 def test_migrations_match_the_declared_schema(engine):

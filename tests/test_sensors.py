@@ -86,9 +86,9 @@ def test_registered_versions_and_hidden_files_are_not_requested(engine, dialer_e
     drop(bucket_dir, "inbox/acme/renewals/.upload-in-progress.csv", HEADER)
     drop(bucket_dir, "inbox/acme/renewals/partial.csv.part", HEADER)
     drop(bucket_dir, "inbox/acme/renewals/done.csv", HEADER + "4155551234,A\n")
-    from campaigns import ingest
-    from campaigns.bucket import Bucket
-    from campaigns.inbox import UploadOptions, parse_inbox_key
+    from campaigns.ingestion import ingest
+    from campaigns.ingestion.bucket import Bucket
+    from campaigns.ingestion.inbox import UploadOptions, parse_inbox_key
 
     bucket = Bucket()
     target = parse_inbox_key("inbox/acme/renewals/done.csv")
@@ -131,7 +131,7 @@ def test_definitions_start_the_sensors_running():
 def test_a_loaded_file_left_in_the_inbox_is_filed_away_by_one_more_run(engine, dialer_env, bucket_dir, instance):
     import sqlalchemy as sa
 
-    from campaigns import schema as t
+    from campaigns.core import schema as t
 
     apply_campaign(engine)
     drop(bucket_dir, "inbox/acme/renewals/a.csv", HEADER + "4155551234,A\n")

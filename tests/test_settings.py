@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from campaigns.settings import (
+from campaigns.setup.settings import (
     CampaignSettings,
     SettingsError,
     load_settings_file,

@@ -1,0 +1,164 @@
+"""Connecting to the project database and migrating it.
+
+`DIALER_DATABASE_URL` selects the database; the embedded default is a SQLite
+file under `DIALER_HOME`. SQLite runs in WAL mode with a busy timeout because
+Dagster runs and the daemon write to it at the same time; foreign keys are
+switched on so both backends enforce the same schema.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+from campaigns.core import config
+from campaigns.core.errors import DatabaseNotReady, DialerError
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def normalize_url(url: str) -> sa.URL:
+    """Parse a database URL, sending plain `postgresql://` URLs through psycopg 3."""
+    try:
+        parsed = sa.make_url(url)
+    except sa.exc.ArgumentError:
+        raise DialerError(
+            f"DIALER_DATABASE_URL `{url}` is not a database URL; expected e.g. "
+            "`sqlite:////path/dialer.sqlite3` or `postgresql+psycopg://user@host/db`."
+        ) from None
+    if parsed.drivername in ("postgresql", "postgres", "postgresql+psycopg2"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise DialerError(
+            f"DIALER_DATABASE_URL uses `{parsed.get_backend_name()}`; the dialer supports "
+            "`sqlite` and `postgresql+psycopg` only."
+        )
+    return parsed
+
+
+def _on_sqlite_connect(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def _on_sqlite_begin(conn) -> None:
+    # pysqlite defers BEGIN until the first write; an explicit BEGIN IMMEDIATE
+    # takes the write lock up front, so two writers queue on busy_timeout
+    # instead of one failing mid-transaction with "database is locked".
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def insert_for(conn: sa.Connection, table: sa.Table):
+    """The dialect's INSERT, which has ON CONFLICT on PostgreSQL and SQLite alike."""
+    dialect = sa.dialects.postgresql if conn.dialect.name == "postgresql" else sa.dialects.sqlite
+    return dialect.insert(table)
+
+
+def make_engine(url: str | None = None, *, echo: bool = False) -> sa.Engine:
+    """An engine for `url` (default: `DIALER_DATABASE_URL` or the embedded SQLite file)."""
+    parsed = normalize_url(url or config.database_url())
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(
+            parsed,
+            echo=echo,
+            # The pool hands a connection to one thread at a time (e.g. the staging
+            # writer thread), so sqlite3's same-thread guard is not needed.
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
+        )
+        # Take transaction control from pysqlite so BEGIN IMMEDIATE is ours.
+        sa.event.listen(engine, "connect", _on_sqlite_connect)
+        sa.event.listen(
+            engine,
+            "connect",
+            lambda dbapi_conn, _rec: setattr(dbapi_conn, "isolation_level", None),
+        )
+        sa.event.listen(engine, "begin", _on_sqlite_begin)
+        return engine
+    return sa.create_engine(parsed, echo=echo, pool_pre_ping=True)
+
+
+def describe(engine: sa.Engine) -> str:
+    """The engine's URL with any password hidden, for messages."""
+    return engine.url.render_as_string(hide_password=True)
+
+
+def _alembic_config(connection: sa.Connection | None = None) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
+def head_revision() -> str:
+    return ScriptDirectory.from_config(_alembic_config()).get_current_head()
+
+
+def current_revision(engine: sa.Engine) -> str | None:
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def migrate(engine: sa.Engine, revision: str = "head") -> tuple[str | None, str]:
+    """Upgrade the database to `revision`; returns (revision before, revision after)."""
+    try:
+        before = current_revision(engine)
+        with engine.connect() as conn:
+            sqlite = conn.dialect.name == "sqlite"
+            if sqlite:
+                # Batch mode rebuilds a table by copy, DROP and rename; with foreign keys
+                # on, SQLite's DROP TABLE would delete or refuse the rows that point at it.
+                # The pragma is ignored inside a transaction, so it goes first.
+                conn.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")
+            try:
+                with conn.begin():
+                    command.upgrade(_alembic_config(conn), revision)
+                    if sqlite:
+                        broken = conn.exec_driver_sql("PRAGMA foreign_key_check").all()
+                        if broken:
+                            raise DatabaseNotReady(
+                                f"The migration left {len(broken)} row(s) whose foreign key points "
+                                f"nowhere (first: {tuple(broken[0])}); nothing was changed."
+                            )
+            finally:
+                if sqlite:
+                    conn.connection.driver_connection.execute("PRAGMA foreign_keys=ON")
+        return before, current_revision(engine)
+    except sa.exc.OperationalError as exc:
+        raise DatabaseNotReady(
+            f"Cannot reach the database at {describe(engine)}: {exc.orig}. "
+            "Check DIALER_DATABASE_URL and that the server is running."
+        ) from None
+
+
+def check_ready(engine: sa.Engine) -> None:
+    """Refuse to work on a database that is unreachable or not at the code's schema."""
+    try:
+        current = current_revision(engine)
+    except sa.exc.OperationalError as exc:
+        raise DatabaseNotReady(
+            f"Cannot reach the database at {describe(engine)}: {exc.orig}. "
+            "Check DIALER_DATABASE_URL and that the server is running."
+        ) from None
+    head = head_revision()
+    if current is None:
+        raise DatabaseNotReady(
+            f"The database at {describe(engine)} has not been initialised; run `dialer init`."
+        )
+    if current != head:
+        raise DatabaseNotReady(
+            f"The database at {describe(engine)} is at schema revision {current}, "
+            f"this code expects {head}; run `dialer init` to migrate it."
+        )

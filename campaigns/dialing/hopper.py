@@ -1,0 +1,490 @@
+"""The hopper: a table of prospects that may be dialed now, topped up every fill interval.
+
+DESIGN.md §1: the hopper fill is batch work (a Dagster asset, or `dialer
+hopper fill`); the daemon consumes the rows. One fill of one campaign, in one
+transaction under the campaign's row lock:
+
+1. Unclaimed rows older than the hopper expiry, rows whose zone group has
+   closed (the evening moved on, the campaign was paused) and rows whose
+   prospect is no longer READY or CALLBACK (expired, DNC) leave the hopper.
+2. The open zone groups at `now` are computed in Python: the campaign's
+   distinct groups are read with a loose index scan (one index probe per
+   group, never a scan of the campaign), and `dialability.window_reasons`
+   decides each group once.
+3. The hopper is topped up to its level: due callbacks first, then READY
+   prospects in dial order (list priority high first, fewest attempts, oldest
+   last attempt, upload order). With few groups open (night in most of the
+   continent), each open group is one range of `ix_prospects_fill`, already
+   in that order, and the ranges are merged with a UNION ALL under ORDER BY …
+   LIMIT (a Merge Append in PostgreSQL, a co-routine merge in SQLite). With
+   many open, `ix_prospects_dial_order` is read in dial order and the open
+   groups' rows kept. Either way a fill reads about as many index entries as
+   it queues, whatever the campaign's size.
+4. A candidate whose number is on one of the campaign's DNC lists is marked
+   DNC (it can never be dialed; VICIdial's hopper does the same with DNCL);
+   a candidate at a state's calls-per-24-h cap is skipped and its next dial
+   time moved to when the cap allows it.
+
+Queuing touches only the hopper: a queued prospect keeps its READY or
+CALLBACK row, and "queued" (DESIGN.md §4) is the presence of its hopper row.
+Rewriting the prospect row would re-index it five times over for every queued
+prospect, which was most of a fill's cost (docs/PERFORMANCE.md); the daemon's
+claim is what moves a prospect to DIALING. A prospect is never queued twice:
+candidates exclude prospects with a hopper row, fills of one campaign are
+serialised by its row lock, and `hopper.prospect_id` is unique.
+"""
+
+from __future__ import annotations
+
+import math
+import time as clock
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+
+from campaigns.core import schema as t
+from campaigns.core.lifecycle import CampaignState, HopperStatus, ProspectStatus
+from campaigns.dialing.dialability import (
+    CAP_WINDOW,
+    DialRules,
+    Place,
+    callback_due_clause,
+    cap_reached,
+    dialed_clause,
+    ready_due_clause,
+    window_open,
+)
+from campaigns.dialing.staterules import frequency_cap
+
+# SQLite allows 500 terms in a compound SELECT; PostgreSQL plans large unions slowly.
+UNION_ARMS = 250
+# Above this many open zone groups, read the campaign in dial order instead of merging ranges,
+# looking at no more than SCAN_BUDGET entries per row wanted before falling back.
+FEW_GROUPS = 40
+SCAN_BUDGET = 20
+CALLBACK_RANK = 1000  # hopper.priority for due callbacks: above any list priority (0–100)
+MAX_ROUNDS = 8
+IN_CHUNK = 1000
+
+
+@dataclass
+class FillResult:
+    campaign_id: int
+    filled_at: datetime
+    level: int = 0
+    depth_before: int = 0
+    queued: int = 0
+    queued_callbacks: int = 0
+    returned_expired: int = 0
+    returned_closed: int = 0
+    marked_dnc: int = 0
+    skipped_cap: int = 0
+    open_groups: int = 0
+    closed_groups: int = 0
+    duration_ms: float = 0.0
+    note: str | None = None
+    queued_ids: list[int] = field(default_factory=list, repr=False)
+
+    @property
+    def depth_after(self) -> int:
+        return self.depth_before + self.queued
+
+    def as_dict(self) -> dict:
+        out = asdict(self)
+        out.pop("queued_ids")
+        out["filled_at"] = self.filled_at.isoformat()
+        out["depth_after"] = self.depth_after
+        return out
+
+
+def hopper_level(campaign, agent_sessions: int | None) -> int:
+    """Expected dials over one fill interval (sessions × ratio per dialer tick), at least the minimum."""
+    expected = 0
+    if agent_sessions:
+        ticks = campaign.fill_interval_min * 60 / campaign.dialer_interval_s
+        expected = math.ceil(agent_sessions * campaign.call_ratio * ticks)
+    return max(campaign.hopper_min_level, expected)
+
+
+def campaigns_due(conn: sa.Connection, now: datetime, only: list[int] | None = None) -> list[int]:
+    """Active campaigns whose fill interval has passed, and inactive ones still holding queued rows.
+
+    Half a minute of slack lets a once-a-minute schedule keep a five-minute
+    interval instead of drifting to six.
+    """
+    c, f, h = t.campaigns, t.hopper_fills, t.hopper
+    last = (
+        sa.select(f.c.campaign_id, sa.func.max(f.c.filled_at).label("last"))
+        .group_by(f.c.campaign_id)
+        .subquery()
+    )
+    due = []
+    query = (
+        sa.select(c.c.id, c.c.state, c.c.fill_interval_min, last.c.last)
+        .outerjoin(last, last.c.campaign_id == c.c.id)
+        .order_by(c.c.id)
+    )
+    if only is not None:
+        query = query.where(c.c.id.in_(only))
+    rows = conn.execute(query)
+    for row in rows:
+        if row.state == CampaignState.ACTIVE:
+            interval = timedelta(minutes=row.fill_interval_min) - timedelta(seconds=30)
+            # A fill stamped after `now` (`dialer hopper fill --at` a later instant) does not defer this one.
+            if row.last is None or row.last > now or now - row.last >= interval:
+                due.append(row.id)
+        elif conn.execute(
+            sa.select(sa.func.count()).select_from(h)
+            .where(h.c.campaign_id == row.id, h.c.status == str(HopperStatus.QUEUED))
+        ).scalar_one():
+            due.append(row.id)
+    return due
+
+
+def fill_campaign(engine: sa.Engine, campaign_id: int, now: datetime) -> FillResult:
+    """Top one campaign's hopper up at `now` (see the module docstring)."""
+    started = clock.perf_counter()
+    result = FillResult(campaign_id=campaign_id, filled_at=now)
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # The candidate queries are short index walks whose cost PostgreSQL overestimates
+            # (it cannot know how few rows its filters drop); JIT-compiling them costs more
+            # than running them.
+            conn.exec_driver_sql("SET LOCAL jit = off")
+        campaign = conn.execute(
+            sa.select(t.campaigns).where(t.campaigns.c.id == campaign_id).with_for_update()
+        ).one()
+        rules = DialRules.from_campaign(campaign)
+        result.returned_expired = _return_rows(conn, _expired_rows(conn, campaign, now), only_queued=False)
+        groups = zone_groups(conn, campaign_id)
+        is_open = {g: window_open(Place.from_group(g), rules, now) for g in groups}
+        open_groups = {g for g, ok in is_open.items() if ok}
+        result.open_groups, result.closed_groups = len(open_groups), len(is_open) - len(open_groups)
+        result.returned_closed = _return_rows(conn, _closed_rows(conn, campaign_id, is_open, rules, now))
+        sessions = conn.execute(
+            sa.select(t.campaign_runtime.c.agent_sessions)
+            .where(t.campaign_runtime.c.campaign_id == campaign_id)
+        ).scalar_one_or_none()
+        result.level = hopper_level(campaign, sessions)
+        result.depth_before = _depth(conn, campaign_id)
+        need = result.level - result.depth_before
+        if campaign.state != CampaignState.ACTIVE:
+            result.note = f"campaign is {campaign.state}: nothing queued"
+        elif not open_groups:
+            result.note = "no zone group is open now"
+        elif need > 0:
+            _queue(conn, campaign, rules, open_groups, need, now, result)
+        result.duration_ms = (clock.perf_counter() - started) * 1000
+        conn.execute(sa.insert(t.hopper_fills).values(
+            campaign_id=campaign_id, filled_at=now, level=result.level,
+            depth_before=result.depth_before, queued=result.queued,
+            returned_expired=result.returned_expired, returned_closed=result.returned_closed,
+            marked_dnc=result.marked_dnc, skipped_cap=result.skipped_cap,
+            open_groups=result.open_groups, closed_groups=result.closed_groups,
+            duration_ms=result.duration_ms, note=result.note,
+        ))
+    return result
+
+
+def _depth(conn: sa.Connection, campaign_id: int) -> int:
+    h = t.hopper
+    return conn.execute(
+        sa.select(sa.func.count()).select_from(h)
+        .where(h.c.campaign_id == campaign_id, h.c.status == str(HopperStatus.QUEUED))
+    ).scalar_one()
+
+
+def zone_groups(conn: sa.Connection, campaign_id: int) -> list[str]:
+    """The campaign's distinct zone groups among READY and CALLBACK prospects.
+
+    A loose index scan: a recursive query hops from one group to the next
+    through `ix_prospects_fill`, one probe per group, however many prospects
+    each group holds.
+    """
+    groups: set[str] = set()
+    for status in (ProspectStatus.READY, ProspectStatus.CALLBACK):
+        p, q = t.prospects, t.prospects.alias("following")
+        where = (p.c.campaign_id == campaign_id, p.c.status == str(status))
+        walk = sa.select(sa.func.min(p.c.zone_group).label("zone_group")).where(*where)
+        walk = walk.cte(f"groups_{status}", recursive=True)
+        step = (
+            sa.select(sa.func.min(q.c.zone_group))
+            .where(q.c.campaign_id == campaign_id, q.c.status == str(status),
+                   q.c.zone_group > walk.c.zone_group)
+            .scalar_subquery()
+        )
+        walk = walk.union_all(sa.select(step).where(walk.c.zone_group.is_not(None)))
+        groups.update(conn.execute(
+            sa.select(walk.c.zone_group).where(walk.c.zone_group.is_not(None))
+        ).scalars())
+    return sorted(groups)
+
+
+def _expired_rows(conn: sa.Connection, campaign, now: datetime) -> list:
+    """Unclaimed rows older than the hopper expiry (or stamped after `now`, by a fill `--at` later)."""
+    h = t.hopper
+    cutoff = now - timedelta(minutes=campaign.hopper_expiry_min)
+    queued = sa.and_(h.c.status == str(HopperStatus.QUEUED),
+                     sa.or_(h.c.queued_at <= cutoff, h.c.queued_at > now))
+    # A claim the daemon never turned into an attempt (it stopped in between): starting an
+    # attempt deletes the row, so an old CLAIMED row never stands for a call.
+    abandoned_claim = sa.and_(h.c.status == str(HopperStatus.CLAIMED), h.c.claimed_at <= cutoff)
+    return conn.execute(
+        sa.select(h.c.id).where(h.c.campaign_id == campaign.id, sa.or_(queued, abandoned_claim))
+    ).scalars().all()
+
+
+def _closed_rows(conn: sa.Connection, campaign_id: int, is_open: dict[str, bool], rules, now) -> list:
+    """Unclaimed rows whose zone group is closed now, or whose prospect is no longer due.
+
+    "Due" is the same SQL the candidates are chosen with: a prospect that
+    expired, reached max calls, left READY/CALLBACK or joined a DNC list
+    since it was queued leaves the hopper.
+    """
+    h, p = t.hopper, t.prospects
+    due = sa.or_(ready_due_clause(p, rules, now), callback_due_clause(p, rules, now))
+    dnc_lists = _dnc_lists(conn, campaign_id)
+    if dnc_lists:
+        d = t.dnc_numbers
+        due = sa.and_(due, ~sa.exists().where(d.c.phone_e164 == p.c.phone_e164,
+                                             d.c.dnc_list_id.in_(dnc_lists)))
+    rows = conn.execute(
+        sa.select(h.c.id, p.c.zone_group, due.label("due"))
+        .join(p, p.c.id == h.c.prospect_id)
+        .where(h.c.campaign_id == campaign_id, h.c.status == str(HopperStatus.QUEUED))
+    ).all()
+    for group in {r.zone_group for r in rows} - is_open.keys():
+        is_open[group] = window_open(Place.from_group(group), rules, now)
+    return [r.id for r in rows if not is_open[r.zone_group] or not r.due]
+
+
+def _return_rows(conn: sa.Connection, hopper_ids: list[int], *, only_queued: bool = True) -> int:
+    """Delete hopper rows no daemon is dialing: their prospects are READY or CALLBACK again."""
+    h = t.hopper
+    for chunk in _chunks(hopper_ids):
+        guard = [h.c.status == str(HopperStatus.QUEUED)] if only_queued else []
+        conn.execute(sa.delete(h).where(h.c.id.in_(chunk), *guard))
+    return len(hopper_ids)
+
+
+def _chunks(items: list, size: int = IN_CHUNK):
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+_COLUMNS = ("id", "priority", "attempts", "last_attempt_at", "phone_e164", "zone_group", "status")
+
+
+def _dial_order(cols):
+    return (cols.priority.desc(), cols.attempts, cols.last_attempt_at, cols.id)
+
+
+def _ready_candidates(conn, campaign_id, rules, groups, limit, skip, now) -> list:
+    """The first `limit` due READY prospects of the open groups in dial order, minus `skip`.
+
+    With many groups open, the campaign's due prospects are read in dial order
+    (`ix_prospects_dial_order`) and the open groups' rows kept, reading at most
+    SCAN_BUDGET × `limit` entries. With few open, or when that budget runs out,
+    each open group's range of `ix_prospects_fill` is merged instead. `skip`
+    (queued prospects, and candidates already turned down by this fill) is
+    dropped here rather than in SQL: each read asks for that many more rows,
+    which keeps the queries plain index walks PostgreSQL plans well.
+    """
+    wanted = limit + len(skip)
+    if len(groups) > FEW_GROUPS:
+        rows = [r for r in _scan_dial_order(conn, campaign_id, rules, groups, wanted, now)
+                if r.id not in skip]
+        if len(rows) >= limit:
+            return rows[:limit]
+    rows = _merge_group_ranges(conn, campaign_id, rules, groups, wanted, now)
+    return [r for r in rows if r.id not in skip][:limit]
+
+
+def _due_ready(p, campaign_id, rules, now):
+    return (p.c.campaign_id == campaign_id, ready_due_clause(p, rules, now))
+
+
+def _scan_dial_order(conn, campaign_id, rules, groups, limit, now) -> list:
+    p = t.prospects
+    head = (
+        sa.select(*(p.c[c] for c in _COLUMNS))
+        .where(*_due_ready(p, campaign_id, rules, now))
+        .order_by(*_dial_order(p.c))
+        .limit(limit * SCAN_BUDGET)
+        .subquery()
+    )
+    return conn.execute(
+        sa.select(head)
+        .where(head.c.zone_group.in_(sorted(groups)))
+        .order_by(*_dial_order(head.c))
+        .limit(limit)
+    ).all()
+
+
+def _merge_group_ranges(conn, campaign_id, rules, groups, limit, now) -> list:
+    p = t.prospects
+    due = _due_ready(p, campaign_id, rules, now)
+    rows: list = []
+    for arms in _chunks(sorted(groups), UNION_ARMS):
+        # Each arm is limited on its own, so no plan reads a whole group to sort it.
+        selects = [
+            sa.select(
+                sa.select(*(p.c[c] for c in _COLUMNS))
+                .where(*due, p.c.zone_group == group)
+                .order_by(*_dial_order(p.c))
+                .limit(limit)
+                .subquery()
+            )
+            for group in arms
+        ]
+        merged = sa.union_all(*selects).subquery()
+        rows.extend(conn.execute(
+            sa.select(merged).order_by(*_dial_order(merged.c)).limit(limit)
+        ).all())
+    if len(groups) > UNION_ARMS:
+        rows.sort(key=_python_order)
+    return rows[:limit]
+
+
+def _python_order(row):
+    # Same order as the SQL: NULL last attempts only occur with zero attempts, so their place is moot.
+    last = row.last_attempt_at.timestamp() if row.last_attempt_at is not None else float("-inf")
+    return (-row.priority, row.attempts, last, row.id)
+
+
+def _callback_candidates(conn, campaign_id, rules, groups, limit, skip, now) -> list:
+    p = t.prospects
+    due_at = sa.func.coalesce(p.c.callback_at, p.c.next_dial_at)
+    rows: list = []
+    for chunk in _chunks(sorted(groups)):
+        rows.extend(conn.execute(
+            sa.select(*(p.c[c] for c in _COLUMNS), due_at.label("due_at"))
+            .where(p.c.campaign_id == campaign_id, p.c.zone_group.in_(chunk),
+                   callback_due_clause(p, rules, now))
+            .order_by(due_at, p.c.id)
+            .limit(limit + len(skip))
+        ).all())
+    rows.sort(key=lambda r: (r.due_at, r.id))
+    return [r for r in rows if r.id not in skip][:limit]
+
+
+def _queue(conn, campaign, rules: DialRules, open_groups: set[str], need: int, now, result) -> None:
+    dnc_lists = _dnc_lists(conn, campaign.id)
+    capped = {g for g in open_groups if frequency_cap(Place.from_group(g).rule_states)}
+    h = t.hopper
+    skip = set(conn.execute(
+        sa.select(h.c.prospect_id).where(h.c.campaign_id == campaign.id)
+    ).scalars())
+    accepted: list = []
+    for fetch in (_callback_candidates, _ready_candidates):
+        for _ in range(MAX_ROUNDS):
+            want = need - len(accepted)
+            if want <= 0:
+                break
+            rows = fetch(conn, campaign.id, rules, open_groups, want, skip, now)
+            listed = _on_dnc(conn, rows, dnc_lists, now)
+            capped_out = _at_cap(conn, [r for r in rows if r.id not in listed], accepted, capped, now)
+            accepted.extend(r for r in rows if r.id not in listed and r.id not in capped_out)
+            skip.update(r.id for r in rows)
+            result.marked_dnc += len(listed)
+            result.skipped_cap += len(capped_out)
+            if len(rows) < want or not (listed or capped_out):
+                break
+    if not accepted:
+        return
+    conn.execute(sa.insert(t.hopper), [
+        {
+            "campaign_id": campaign.id,
+            "prospect_id": r.id,
+            "priority": CALLBACK_RANK + r.priority if r.status == ProspectStatus.CALLBACK else r.priority,
+            "status": str(HopperStatus.QUEUED),
+            "queued_at": now,
+        }
+        for r in accepted
+    ])
+    result.queued = len(accepted)
+    result.queued_callbacks = sum(1 for r in accepted if r.status == ProspectStatus.CALLBACK)
+    result.queued_ids = [r.id for r in accepted]
+
+
+def _dnc_lists(conn: sa.Connection, campaign_id: int) -> list[int]:
+    link = t.campaign_dnc_lists
+    return list(conn.execute(
+        sa.select(link.c.dnc_list_id).where(link.c.campaign_id == campaign_id)
+    ).scalars())
+
+
+def _on_dnc(conn, rows, dnc_lists: list[int], now) -> set[int]:
+    """Candidates whose number is on one of the campaign's DNC lists: marked DNC, never dialed.
+
+    As VICIdial marks such leads DNCL: the number will not become dialable by
+    waiting, so the prospect leaves the open states (and the campaign can
+    complete) instead of being read and skipped by every fill.
+    """
+    if not dnc_lists or not rows:
+        return set()
+    d, p = t.dnc_numbers, t.prospects
+    listed: set[str] = set()
+    for chunk in _chunks(sorted({r.phone_e164 for r in rows})):
+        listed.update(conn.execute(
+            sa.select(d.c.phone_e164).distinct()
+            .where(d.c.dnc_list_id.in_(dnc_lists), d.c.phone_e164.in_(chunk))
+        ).scalars())
+    hits = [r.id for r in rows if r.phone_e164 in listed]
+    for chunk in _chunks(hits):
+        conn.execute(
+            sa.update(p).where(p.c.id.in_(chunk), p.c.status.in_(ProspectStatus.waiting_states()))
+            .values(status=str(ProspectStatus.DNC), updated_at=now)
+        )
+    return set(hits)
+
+
+def _at_cap(conn, rows, accepted, capped_groups, now) -> set[int]:
+    """Candidates whose number would pass its states' calls-per-24-hours cap.
+
+    A number's count is its calls in the last 24 h (any campaign), its rows
+    already in any hopper, and the candidates accepted before it in this fill.
+    A candidate at the cap gets `next_dial_at` moved to when its oldest counted
+    call leaves the window, so later fills do not keep re-reading it.
+    """
+    capped = [r for r in rows if r.zone_group in capped_groups]
+    if not capped:
+        return set()
+    a, h, p = t.call_attempts, t.hopper, t.prospects
+    phones = sorted({r.phone_e164 for r in capped})
+    calls: dict[str, list] = {}
+    queued: dict[str, int] = {}
+    for chunk in _chunks(phones):
+        for phone, at in conn.execute(
+            sa.select(a.c.phone_e164, a.c.created_at)
+            .where(a.c.phone_e164.in_(chunk), a.c.created_at > now - CAP_WINDOW, a.c.created_at <= now,
+                   dialed_clause(a))
+        ):
+            calls.setdefault(phone, []).append(at)
+
+    # Hopper rows of these numbers, in any campaign: from the (small) hopper to prospects by
+    # primary key, since no index leads with the phone number alone.
+    wanted = set(phones)
+    in_hopper = list(conn.execute(sa.select(h.c.prospect_id)).scalars())
+    for chunk in _chunks(in_hopper):
+        for phone in conn.execute(sa.select(p.c.phone_e164).where(p.c.id.in_(chunk))).scalars():
+            if phone in wanted:
+                queued[phone] = queued.get(phone, 0) + 1
+    for r in accepted:
+        queued[r.phone_e164] = queued.get(r.phone_e164, 0) + 1
+    skipped: dict[int, object] = {}
+    for r in capped:
+        count = len(calls.get(r.phone_e164, ())) + queued.get(r.phone_e164, 0)
+        if cap_reached(Place.from_group(r.zone_group), count):
+            recent = sorted(calls.get(r.phone_e164, ()))
+            skipped[r.id] = recent[0] + CAP_WINDOW if recent else None
+        else:
+            queued[r.phone_e164] = queued.get(r.phone_e164, 0) + 1
+    for prospect_id, until in skipped.items():
+        if until is not None:
+            conn.execute(
+                sa.update(p).where(p.c.id == prospect_id, p.c.next_dial_at < until)
+                .values(next_dial_at=until, updated_at=now)
+            )
+    return set(skipped)

@@ -1,0 +1,185 @@
+"""The watched bucket: a local folder by default, S3 (or any S3-compatible store) by URL.
+
+Keys are always relative, `/`-separated and checked: a key that is absolute,
+contains `..` or a backslash, or otherwise tries to leave the bucket's prefix
+is refused before any file system call (`UnsafeKey`).
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+
+import fsspec
+
+from campaigns.core import config
+from campaigns.core.errors import DialerError
+
+
+class UnsafeKey(DialerError):
+    """A key that would leave the bucket's prefix."""
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+    version: str  # ETag on S3, size and mtime on a folder: changes whenever the content does
+
+
+def storage_options(url: str, env=None) -> dict:
+    env = os.environ if env is None else env
+    if url.startswith("s3://"):
+        options: dict = {}
+        endpoint = env.get("DIALER_S3_ENDPOINT_URL")
+        if endpoint:
+            options["client_kwargs"] = {"endpoint_url": endpoint}
+        # Fresh listings every time: the sensor must see files as they arrive.
+        options["use_listings_cache"] = False
+        return options
+    return {}
+
+
+def check_key(key: str) -> str:
+    if not key or key.startswith("/") or "\\" in key or "\x00" in key:
+        raise UnsafeKey(f"bucket key {key!r} is not a relative path inside the bucket")
+    parts = key.split("/")
+    if any(part in ("", ".", "..") for part in parts):
+        raise UnsafeKey(f"bucket key {key!r} has an empty, '.' or '..' segment")
+    return key
+
+
+class Bucket:
+    """Files under one root URL; every path is a key relative to it."""
+
+    def __init__(self, url: str | None = None, options: dict | None = None) -> None:
+        self.url = url or config.bucket_url()
+        opts = storage_options(self.url) if options is None else options
+        self.fs, root = fsspec.core.url_to_fs(self.url, **opts)
+        self.root = root.rstrip("/")
+        self.is_local = self.fs.protocol in ("file", ("file", "local")) or "file" in (
+            self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,)
+        )
+        if self.is_local:
+            self.fs.makedirs(self.root, exist_ok=True)
+
+    def path(self, key: str) -> str:
+        path = f"{self.root}/{check_key(key)}"
+        if self.is_local:
+            self._inside(path, key)
+        return path
+
+    def _inside(self, path: str, key: str) -> None:
+        """On a folder, a symlink must not lead outside the bucket."""
+        real_root = os.path.realpath(self.root)
+        real = os.path.realpath(path)
+        if real != real_root and not real.startswith(real_root + os.sep):
+            raise UnsafeKey(f"bucket key {key!r} leads outside the bucket (a symbolic link?)")
+
+    def url_of(self, key: str) -> str:
+        return f"{self.url.rstrip('/')}/{check_key(key)}"
+
+    def _key_of(self, path: str) -> str:
+        path = path.rstrip("/")
+        prefix = self.root + "/"
+        if not path.startswith(prefix):
+            raise UnsafeKey(f"{path!r} is outside the bucket {self.url}")
+        return path[len(prefix):]
+
+    def _info(self, path: str, info: dict) -> ObjectInfo:
+        size = int(info.get("size") or 0)
+        etag = info.get("ETag") or info.get("etag")
+        if etag:
+            version = str(etag).strip('"')
+        else:
+            mtime = info.get("mtime") or info.get("LastModified") or info.get("created") or 0
+            stamp = mtime.timestamp() if hasattr(mtime, "timestamp") else float(mtime)
+            version = f"{size}-{int(stamp * 1_000_000)}"
+        return ObjectInfo(key=self._key_of(path), size=size, version=version)
+
+    def list(self, prefix: str) -> list[ObjectInfo]:
+        """Every file under `prefix`, sorted by key; raw keys, not yet checked for safety."""
+        base = f"{self.root}/{prefix.strip('/')}"
+        if not self.fs.exists(base):
+            return []
+        found = self.fs.find(base, detail=True)
+        listed = []
+        for path, info in found.items():
+            if info.get("type") == "directory":
+                continue
+            if self.is_local and (info.get("islink") or os.path.islink(path)):
+                continue  # a link could point anywhere; only real files are ours
+            listed.append(self._info(path, info))
+        return sorted(listed, key=lambda o: o.key)
+
+    def info(self, key: str) -> ObjectInfo | None:
+        try:
+            return self._info(self.path(key), self.fs.info(self.path(key)))
+        except FileNotFoundError:
+            return None
+
+    def exists(self, key: str) -> bool:
+        return self.fs.exists(self.path(key))
+
+    def open(self, key: str, mode: str = "rb") -> BinaryIO:
+        if "w" in mode and self.is_local:
+            self.fs.makedirs(posixpath.dirname(self.path(key)), exist_ok=True)
+        return self.fs.open(self.path(key), mode)
+
+    def read_text(self, key: str) -> str:
+        with self.open(key) as handle:
+            return handle.read().decode("utf-8")
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        with self.open(key, "wb") as handle:
+            handle.write(data)
+
+    def write_text(self, key: str, text: str) -> None:
+        self.write_bytes(key, text.encode("utf-8"))
+
+    def free_key(self, wanted: str) -> str:
+        """`wanted`, or a numbered variant of it (a.1.csv, a.2.csv, …) that no file occupies."""
+        target = wanted
+        n = 1
+        while self.exists(target):
+            for suffix in (".rejects.csv", ".csv.gz", ".error.txt"):
+                if wanted.endswith(suffix):
+                    target = f"{wanted[: -len(suffix)]}.{n}{suffix}"
+                    break
+            else:
+                stem, dot, ext = wanted.rpartition(".")
+                target = f"{stem}.{n}.{ext}" if dot and "/" not in ext else f"{wanted}.{n}"
+            n += 1
+        return target
+
+    def move(self, source: str, destination: str) -> str:
+        """Move a file; if the destination exists, a numbered name is used. Returns the key used."""
+        target = self.free_key(destination)
+        if self.is_local:
+            self.fs.makedirs(posixpath.dirname(self.path(target)), exist_ok=True)
+        self.fs.mv(self.path(source), self.path(target))
+        return target
+
+    def quarantine(self, listed_key: str, destination: str) -> str:
+        """Move a file found by `list` whose key is unsafe (e.g. an S3 key with '..') to a safe key.
+
+        The source is addressed literally under the root, never resolved, so
+        it cannot reach outside the bucket; the destination is checked as usual.
+        """
+        if listed_key.startswith("/") or "\x00" in listed_key:
+            raise UnsafeKey(f"bucket key {listed_key!r} cannot be moved")
+        source = f"{self.root}/{listed_key}"
+        if not self.fs.exists(source):
+            raise FileNotFoundError(listed_key)
+        target = self.free_key(destination)
+        if self.is_local:
+            self.fs.makedirs(posixpath.dirname(self.path(target)), exist_ok=True)
+        self.fs.mv(source, self.path(target))
+        return target
+
+    def walk_keys(self, prefix: str) -> Iterator[str]:
+        for info in self.list(prefix):
+            yield info.key

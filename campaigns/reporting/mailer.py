@@ -1,0 +1,119 @@
+"""Sending email: SMTP when `DIALER_SMTP_HOST` is set, else a local folder (the embedded default).
+
+Settings come from the environment, never from files in the repository:
+
+| variable | meaning | default |
+|---|---|---|
+| `DIALER_SMTP_HOST` | SMTP server; unset: write `.eml` files to `<DIALER_HOME>/mail` | — |
+| `DIALER_SMTP_PORT` | port | 465 with `ssl`, else 587 (25 with `none`) |
+| `DIALER_SMTP_SECURITY` | `starttls`, `ssl` or `none` | `starttls` |
+| `DIALER_SMTP_USER`, `DIALER_SMTP_PASSWORD` | login, when the server wants one | — |
+| `DIALER_MAIL_FROM` | the From address | `dialer@localhost` |
+
+A delivery that fails for a reason that may pass (the server unreachable, a
+4xx answer, a dropped connection) is tried again with a pause; what still fails
+raises `MailError`, so the run that sent it fails visibly.
+"""
+
+from __future__ import annotations
+
+import os
+import smtplib
+import ssl
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from pathlib import Path
+
+from campaigns.core import config
+from campaigns.core.errors import DialerError
+
+SECURITY = ("starttls", "ssl", "none")
+
+
+class MailError(DialerError):
+    """An email could not be delivered."""
+
+
+@dataclass(frozen=True)
+class Mailer:
+    host: str | None = None
+    port: int | None = None
+    security: str = "starttls"
+    user: str | None = None
+    password: str | None = None
+    sender: str = "dialer@localhost"
+    folder: Path | None = None
+    timeout: float = 30.0
+    retries: int = 2
+    pause_s: float = 2.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Mailer:
+        env = os.environ if env is None else env
+        security = (env.get("DIALER_SMTP_SECURITY") or "starttls").lower()
+        if security not in SECURITY:
+            raise MailError(f"DIALER_SMTP_SECURITY={security!r}: expected one of {', '.join(SECURITY)}.")
+        port = env.get("DIALER_SMTP_PORT")
+        try:
+            port_number = int(port) if port else None
+        except ValueError:
+            raise MailError(f"DIALER_SMTP_PORT={port!r}: expected a port number.") from None
+        return cls(host=env.get("DIALER_SMTP_HOST") or None, port=port_number, security=security,
+                   user=env.get("DIALER_SMTP_USER") or None, password=env.get("DIALER_SMTP_PASSWORD") or None,
+                   sender=env.get("DIALER_MAIL_FROM") or "dialer@localhost", folder=config.mail_dir(env))
+
+    @property
+    def describe(self) -> str:
+        if self.host:
+            return f"smtp://{self.host}:{self._port()} ({self.security})"
+        return f"the mail folder {self.folder}"
+
+    def _port(self) -> int:
+        return self.port or {"ssl": 465, "none": 25}.get(self.security, 587)
+
+    def send(self, message: EmailMessage) -> str:
+        """Deliver one message; returns where it went (the server, or the file written)."""
+        message["From"] = message["From"] or self.sender
+        if not self.host:
+            return str(self._to_folder(message))
+        last: Exception | None = None
+        for attempt in range(self.retries + 1):
+            if attempt:
+                time.sleep(self.pause_s * attempt)
+            try:
+                self._smtp(message)
+                return self.describe
+            except smtplib.SMTPResponseException as exc:
+                if exc.smtp_code < 500 or isinstance(exc, smtplib.SMTPServerDisconnected):
+                    last = exc
+                    continue
+                raise MailError(f"{self.describe} refused the message: {exc.smtp_code} {exc.smtp_error!r}") from exc
+            except smtplib.SMTPRecipientsRefused as exc:
+                raise MailError(f"{self.describe} refused the recipients {sorted(exc.recipients)}") from exc
+            except (OSError, smtplib.SMTPException) as exc:
+                last = exc
+        raise MailError(f"could not deliver to {self.describe} after {self.retries + 1} tries: {last}")
+
+    def _smtp(self, message: EmailMessage) -> None:
+        context = ssl.create_default_context()
+        if self.security == "ssl":
+            client = smtplib.SMTP_SSL(self.host, self._port(), timeout=self.timeout, context=context)
+        else:
+            client = smtplib.SMTP(self.host, self._port(), timeout=self.timeout)
+        with client:
+            if self.security == "starttls":
+                client.starttls(context=context)
+            if self.user:
+                client.login(self.user, self.password or "")
+            client.send_message(message)
+
+    def _to_folder(self, message: EmailMessage) -> Path:
+        folder = self.folder or config.mail_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        path = folder / f"{stamp}.eml"
+        path.write_bytes(bytes(message))
+        return path

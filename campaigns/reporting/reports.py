@@ -1,0 +1,437 @@
+"""A campaign's daily report: the detail of every call attempt, and the summary built from it.
+
+The report day is the **dialing day**: a call belongs to day D when it was
+placed on D in its prospect's local time (the first zone of the prospect's
+zone group). A Honolulu call at 20:00 local is D's, though it is already D+1
+in New York; the `end_of_dialing` schedule sends D's report once the last of
+those zones has closed.
+
+`detail_rows` reads the attempts of the day; `summary` is computed from those
+same rows (plus the prospects' states now), so its figures always agree with
+the detail export. `abandon_rate_period` is the compliance figure: abandoned ÷
+answered by a person over the 30 days ending with the report day, flagged above
+3%. `write_csv` writes either table as UTF-8 CSV with a header row and ISO-8601
+times, optionally zipped or gzipped, with every cell a spreadsheet would run as
+a formula neutralised.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import re
+import zipfile
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+
+from campaigns.core import schema as t
+from campaigns.core.db import insert_for
+from campaigns.core.lifecycle import ProspectStatus
+from campaigns.dialing.dialability import (
+    DialRules,
+    Place,
+    calls_left_clause,
+    unexpired_clause,
+)
+from campaigns.dialing.staterules import FEDERAL_HOURS
+
+ABANDON_LIMIT = 0.03  # a telemarketer must keep abandoned calls at or below 3% over 30 days
+ABANDON_PERIOD_DAYS = 30
+# Any zone's date D lies within D 00:00 UTC-14 … D+1 00:00 UTC+12 (Kiribati to Baker Island).
+_EARLIEST_OFFSET, _LATEST_OFFSET = timedelta(hours=14), timedelta(hours=12)
+# A cell starting with one of these is a formula to a spreadsheet (CSV injection).
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"[+-]?\d+(\.\d+)?")
+
+DETAIL_COLUMNS = [
+    "attempt_id", "called_at_utc", "called_at_local", "local_zone", "phone", "first_name", "last_name",
+    "state", "list", "attempt_number", "outcome", "disposition", "answered_at_utc", "ended_at_utc",
+    "duration_s", "callback_at_utc", "custom_fields",
+]
+
+
+def _local_zone(zone_group: str) -> str:
+    zones = Place.from_group(zone_group).zones
+    return zones[0] if zones else "UTC"
+
+
+def local_time(moment: datetime, zone_group: str) -> datetime:
+    """`moment` in the prospect's local time: the dialing day a call belongs to is its date."""
+    return moment.astimezone(ZoneInfo(_local_zone(zone_group)))
+
+
+def utc_window(day: date) -> tuple[datetime, datetime]:
+    """UTC instants between which any zone's date `day` can fall."""
+    start = datetime.combine(day, time(), tzinfo=UTC)
+    return start - _EARLIEST_OFFSET, start + timedelta(days=1) + _LATEST_OFFSET
+
+
+def _iso(moment: datetime | None) -> str:
+    return moment.astimezone(UTC).isoformat() if moment is not None else ""
+
+
+def detail_rows(conn: sa.Connection, campaign_id: int, day: date) -> list[dict]:
+    """One row per call attempt of the dialing day, in the order they were placed."""
+    a, p, lists = t.call_attempts, t.prospects, t.prospect_lists
+    since, until = utc_window(day)
+    query = (
+        sa.select(a, p.c.first_name, p.c.last_name, p.c.address_state, p.c.area_code_state, p.c.zone_group,
+                  p.c.custom_fields, lists.c.filename.label("list_name"))
+        .join(p, p.c.id == a.c.prospect_id)
+        .join(lists, lists.c.id == p.c.list_id)
+        .where(a.c.campaign_id == campaign_id, a.c.created_at >= since, a.c.created_at < until)
+        .order_by(a.c.created_at, a.c.id)
+    )
+    rows = []
+    for r in conn.execute(query):
+        local = local_time(r.created_at, r.zone_group)
+        zone = local.tzinfo.key
+        if local.date() != day:
+            continue
+        rows.append({
+            "attempt_id": r.id, "called_at_utc": _iso(r.created_at), "called_at_local": local.isoformat(),
+            "local_zone": zone, "phone": r.phone_e164, "first_name": r.first_name or "",
+            "last_name": r.last_name or "", "state": r.address_state or r.area_code_state or "",
+            "list": r.list_name, "attempt_number": r.attempt_number,
+            "outcome": r.outcome or r.status, "disposition": r.disposition or "",
+            "answered_at_utc": _iso(r.answered_at), "ended_at_utc": _iso(r.ended_at),
+            "duration_s": "" if r.duration_s is None else round(r.duration_s, 3),
+            "callback_at_utc": _iso(r.callback_at), "custom_fields": r.custom_fields or {},
+        })
+    return rows
+
+
+@dataclass
+class Summary:
+    campaign: str
+    day: date
+    dials: int = 0  # attempts the platform placed (not `not_placed`)
+    not_placed: int = 0
+    answered: int = 0  # a person answered and reached an agent
+    contacted: int = 0
+    qualified: int = 0
+    callbacks: int = 0
+    dnc_added: int = 0
+    abandoned: int = 0
+    by_outcome: Counter = field(default_factory=Counter)
+    by_disposition: Counter = field(default_factory=Counter)
+    by_list: Counter = field(default_factory=Counter)
+    by_state: Counter = field(default_factory=Counter)
+    prospects: dict[str, int] = field(default_factory=dict)
+    remaining_dialable: int = 0  # still to dial: ready or callback, calls left, not expired
+    period_abandoned: int = 0
+    period_answered: int = 0
+
+    @property
+    def abandon_rate(self) -> float:
+        """Abandoned ÷ answered by a person (connected or abandoned), this day."""
+        people = self.answered + self.abandoned
+        return self.abandoned / people if people else 0.0
+
+    @property
+    def period_abandon_rate(self) -> float:
+        return self.period_abandoned / self.period_answered if self.period_answered else 0.0
+
+    @property
+    def period_flagged(self) -> bool:
+        return self.period_abandon_rate > ABANDON_LIMIT
+
+    def as_dict(self) -> dict:
+        return {
+            "campaign": self.campaign, "day": self.day.isoformat(), "dials": self.dials,
+            "not_placed": self.not_placed, "answered": self.answered, "contacted": self.contacted,
+            "qualified": self.qualified, "callbacks": self.callbacks, "dnc_added": self.dnc_added,
+            "abandoned": self.abandoned, "abandon_rate": round(self.abandon_rate, 4),
+            "by_outcome": dict(self.by_outcome), "by_disposition": dict(self.by_disposition),
+            "by_list": dict(self.by_list), "by_state": dict(self.by_state), "prospects": self.prospects,
+            "remaining_dialable": self.remaining_dialable,
+            "abandon_rate_30_days": round(self.period_abandon_rate, 4),
+            "abandon_rate_30_days_flagged": self.period_flagged,
+        }
+
+
+def summary(conn: sa.Connection, campaign_id: int, day: date, rows: list[dict], now: datetime) -> Summary:
+    """The day's figures, from its detail rows; prospects' states and what remains are as of `now`."""
+    c, w, d = t.campaigns, t.workspaces, t.dispositions
+    name = conn.execute(sa.select(w.c.name + "/" + c.c.slug).join(w, w.c.id == c.c.workspace_id)
+                        .where(c.c.id == campaign_id)).scalar_one()
+    kinds = {r.title.casefold(): r for r in conn.execute(sa.select(d).where(d.c.campaign_id == campaign_id))}
+    s = Summary(name, day)
+    for row in rows:
+        s.by_outcome[row["outcome"]] += 1
+        if row["outcome"] == "not_placed":
+            s.not_placed += 1
+            continue
+        s.dials += 1
+        s.by_list[row["list"]] += 1
+        s.by_state[row["state"] or "unknown"] += 1
+        if row["answered_at_utc"]:
+            s.answered += 1
+        if row["outcome"] == "abandoned":
+            s.abandoned += 1
+        if row["disposition"]:
+            s.by_disposition[row["disposition"]] += 1
+            kind = kinds.get(row["disposition"].casefold())
+            if kind is not None and row["outcome"] == "completed":
+                s.contacted += bool(kind.contacted)
+                s.qualified += bool(kind.qualified)
+                s.callbacks += bool(kind.callback)
+                s.dnc_added += bool(kind.dnc)
+    p = t.prospects
+    s.prospects = {str(status): 0 for status in ProspectStatus}
+    for status, count in conn.execute(sa.select(p.c.status, sa.func.count()).where(p.c.campaign_id == campaign_id)
+                                      .group_by(p.c.status)):
+        s.prospects[status] = count
+    # Work left on the list: prospects waiting for a call (ready, or a callback) with calls left
+    # and not expired, whatever their local time now; a report built after the day's close
+    # would otherwise count the next day's window.
+    rules = DialRules.from_campaign(conn.execute(sa.select(c).where(c.c.id == campaign_id)).one())
+    s.remaining_dialable = conn.execute(
+        sa.select(sa.func.count()).select_from(p)
+        .where(p.c.campaign_id == campaign_id, p.c.status.in_(ProspectStatus.waiting_states()),
+               calls_left_clause(p, rules), unexpired_clause(p, now))
+    ).scalar_one()
+    s.period_abandoned, s.period_answered = abandon_counts_period(conn, campaign_id, day)
+    return s
+
+
+def abandon_counts_period(conn: sa.Connection, campaign_id: int, day: date,
+                          days: int = ABANDON_PERIOD_DAYS) -> tuple[int, int]:
+    """(abandoned, answered by a person) over the `days` dialing days ending with `day`."""
+    from campaigns.dialing.calls import abandon_counts
+
+    first = day - timedelta(days=days - 1)
+    since, _ = utc_window(first)
+    _, until = utc_window(day)
+    # Instants this far inside the window fall on one of the period's dates in every zone:
+    # those are counted in SQL; the edges, where the zone decides, attempt by attempt.
+    inner_since = since + _EARLIEST_OFFSET + _LATEST_OFFSET
+    inner_until = until - _EARLIEST_OFFSET - _LATEST_OFFSET
+    abandoned = answered = 0
+    if inner_since < inner_until:
+        abandoned, answered = abandon_counts(conn, campaign_id, inner_since, inner_until)
+        edges = ((since, inner_since), (inner_until, until))
+    else:
+        edges = ((since, until),)
+    a, p = t.call_attempts, t.prospects
+    for lo, hi in edges:
+        inside = [row.id for row in conn.execute(
+            sa.select(a.c.id, a.c.created_at, p.c.zone_group).join(p, p.c.id == a.c.prospect_id)
+            .where(a.c.campaign_id == campaign_id, a.c.created_at >= lo, a.c.created_at < hi)
+        ) if first <= local_time(row.created_at, row.zone_group).date() <= day]
+        if inside:
+            edge_abandoned, edge_answered = abandon_counts(conn, campaign_id, lo, hi, attempt_ids=inside)
+            abandoned += edge_abandoned
+            answered += edge_answered
+    return abandoned, answered
+
+
+def neutralise(value) -> str:
+    """A cell as text a spreadsheet shows rather than runs: a leading formula character gets a quote.
+
+    A plain signed number (an E.164 phone number, a negative figure) hides no formula and is
+    left as it is.
+    """
+    if isinstance(value, dict):
+        value = json.dumps(value, ensure_ascii=False, sort_keys=True)
+    text = "" if value is None else str(value)
+    if text.startswith(_FORMULA_STARTS) and not _PLAIN_NUMBER.fullmatch(text):
+        return "'" + text
+    return text
+
+
+def _flatten(rows: Iterable[dict], columns: list[str]) -> Iterable[list[str]]:
+    for row in rows:
+        yield [neutralise(row.get(column)) for column in columns]
+
+
+def write_csv(rows: Iterable[dict], columns: list[str], path: Path, compression: str = "none") -> Path:
+    """Write rows as UTF-8 CSV (header first); `zip` or `gz` wrap it. Returns the file written."""
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(columns)
+    writer.writerows(_flatten(rows, columns))
+    data = buffer.getvalue().encode("utf-8")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if compression == "none":
+        path.write_bytes(data)
+        return path
+    if compression == "gz":
+        target = path.with_name(path.name + ".gz")
+        with gzip.open(target, "wb") as out:
+            out.write(data)
+        return target
+    if compression == "zip":
+        target = path.with_name(path.name + ".zip")
+        with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr(path.name, data)
+        return target
+    raise ValueError(f"compression {compression!r}: expected none, zip or gz")
+
+
+# -- building, composing, recording ----------------------------------------------------
+
+REPORT_KIND = "daily"
+
+
+@dataclass(frozen=True)
+class Report:
+    summary: Summary
+    detail_path: Path
+    rows: int
+
+
+def report_dir(workspace: str, slug: str, day: date, base: Path | None = None) -> Path:
+    from campaigns.core import config
+
+    return (base or config.dialer_home() / "reports") / workspace / slug / day.isoformat()
+
+
+def build(conn: sa.Connection, campaign_id: int, day: date, now: datetime, *, out_dir: Path | None = None,
+          compression: str | None = None) -> Report:
+    """Write the day's detail export and compute its summary (nothing is sent)."""
+    target, default_compression = _target(conn, campaign_id, day, out_dir)
+    rows = detail_rows(conn, campaign_id, day)
+    path = write_csv(rows, DETAIL_COLUMNS, target, compression or default_compression)
+    return Report(summary(conn, campaign_id, day, rows, now), path, len(rows))
+
+
+def _target(conn: sa.Connection, campaign_id: int, day: date, out_dir: Path | None) -> tuple[Path, str]:
+    c, w = t.campaigns, t.workspaces
+    camp = conn.execute(sa.select(c, w.c.name.label("workspace")).join(w, w.c.id == c.c.workspace_id)
+                        .where(c.c.id == campaign_id)).one()
+    folder = out_dir or report_dir(camp.workspace, camp.slug, day)
+    return folder / f"{camp.slug}-{day.isoformat()}-calls.csv", camp.report_compression
+
+
+def written_detail(conn: sa.Connection, campaign_id: int, day: date) -> Path:
+    """The detail export `build` wrote for the day with the campaign's own settings."""
+    target, compression = _target(conn, campaign_id, day, None)
+    path = target if compression == "none" else target.with_name(f"{target.name}.{compression}")
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: the day's detail export has not been written (materialize report_detail)")
+    return path
+
+
+def summary_text(s: Summary) -> str:
+    """The summary as the email's body: plain text, one figure a line."""
+    lines = [
+        f"Campaign {s.campaign}, dialing day {s.day.isoformat()}",
+        "",
+        f"Dials                 {s.dials}",
+        f"Answered              {s.answered}",
+        f"Contacted             {s.contacted}",
+        f"Qualified             {s.qualified}",
+        f"Callbacks scheduled   {s.callbacks}",
+        f"DNC added             {s.dnc_added}",
+        f"Abandoned             {s.abandoned} ({s.abandon_rate:.1%} of calls answered by a person)",
+        f"Abandon rate, 30 days {s.period_abandon_rate:.2%}"
+        + ("  ** ABOVE THE 3% LIMIT **" if s.period_flagged else ""),
+        f"Not placed            {s.not_placed}",
+        f"Still to dial         {s.remaining_dialable}  (ready or callback, calls left, not expired)",
+    ]
+    for title, counts in (("By outcome", s.by_outcome), ("By disposition", s.by_disposition),
+                          ("By list", s.by_list), ("By state", s.by_state),
+                          ("Prospects by state of the lifecycle", Counter(s.prospects))):
+        lines += ["", title] + [f"  {key:<24}{value}" for key, value in sorted(counts.items()) if value]
+    return "\n".join(lines) + "\n"
+
+
+def compose(report: Report, recipients: list[str]):
+    from email.message import EmailMessage
+
+    s = report.summary
+    message = EmailMessage()
+    flag = " — abandon rate above 3%" if s.period_flagged else ""
+    message["Subject"] = f"[dialer] {s.campaign} — {s.day.isoformat()}: {s.dials} dials, {s.contacted} contacted{flag}"
+    message["To"] = ", ".join(recipients)
+    message.set_content(summary_text(s))
+    name = report.detail_path.name
+    subtype = {"zip": ("application", "zip"), "gz": ("application", "gzip")}.get(name.rsplit(".", 1)[-1],
+                                                                                 ("text", "csv"))
+    message.add_attachment(report.detail_path.read_bytes(), maintype=subtype[0], subtype=subtype[1], filename=name)
+    return message
+
+
+def sent_at(conn: sa.Connection, campaign_id: int, day: date) -> datetime | None:
+    r = t.reports_sent
+    return conn.execute(sa.select(r.c.sent_at).where(r.c.campaign_id == campaign_id, r.c.report_date == day,
+                                                    r.c.kind == REPORT_KIND)).scalar_one_or_none()
+
+
+def record_sent(conn: sa.Connection, campaign_id: int, day: date, recipients: list[str], attachment: Path,
+                now: datetime) -> None:
+    r = t.reports_sent
+    values = {"recipients": recipients, "attachment": str(attachment), "sent_at": now}
+    conn.execute(insert_for(conn, r).values(campaign_id=campaign_id, report_date=day, kind=REPORT_KIND, **values)
+                 .on_conflict_do_update(index_elements=["campaign_id", "report_date", "kind"], set_=values))
+
+
+# -- when a day's report is due ------------------------------------------------------------
+
+def zone_windows(conn: sa.Connection, campaign_id: int, day: date) -> dict[str, tuple[datetime, datetime]]:
+    """Each zone's (opening, close) of the campaign's dial window on dialing day `day`, in UTC.
+
+    The zones its open prospects occupy (each zone group's first zone; the report time zone
+    when none is left), with the campaign's hours held inside the federal 08:00–21:00.
+    """
+    from campaigns.dialing.hopper import zone_groups
+
+    camp = conn.execute(sa.select(t.campaigns).where(t.campaigns.c.id == campaign_id)).one()
+    zones = {_local_zone(group) for group in zone_groups(conn, campaign_id)} or {camp.report_timezone}
+    earliest = max(camp.dial_earliest_min, FEDERAL_HOURS[0])
+    latest = min(camp.dial_latest_min, FEDERAL_HOURS[1])
+
+    def at(minutes: int, zone: str) -> datetime:
+        clock = time(minutes // 60, minutes % 60) if minutes < 24 * 60 else time(23, 59, 59)
+        return datetime.combine(day, clock, tzinfo=ZoneInfo(zone)).astimezone(UTC)
+
+    return {zone: (at(earliest, zone), at(latest, zone)) for zone in sorted(zones)}
+
+
+def dialing_span(conn: sa.Connection, campaign_id: int, day: date) -> tuple[datetime, datetime]:
+    """(first opening, last close) of the campaign's dial window on dialing day `day`, in UTC."""
+    windows = zone_windows(conn, campaign_id, day).values()
+    return min(opens for opens, _ in windows), max(closes for _, closes in windows)
+
+
+def due_at(conn: sa.Connection, campaign_id: int, day: date) -> datetime | None:
+    """When the report of dialing day `day` is due (UTC), by the campaign's schedule; None if disabled.
+
+    - `midnight`: 00:00 after the day, in the campaign's report time zone;
+    - `end_of_dialing`: when the dial window has closed in the last zone its prospects occupy
+      (`dialing_span`'s close).
+    """
+    camp = conn.execute(sa.select(t.campaigns).where(t.campaigns.c.id == campaign_id)).one()
+    if camp.report_schedule == "disabled":
+        return None
+    if camp.report_schedule == "midnight":
+        return datetime.combine(day + timedelta(days=1), time(), tzinfo=ZoneInfo(camp.report_timezone)).astimezone(UTC)
+    return dialing_span(conn, campaign_id, day)[1]
+
+
+def read_detail(path: Path) -> list[dict]:
+    """The rows of a detail export as written (plain, .gz or .zip), for a summary of exactly that file."""
+    path = Path(path)
+    if path.name.endswith(".gz"):
+        data = gzip.decompress(path.read_bytes())
+    elif path.name.endswith(".zip"):
+        with zipfile.ZipFile(path) as archive:
+            data = archive.read(archive.namelist()[0])
+    else:
+        data = path.read_bytes()
+    rows = list(csv.DictReader(io.StringIO(data.decode("utf-8"), newline="")))
+    for row in rows:  # undo the neutralising quote where a spreadsheet would have needed it
+        for key, value in row.items():
+            if value.startswith("'") and value[1:].startswith(_FORMULA_STARTS):
+                row[key] = value[1:]
+    return rows

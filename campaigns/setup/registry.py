@@ -1,0 +1,367 @@
+"""Campaigns in the database: apply a settings file, look one up, change its state.
+
+`apply_campaign` is declarative and idempotent: the database ends up holding
+exactly what the file says (dispositions and DNC list links included), and a
+second apply of the same file writes nothing. `state` is the one exception:
+it is applied only when the file names it, so re-applying a file never
+resumes a campaign an operator paused from the CLI.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from campaigns.core import schema as t
+from campaigns.core.errors import DialerError, NotFound
+from campaigns.core.lifecycle import CampaignState
+from campaigns.setup.settings import (
+    CampaignSettings,
+    SettingsError,
+    hhmm_of,
+    minutes_of,
+)
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    action: str  # "created" | "updated" | "unchanged"
+    workspace: str
+    slug: str
+    campaign_id: int
+    changes: list[str] = field(default_factory=list)
+    created_dnc_lists: list[str] = field(default_factory=list)
+    created_workspace: bool = False
+
+
+def settings_to_row(s: CampaignSettings) -> dict[str, Any]:
+    """The `campaigns` columns for a settings model (links and dispositions aside)."""
+    return {
+        "slug": s.slug,
+        "name": s.name,
+        "locale": s.locale,
+        "agent": s.agent,
+        "state": str(s.state),
+        "dial_earliest_min": minutes_of(s.dial_window.earliest),
+        "dial_latest_min": minutes_of(s.dial_window.latest),
+        "blocked_states": list(s.blocked_states),
+        "holiday_filtering": s.holiday_filtering,
+        "call_ratio": s.dialing.call_ratio,
+        "dialer_interval_s": s.dialing.dialer_interval_s,
+        "max_active_calls": s.dialing.max_active_calls,
+        "max_calls_per_prospect": s.dialing.max_calls_per_prospect,
+        "min_minutes_between_calls": s.dialing.min_minutes_between_calls,
+        "wrap_up_s": s.dialing.wrap_up_s,
+        "hopper_expiry_min": s.dialing.hopper_expiry_min,
+        "fill_interval_min": s.dialing.fill_interval_min,
+        "hopper_min_level": s.dialing.hopper_min_level,
+        "callback_delay_min": s.dialing.callback_delay_min,
+        "damper_mode": s.dialing.damper.mode,
+        "damper_threshold": s.dialing.damper.threshold,
+        "dupe_days": s.uploads.dupe_days,
+        "expire_days": s.uploads.expire_days,
+        "list_priority": s.uploads.priority,
+        "dnc_disposition": s.dnc.dnc_disposition,
+        "check_on_dial": s.dnc.check_on_dial,
+        "report_schedule": s.reports.schedule,
+        "report_format": s.reports.format,
+        "report_compression": s.reports.compression,
+        "report_recipients": list(s.reports.recipients),
+        "report_timezone": s.reports.timezone,
+    }
+
+
+def _disposition_rows(s: CampaignSettings) -> list[dict[str, Any]]:
+    return [
+        {
+            "title": d.title,
+            "qualified": d.qualified,
+            "contacted": d.contacted,
+            "callback": d.callback,
+            "dnc": d.dnc,
+            "position": i,
+        }
+        for i, d in enumerate(s.dispositions)
+    ]
+
+
+def ensure_workspace(conn: sa.Connection, name: str, now: datetime) -> tuple[int, bool]:
+    """The workspace's id, creating it (empty) if needed; returns (id, created)."""
+    found = conn.execute(
+        sa.select(t.workspaces.c.id).where(t.workspaces.c.name == name)
+    ).scalar_one_or_none()
+    if found is not None:
+        return found, False
+    new_id = conn.execute(
+        sa.insert(t.workspaces).values(name=name, created_at=now).returning(t.workspaces.c.id)
+    ).scalar_one()
+    return new_id, True
+
+
+def ensure_dnc_list(
+    conn: sa.Connection, workspace_id: int, name: str, now: datetime
+) -> tuple[int, bool]:
+    found = conn.execute(
+        sa.select(t.dnc_lists.c.id).where(
+            t.dnc_lists.c.workspace_id == workspace_id, t.dnc_lists.c.name == name
+        )
+    ).scalar_one_or_none()
+    if found is not None:
+        return found, False
+    new_id = conn.execute(
+        sa.insert(t.dnc_lists)
+        .values(workspace_id=workspace_id, name=name, created_at=now)
+        .returning(t.dnc_lists.c.id)
+    ).scalar_one()
+    return new_id, True
+
+
+def _linked_dnc_lists(conn: sa.Connection, campaign_id: int) -> list[str]:
+    rows = conn.execute(
+        sa.select(t.dnc_lists.c.name)
+        .join(t.campaign_dnc_lists, t.campaign_dnc_lists.c.dnc_list_id == t.dnc_lists.c.id)
+        .where(t.campaign_dnc_lists.c.campaign_id == campaign_id)
+        .order_by(t.dnc_lists.c.name)
+    )
+    return [r.name for r in rows]
+
+
+def _dispositions(conn: sa.Connection, campaign_id: int) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        sa.select(
+            t.dispositions.c.title,
+            t.dispositions.c.qualified,
+            t.dispositions.c.contacted,
+            t.dispositions.c.callback,
+            t.dispositions.c.dnc,
+            t.dispositions.c.position,
+        )
+        .where(t.dispositions.c.campaign_id == campaign_id)
+        .order_by(t.dispositions.c.position)
+    )
+    return [dict(r._mapping) for r in rows]
+
+
+def apply_campaign(
+    conn: sa.Connection,
+    settings: CampaignSettings,
+    now: datetime,
+    *,
+    keys_given: set[str] | None = None,
+) -> ApplyResult:
+    """Create or update the campaign so that it matches `settings`.
+
+    Args:
+        keys_given: the top-level keys the file set; `state` is applied to an
+            existing campaign only when it is among them. None means all.
+    """
+    workspace_id, created_workspace = ensure_workspace(conn, settings.workspace, now)
+    row = settings_to_row(settings)
+    existing = conn.execute(
+        sa.select(t.campaigns).where(
+            t.campaigns.c.workspace_id == workspace_id, t.campaigns.c.slug == settings.slug
+        )
+    ).one_or_none()
+
+    if existing is not None and existing.locale != settings.locale:
+        raise SettingsError(
+            f"campaign {settings.workspace}/{settings.slug}: `locale` is {existing.locale} and "
+            f"cannot be changed to {settings.locale} after creation; create a new campaign "
+            "(another slug) for the other locale."
+        )
+    if existing is not None and keys_given is not None and "state" not in keys_given:
+        row["state"] = existing.state
+
+    wanted_lists = sorted(settings.dnc.lists)
+    wanted_dispositions = _disposition_rows(settings)
+
+    if existing is None:
+        campaign_id = conn.execute(
+            sa.insert(t.campaigns)
+            .values(workspace_id=workspace_id, created_at=now, updated_at=now, **row)
+            .returning(t.campaigns.c.id)
+        ).scalar_one()
+        changes: list[str] = []
+        action = "created"
+        current_lists: list[str] = []
+        current_dispositions: list[dict[str, Any]] = []
+    else:
+        campaign_id = existing.id
+        current = existing._mapping
+        changes = [
+            f"{name}: {current[name]!r} → {value!r}"
+            for name, value in row.items()
+            if current[name] != value
+        ]
+        current_lists = _linked_dnc_lists(conn, campaign_id)
+        current_dispositions = _dispositions(conn, campaign_id)
+        if current_lists != wanted_lists:
+            changes.append(f"dnc.lists: {current_lists} → {wanted_lists}")
+        if current_dispositions != wanted_dispositions:
+            changes.append(
+                "dispositions: "
+                f"{[d['title'] for d in current_dispositions]} → "
+                f"{[d['title'] for d in wanted_dispositions]}"
+            )
+        action = "updated" if changes else "unchanged"
+        if changes:
+            conn.execute(
+                sa.update(t.campaigns)
+                .where(t.campaigns.c.id == campaign_id)
+                .values(updated_at=now, **row)
+            )
+
+    created_lists: list[str] = []
+    if current_lists != wanted_lists:
+        conn.execute(
+            sa.delete(t.campaign_dnc_lists).where(t.campaign_dnc_lists.c.campaign_id == campaign_id)
+        )
+        for name in wanted_lists:
+            list_id, created = ensure_dnc_list(conn, workspace_id, name, now)
+            if created:
+                created_lists.append(name)
+            conn.execute(
+                sa.insert(t.campaign_dnc_lists).values(campaign_id=campaign_id, dnc_list_id=list_id)
+            )
+    if current_dispositions != wanted_dispositions:
+        conn.execute(sa.delete(t.dispositions).where(t.dispositions.c.campaign_id == campaign_id))
+        if wanted_dispositions:
+            conn.execute(
+                sa.insert(t.dispositions),
+                [{"campaign_id": campaign_id, **d} for d in wanted_dispositions],
+            )
+    return ApplyResult(
+        action=action,
+        workspace=settings.workspace,
+        slug=settings.slug,
+        campaign_id=campaign_id,
+        changes=changes,
+        created_dnc_lists=created_lists,
+        created_workspace=created_workspace,
+    )
+
+
+@dataclass(frozen=True)
+class CampaignRef:
+    id: int
+    workspace: str
+    slug: str
+    name: str
+    state: str
+
+    @property
+    def qualified_slug(self) -> str:
+        return f"{self.workspace}/{self.slug}"
+
+
+def _ref_query():
+    return sa.select(
+        t.campaigns.c.id,
+        t.workspaces.c.name.label("workspace"),
+        t.campaigns.c.slug,
+        t.campaigns.c.name,
+        t.campaigns.c.state,
+    ).join(t.workspaces, t.workspaces.c.id == t.campaigns.c.workspace_id)
+
+
+def resolve_campaign(conn: sa.Connection, ref: str) -> CampaignRef:
+    """Find a campaign by `slug` or `workspace/slug`."""
+    workspace, _, slug = ref.rpartition("/")
+    query = _ref_query().where(t.campaigns.c.slug == slug)
+    if workspace:
+        query = query.where(t.workspaces.c.name == workspace)
+    rows = conn.execute(query).all()
+    if not rows:
+        raise NotFound(
+            f"No campaign `{ref}`; `dialer campaign list` shows the campaigns, "
+            "`dialer campaign apply FILE` creates one."
+        )
+    if len(rows) > 1:
+        options = ", ".join(f"{r.workspace}/{r.slug}" for r in rows)
+        raise DialerError(
+            f"Campaign slug `{slug}` exists in several workspaces ({options}); "
+            "name it as WORKSPACE/SLUG."
+        )
+    return CampaignRef(**rows[0]._mapping)
+
+
+def list_campaigns(conn: sa.Connection) -> list[CampaignRef]:
+    rows = conn.execute(_ref_query().order_by(t.workspaces.c.name, t.campaigns.c.slug))
+    return [CampaignRef(**r._mapping) for r in rows]
+
+
+def load_settings(conn: sa.Connection, campaign_id: int) -> CampaignSettings:
+    """The campaign's effective settings, as the model a file would produce."""
+    row = conn.execute(
+        sa.select(t.campaigns, t.workspaces.c.name.label("workspace"))
+        .join(t.workspaces, t.workspaces.c.id == t.campaigns.c.workspace_id)
+        .where(t.campaigns.c.id == campaign_id)
+    ).one()
+    dispositions = [
+        {k: d[k] for k in ("title", "qualified", "contacted", "callback", "dnc")}
+        for d in _dispositions(conn, campaign_id)
+    ]
+    return CampaignSettings.model_validate(
+        {
+            "name": row.name,
+            "slug": row.slug,
+            "workspace": row.workspace,
+            "locale": row.locale,
+            "agent": row.agent,
+            "state": row.state,
+            "dial_window": {
+                "earliest": hhmm_of(row.dial_earliest_min),
+                "latest": hhmm_of(row.dial_latest_min),
+            },
+            "blocked_states": list(row.blocked_states),
+            "holiday_filtering": row.holiday_filtering,
+            "dialing": {
+                "call_ratio": row.call_ratio,
+                "dialer_interval_s": row.dialer_interval_s,
+                "max_active_calls": row.max_active_calls,
+                "max_calls_per_prospect": row.max_calls_per_prospect,
+                "min_minutes_between_calls": row.min_minutes_between_calls,
+                "wrap_up_s": row.wrap_up_s,
+                "hopper_expiry_min": row.hopper_expiry_min,
+                "fill_interval_min": row.fill_interval_min,
+                "hopper_min_level": row.hopper_min_level,
+                "callback_delay_min": row.callback_delay_min,
+                "damper": {"mode": row.damper_mode, "threshold": row.damper_threshold},
+            },
+            "uploads": {
+                "dupe_days": row.dupe_days,
+                "expire_days": row.expire_days,
+                "priority": row.list_priority,
+            },
+            "dnc": {
+                "lists": _linked_dnc_lists(conn, campaign_id),
+                "dnc_disposition": row.dnc_disposition,
+                "check_on_dial": row.check_on_dial,
+            },
+            "dispositions": dispositions,
+            "reports": {
+                "schedule": row.report_schedule,
+                "format": row.report_format,
+                "compression": row.report_compression,
+                "recipients": list(row.report_recipients),
+                "timezone": row.report_timezone,
+            },
+        }
+    )
+
+
+def set_state(
+    conn: sa.Connection, ref: CampaignRef, state: CampaignState, now: datetime
+) -> bool:
+    """Set the campaign's state; returns False when it already was in that state."""
+    if ref.state == state:
+        return False
+    conn.execute(
+        sa.update(t.campaigns)
+        .where(t.campaigns.c.id == ref.id)
+        .values(state=str(state), updated_at=now)
+    )
+    return True
