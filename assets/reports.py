@@ -7,6 +7,7 @@ import dagster as dg
 import sqlalchemy as sa
 
 from campaigns.core import schema as t
+from campaigns.core.config import DialerConfig
 from campaigns.reporting import reports as domain
 from campaigns.setup import registry
 from pipelines.partitions import reports as report_partitions
@@ -27,7 +28,7 @@ def report_detail(context: dg.AssetExecutionContext, database: DatabaseResource)
     campaign, day = _partition(context)
     with database.engine.connect() as conn:
         ref = registry.resolve_campaign(conn, campaign)
-        report = domain.build(conn, ref.id, day, datetime.now(UTC))
+        report = domain.build(conn, ref.id, day, datetime.now(UTC), reports_dir=DialerConfig.from_env().reports_dir)
     return dg.MaterializeResult(metadata={
         "file": dg.MetadataValue.path(str(report.detail_path)), "rows": report.rows,
     })
@@ -48,7 +49,7 @@ def report_summary(context: dg.AssetExecutionContext, database: DatabaseResource
     with engine.connect() as conn:
         ref = registry.resolve_campaign(conn, campaign)
         camp = conn.execute(sa.select(t.campaigns).where(t.campaigns.c.id == ref.id)).one()
-        path = domain.written_detail(conn, ref.id, day)  # the file report_detail wrote
+        path = domain.written_detail(conn, ref.id, day, DialerConfig.from_env().reports_dir)  # the file report_detail wrote
         rows = domain.read_detail(path)
         summary = domain.summary(conn, ref.id, day, rows, now)
         already = domain.sent_at(conn, ref.id, day)

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 import yaml
 
+from campaigns.core.config import DialerConfig
 from campaigns.core.errors import DialerError
 from campaigns.setup import registry
 from dialer_cli.dialing import parse_at
@@ -107,7 +108,7 @@ def daemon_cmd(
         raise DialerError(f"--log-format: {exc}.") from None
     stop = threading.Event()  # SIGTERM from the first moment: drain, exit 0
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    client = VoiceClient.from_env()
+    client = VoiceClient.from_config(DialerConfig.from_env())
     with _database() as engine:
         ids = None
         if campaign:

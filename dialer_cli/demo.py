@@ -46,8 +46,9 @@ import typer
 from rich.live import Live
 from rich.text import Text
 
-from campaigns.core import config, db
+from campaigns.core import db
 from campaigns.core import schema as t
+from campaigns.core.config import DialerConfig
 from campaigns.core.errors import DialerError
 from campaigns.core.lifecycle import CampaignState
 from campaigns.dialing import calls, hopper
@@ -299,7 +300,7 @@ class Demo:
         self.step(2, "DNC list", f"{settings.workspace}/{settings.dnc.lists[0]}: {imported.added:,} numbers added "
                   f"from {dnc_path.name} (the national registry's 10-digit format)")
 
-        bucket = Bucket()
+        bucket = Bucket.from_config(DialerConfig.from_env())
         inbox = parse_inbox_key(f"inbox/{settings.workspace}/{settings.slug}/prospects-{now:%Y%m%d}.csv")
         bucket.write_text(inbox.key, data.csv_text)
         zones = demo_data.zones_covered(data.regions)
@@ -495,12 +496,13 @@ class Demo:
         from dialer_cli.reporting import summary_table
 
         with engine.connect() as conn:
-            built = reports.build(conn, self.campaign_id, self.day, self.finished_at)
+            built = reports.build(conn, self.campaign_id, self.day, self.finished_at,
+                                  reports_dir=DialerConfig.from_env().reports_dir)
             recipients = list(conn.execute(sa.select(t.campaigns.c.report_recipients)
                                            .where(t.campaigns.c.id == self.campaign_id)).scalar_one() or [])
             attempts = conn.execute(sa.select(sa.func.count()).select_from(t.call_attempts)
                                     .where(t.call_attempts.c.campaign_id == self.campaign_id)).scalar_one()
-        sent = Mailer.from_env().send(reports.compose(built, recipients))
+        sent = Mailer.from_config(DialerConfig.from_env().mail).send(reports.compose(built, recipients))
         with engine.begin() as conn:
             reports.record_sent(conn, self.campaign_id, self.day, recipients, built.detail_path, datetime.now(UTC))
         rows = reports.read_detail(built.detail_path)
@@ -567,14 +569,14 @@ def demo_cmd(
     # closes, exit 130 (SIGINT is set explicitly: a shell may start a background job ignoring it).
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    home = (home or config.dialer_home() / "demo").expanduser().absolute()
+    home = (home or DialerConfig.from_env().home / "demo").expanduser().absolute()
     demo = Demo(home, prospects, seconds, seed, quiet=json_out)
     prepare_home(home)
     with demo_environment(home):
         demo.say(Text.assemble(("Campaign dialer demo", "bold"),
                                f" — on embedded defaults in {_shown(home)}: a SQLite database, a bucket folder, "
                                "a mail folder and a Dagster instance."))
-        engine = db.make_engine()
+        engine = db.make_engine(DialerConfig.from_env().database_url)
         stage = "setup"
         try:
             now = datetime.now(UTC)

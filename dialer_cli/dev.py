@@ -29,7 +29,8 @@ from typing import Annotated
 
 import typer
 
-from campaigns.core import config, db
+from campaigns.core import db
+from campaigns.core.config import DialerConfig
 from campaigns.core.errors import DialerError
 from dialer_cli.main import app, out, user_errors
 
@@ -47,7 +48,7 @@ def seed_dagster_home(home: Path) -> Path:
 
 def dagster_home() -> Path:
     """`DAGSTER_HOME`, else `<DIALER_HOME>/dagster`; seeded with the project's settings."""
-    return seed_dagster_home(Path(os.environ.get("DAGSTER_HOME") or config.dialer_home() / "dagster")
+    return seed_dagster_home(Path(os.environ.get("DAGSTER_HOME") or DialerConfig.from_env().home / "dagster")
                              .expanduser().absolute())
 
 
@@ -92,8 +93,8 @@ def dev_cmd(
     stop = threading.Event()
     for number in STOP_SIGNALS:
         signal.signal(number, lambda *_: stop.set())
-    home = config.dialer_home()
-    engine = db.make_engine()
+    home = DialerConfig.from_env().home
+    engine = db.make_engine(DialerConfig.from_env().database_url)
     db.migrate(engine)
     instance = dagster_home()
 

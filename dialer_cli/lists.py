@@ -25,6 +25,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from campaigns.core.config import DialerConfig
 from campaigns.core.errors import DialerError
 from campaigns.dialing import dnc as dnc_membership
 from campaigns.ingestion import dnc, ingest
@@ -138,7 +139,7 @@ def upload(
         raise DialerError(f"{file}: expected a .csv or .csv.gz file.")
     with _database() as engine, engine.connect() as conn:
         ref = registry.resolve_campaign(conn, campaign)
-    bucket = Bucket()
+    bucket = Bucket.from_config(DialerConfig.from_env())
     target = _free_key(bucket, ref.workspace, ref.slug, file.name)
     if options != UploadOptions():
         sidecar = {k: v for k, v in options.model_dump().items() if v is not None}

@@ -24,6 +24,7 @@ from rich.table import Table
 from rich.text import Text
 
 from campaigns.core import db
+from campaigns.core.config import DialerConfig
 from campaigns.core.errors import DialerError
 from campaigns.core.lifecycle import CampaignState
 from campaigns.reporting.explain import not_dialable_summary
@@ -74,7 +75,7 @@ def user_errors(fn: Callable) -> Callable:
 
 @contextmanager
 def _database(*, ready: bool = True):
-    engine = db.make_engine()
+    engine = db.make_engine(DialerConfig.from_env().database_url)
     try:
         if ready:
             db.check_ready(engine)

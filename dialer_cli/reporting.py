@@ -12,6 +12,7 @@ import typer
 from rich.table import Table
 
 from campaigns.core import schema as t
+from campaigns.core.config import DialerConfig
 from campaigns.core.errors import DialerError
 from campaigns.reporting import reports
 from campaigns.setup import registry
@@ -60,7 +61,8 @@ def report_cmd(
             ref = registry.resolve_campaign(conn, campaign)
             camp = conn.execute(sa.select(t.campaigns).where(t.campaigns.c.id == ref.id)).one()
             the_day = _day(day, camp.report_timezone, now)
-            report = reports.build(conn, ref.id, the_day, now, out_dir=out_dir, compression=compression)
+            report = reports.build(conn, ref.id, the_day, now, reports_dir=DialerConfig.from_env().reports_dir,
+                                   out_dir=out_dir, compression=compression)
             already = reports.sent_at(conn, ref.id, the_day)
         delivered = None
         if email:
@@ -70,7 +72,7 @@ def report_cmd(
             if already is not None and not resend:
                 raise DialerError(f"{ref.qualified_slug}: the report for {the_day} was sent at {already:%Y-%m-%d %H:%M} UTC; "
                                   "add --resend to send it again.")
-            mailer = Mailer.from_env()
+            mailer = Mailer.from_config(DialerConfig.from_env().mail)
             delivered = mailer.send(reports.compose(report, recipients))
             with engine.begin() as conn:
                 reports.record_sent(conn, ref.id, the_day, recipients, report.detail_path, _now())

@@ -12,7 +12,6 @@ the daemon settles an attempt whose every request went unanswered.
 
 from __future__ import annotations
 
-import os
 import random
 import threading
 import time
@@ -22,6 +21,7 @@ from datetime import datetime
 
 import requests
 
+from campaigns.core.config import DialerConfig
 from campaigns.core.errors import DialerError
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -100,14 +100,14 @@ class VoiceClient:
         time.sleep(delay)
 
     @classmethod
-    def from_env(cls) -> VoiceClient:
-        url = os.environ.get("DIALER_VOICE_API_URL")
+    def from_config(cls, config: DialerConfig) -> VoiceClient:
+        url = config.voice_api_url
         if not url:
             raise VoiceApiError(
                 "DIALER_VOICE_API_URL is not set; point it at the voice platform "
                 "(or at `dialer simulator`, e.g. http://127.0.0.1:8765)."
             )
-        return cls(url, os.environ.get("DIALER_VOICE_API_TOKEN"))
+        return cls(url, config.voice_api_token)
 
     def _request(self, method: str, path: str, **kwargs) -> requests.Response:
         last: Exception | None = None

@@ -3,8 +3,8 @@
 
 import dagster as dg
 
-from campaigns.core import config
-from campaigns.ingestion.bucket import Bucket
+from campaigns.core.config import DialerConfig
+from campaigns.ingestion.bucket import Bucket, storage_options
 
 
 class BucketResource(dg.ConfigurableResource):
@@ -13,7 +13,9 @@ class BucketResource(dg.ConfigurableResource):
     url: str | None = None
 
     def resolved_url(self) -> str:
-        return self.url or config.bucket_url()
+        return self.url or DialerConfig.from_env().bucket_url
 
     def get(self) -> Bucket:
-        return Bucket(self.resolved_url())
+        config = DialerConfig.from_env()
+        url = self.resolved_url()
+        return Bucket(url, storage_options(url, config.s3_endpoint_url))

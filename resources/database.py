@@ -5,7 +5,8 @@ import dagster as dg
 import sqlalchemy as sa
 from pydantic import PrivateAttr
 
-from campaigns.core import config, db
+from campaigns.core import db
+from campaigns.core.config import DialerConfig
 
 
 class DatabaseResource(dg.ConfigurableResource):
@@ -18,7 +19,7 @@ class DatabaseResource(dg.ConfigurableResource):
     def resolved_url(self) -> str:
         # Resolved at run time, not when definitions load, so `dagster dev`
         # and the CLI see the same environment the run does.
-        return self.url or config.database_url()
+        return self.url or DialerConfig.from_env().database_url
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         self._engine = db.make_engine(self.resolved_url())

@@ -3,6 +3,7 @@
 
 import dagster as dg
 
+from campaigns.core.config import DialerConfig
 from campaigns.reporting.mailer import Mailer
 
 
@@ -16,4 +17,4 @@ class MailerResource(dg.ConfigurableResource):
         # Read at run time, so a run sees the environment it runs in.
         from dataclasses import replace
 
-        return replace(Mailer.from_env(), retries=self.retries)
+        return replace(Mailer.from_config(DialerConfig.from_env().mail), retries=self.retries)

@@ -14,6 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from campaigns.core import schema as t
+from campaigns.core.config import DialerConfig
 from campaigns.reporting import reports
 from tests.helpers import UPLOADS_CAMPAIGN, add_prospects, apply_campaign
 
@@ -285,7 +286,7 @@ def test_a_failed_delivery_is_retried_then_reported(monkeypatch):
     with pytest.raises(MailError, match="after 2 tries"):
         mailer.send(message)
     with pytest.raises(MailError, match="DIALER_SMTP_SECURITY"):
-        Mailer.from_env({"DIALER_SMTP_SECURITY": "tls-please"})
+        Mailer.from_config(DialerConfig.from_env({"DIALER_SMTP_SECURITY": "tls-please"}).mail)
 
 
 def test_an_undeliverable_report_fails_the_command_and_is_not_recorded(engine, day_of_calls, dialer_env,

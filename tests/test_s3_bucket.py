@@ -7,6 +7,7 @@ import dagster as dg
 import pytest
 from moto.server import ThreadedMotoServer
 
+from campaigns.core.config import DialerConfig
 from campaigns.ingestion.bucket import Bucket, UnsafeKey
 from pipelines.sensors import inbox_sensor
 from resources.bucket import BucketResource
@@ -45,7 +46,7 @@ def _keys(client, name) -> list[str]:
 
 def test_bucket_operations_and_prefix_safety(s3):
     client, name = s3
-    bucket = Bucket()
+    bucket = Bucket.from_config(DialerConfig.from_env())
     bucket.write_text("inbox/acme/renewals/a.csv", "phone\n4155551234\n")
     [info] = bucket.list("inbox")
     assert info.key == "inbox/acme/renewals/a.csv" and info.size == 17 and info.version

@@ -8,6 +8,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from campaigns.core.config import DialerConfig
 from pipelines.sensors import dnc_sensor, inbox_sensor
 from resources.bucket import BucketResource
 from resources.database import DatabaseResource
@@ -90,7 +91,7 @@ def test_registered_versions_and_hidden_files_are_not_requested(engine, dialer_e
     from campaigns.ingestion.bucket import Bucket
     from campaigns.ingestion.inbox import UploadOptions, parse_inbox_key
 
-    bucket = Bucket()
+    bucket = Bucket.from_config(DialerConfig.from_env())
     target = parse_inbox_key("inbox/acme/renewals/done.csv")
     with engine.begin() as conn:
         info = ingest.campaign_info(conn, "acme", "renewals")

@@ -16,7 +16,6 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from campaigns.core import config
 from campaigns.core.errors import DatabaseNotReady, DialerError
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -64,9 +63,9 @@ def insert_for(conn: sa.Connection, table: sa.Table):
     return dialect.insert(table)
 
 
-def make_engine(url: str | None = None, *, echo: bool = False) -> sa.Engine:
-    """An engine for `url` (default: `DIALER_DATABASE_URL` or the embedded SQLite file)."""
-    parsed = normalize_url(url or config.database_url())
+def make_engine(url: str, *, echo: bool = False) -> sa.Engine:
+    """An engine for `url` (`DialerConfig.database_url`: `DIALER_DATABASE_URL` or the embedded SQLite file)."""
+    parsed = normalize_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)

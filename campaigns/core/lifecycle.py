@@ -75,13 +75,61 @@ class HopperStatus(StrEnum):
     CLAIMED = "claimed"
 
 
-class CallOutcome(StrEnum):
-    """System outcomes for calls no person resolved, plus `disposition` for those a person did."""
+class AttemptStatus(StrEnum):
+    """Where one call attempt is (`call_attempts.status`)."""
 
+    PLACING = "placing"  # recorded and counted; the platform has not confirmed the request yet
+    PLACED = "placed"  # the platform accepted the request
+    RINGING = "ringing"
+    ANSWERED = "answered"  # a person (or a machine) picked up
+    ENDED = "ended"  # settled: `outcome` says how
+
+    @classmethod
+    def live(cls) -> tuple[AttemptStatus, ...]:
+        """Attempts not yet ended: the calls in flight."""
+        return (cls.PLACING, cls.PLACED, cls.RINGING, cls.ANSWERED)
+
+    @classmethod
+    def not_answered(cls) -> tuple[AttemptStatus, ...]:
+        """Live attempts nobody has answered yet: the calls still ringing, for pacing."""
+        return (cls.PLACING, cls.PLACED, cls.RINGING)
+
+    @classmethod
+    def placed_states(cls) -> tuple[AttemptStatus, ...]:
+        """Live attempts the platform confirmed: the ones to ask the platform about when quiet."""
+        return (cls.PLACED, cls.RINGING, cls.ANSWERED)
+
+
+class CallOutcome(StrEnum):
+    """How an ended attempt ended (`call_attempts.outcome`).
+
+    `completed` is a call a person resolved with a disposition; the others are system
+    outcomes for calls no person resolved, plus `not_placed` (the platform never dialed: the
+    attempt's count is given back) and `placed_late` (the platform placed a request recorded
+    as never placed: it counts as a call again, its result is not applied).
+    """
+
+    COMPLETED = "completed"
     NO_ANSWER = "no_answer"
     BUSY = "busy"
     MACHINE = "machine"
+    ABANDONED = "abandoned"  # answered, but no agent session was free in time
     FAILED = "failed"
-    ABANDONED = "abandoned"
     INVALID_NUMBER = "invalid_number"
-    DISPOSITION = "disposition"
+    NOT_PLACED = "not_placed"
+    PLACED_LATE = "placed_late"
+
+    @classmethod
+    def retry_outcomes(cls) -> tuple[CallOutcome, ...]:
+        """Outcomes after which the prospect is dialed again (or is exhausted)."""
+        return (cls.NO_ANSWER, cls.BUSY, cls.MACHINE, cls.ABANDONED, cls.FAILED, cls.NOT_PLACED)
+
+
+class CallEventType(StrEnum):
+    """The kinds of event the voice platform reports for a call (docs/voice-api.yaml)."""
+
+    RINGING = "ringing"
+    ANSWERED = "answered"
+    ABANDONED = "abandoned"
+    FAILED = "failed"
+    ENDED = "ended"

@@ -15,7 +15,7 @@ from typing import BinaryIO
 
 import fsspec
 
-from campaigns.core import config
+from campaigns.core.config import DialerConfig
 from campaigns.core.errors import DialerError
 
 
@@ -30,11 +30,11 @@ class ObjectInfo:
     version: str  # ETag on S3, size and mtime on a folder: changes whenever the content does
 
 
-def storage_options(url: str, env=None) -> dict:
-    env = os.environ if env is None else env
+def storage_options(url: str, s3_endpoint_url: str | None = None) -> dict:
+    """fsspec options for the bucket at `url` (`s3_endpoint_url`: an S3-compatible endpoint)."""
     if url.startswith("s3://"):
         options: dict = {}
-        endpoint = env.get("DIALER_S3_ENDPOINT_URL")
+        endpoint = s3_endpoint_url
         if endpoint:
             options["client_kwargs"] = {"endpoint_url": endpoint}
         # Fresh listings every time: the sensor must see files as they arrive.
@@ -55,8 +55,8 @@ def check_key(key: str) -> str:
 class Bucket:
     """Files under one root URL; every path is a key relative to it."""
 
-    def __init__(self, url: str | None = None, options: dict | None = None) -> None:
-        self.url = url or config.bucket_url()
+    def __init__(self, url: str, options: dict | None = None) -> None:
+        self.url = url
         opts = storage_options(self.url) if options is None else options
         self.fs, root = fsspec.core.url_to_fs(self.url, **opts)
         self.root = root.rstrip("/")
@@ -65,6 +65,11 @@ class Bucket:
         )
         if self.is_local:
             self.fs.makedirs(self.root, exist_ok=True)
+
+    @classmethod
+    def from_config(cls, config: DialerConfig) -> Bucket:
+        """The bucket `config` names, with its S3 endpoint if any."""
+        return cls(config.bucket_url, storage_options(config.bucket_url, config.s3_endpoint_url))
 
     def path(self, key: str) -> str:
         path = f"{self.root}/{check_key(key)}"

@@ -1,6 +1,7 @@
 """Sending email: SMTP when `DIALER_SMTP_HOST` is set, else a local folder (the embedded default).
 
-Settings come from the environment, never from files in the repository:
+Settings come from the environment (read by `campaigns.core.config`), never from files in the
+repository:
 
 | variable | meaning | default |
 |---|---|---|
@@ -17,17 +18,15 @@ raises `MailError`, so the run that sent it fails visibly.
 
 from __future__ import annotations
 
-import os
 import smtplib
 import ssl
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 
-from campaigns.core import config
+from campaigns.core.config import MailConfig
 from campaigns.core.errors import DialerError
 
 SECURITY = ("starttls", "ssl", "none")
@@ -51,19 +50,17 @@ class Mailer:
     pause_s: float = 2.0
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Mailer:
-        env = os.environ if env is None else env
-        security = (env.get("DIALER_SMTP_SECURITY") or "starttls").lower()
+    def from_config(cls, mail: MailConfig) -> Mailer:
+        """The mailer `mail` describes; a malformed port or security setting raises `MailError`."""
+        security = mail.security.lower()
         if security not in SECURITY:
             raise MailError(f"DIALER_SMTP_SECURITY={security!r}: expected one of {', '.join(SECURITY)}.")
-        port = env.get("DIALER_SMTP_PORT")
         try:
-            port_number = int(port) if port else None
+            port_number = int(mail.port) if mail.port else None
         except ValueError:
-            raise MailError(f"DIALER_SMTP_PORT={port!r}: expected a port number.") from None
-        return cls(host=env.get("DIALER_SMTP_HOST") or None, port=port_number, security=security,
-                   user=env.get("DIALER_SMTP_USER") or None, password=env.get("DIALER_SMTP_PASSWORD") or None,
-                   sender=env.get("DIALER_MAIL_FROM") or "dialer@localhost", folder=config.mail_dir(env))
+            raise MailError(f"DIALER_SMTP_PORT={mail.port!r}: expected a port number.") from None
+        return cls(host=mail.host, port=port_number, security=security, user=mail.user,
+                   password=mail.password, sender=mail.sender, folder=mail.folder)
 
     @property
     def describe(self) -> str:
@@ -111,7 +108,9 @@ class Mailer:
             client.send_message(message)
 
     def _to_folder(self, message: EmailMessage) -> Path:
-        folder = self.folder or config.mail_dir()
+        if self.folder is None:
+            raise MailError("no SMTP host and no mail folder: set DIALER_SMTP_HOST or DIALER_HOME.")
+        folder = self.folder
         folder.mkdir(parents=True, exist_ok=True)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         path = folder / f"{stamp}.eml"

@@ -290,32 +290,35 @@ class Report:
     rows: int
 
 
-def report_dir(workspace: str, slug: str, day: date, base: Path | None = None) -> Path:
-    from campaigns.core import config
+def report_dir(workspace: str, slug: str, day: date, base: Path) -> Path:
+    """`<base>/<workspace>/<slug>/<day>`: where a day's exports go (`base`: the reports folder)."""
+    return base / workspace / slug / day.isoformat()
 
-    return (base or config.dialer_home() / "reports") / workspace / slug / day.isoformat()
 
+def build(conn: sa.Connection, campaign_id: int, day: date, now: datetime, *, reports_dir: Path,
+          out_dir: Path | None = None, compression: str | None = None) -> Report:
+    """Write the day's detail export and compute its summary (nothing is sent).
 
-def build(conn: sa.Connection, campaign_id: int, day: date, now: datetime, *, out_dir: Path | None = None,
-          compression: str | None = None) -> Report:
-    """Write the day's detail export and compute its summary (nothing is sent)."""
-    target, default_compression = _target(conn, campaign_id, day, out_dir)
+    The export goes to `out_dir`, else to the day's folder under `reports_dir`.
+    """
+    target, default_compression = _target(conn, campaign_id, day, reports_dir, out_dir)
     rows = detail_rows(conn, campaign_id, day)
     path = write_csv(rows, DETAIL_COLUMNS, target, compression or default_compression)
     return Report(summary(conn, campaign_id, day, rows, now), path, len(rows))
 
 
-def _target(conn: sa.Connection, campaign_id: int, day: date, out_dir: Path | None) -> tuple[Path, str]:
+def _target(conn: sa.Connection, campaign_id: int, day: date, reports_dir: Path,
+            out_dir: Path | None) -> tuple[Path, str]:
     c, w = t.campaigns, t.workspaces
     camp = conn.execute(sa.select(c, w.c.name.label("workspace")).join(w, w.c.id == c.c.workspace_id)
                         .where(c.c.id == campaign_id)).one()
-    folder = out_dir or report_dir(camp.workspace, camp.slug, day)
+    folder = out_dir or report_dir(camp.workspace, camp.slug, day, reports_dir)
     return folder / f"{camp.slug}-{day.isoformat()}-calls.csv", camp.report_compression
 
 
-def written_detail(conn: sa.Connection, campaign_id: int, day: date) -> Path:
+def written_detail(conn: sa.Connection, campaign_id: int, day: date, reports_dir: Path) -> Path:
     """The detail export `build` wrote for the day with the campaign's own settings."""
-    target, compression = _target(conn, campaign_id, day, None)
+    target, compression = _target(conn, campaign_id, day, reports_dir, None)
     path = target if compression == "none" else target.with_name(f"{target.name}.{compression}")
     if not path.exists():
         raise FileNotFoundError(f"{path}: the day's detail export has not been written (materialize report_detail)")
