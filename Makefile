@@ -8,7 +8,7 @@ CAMPAIGN ?= examples/campaign.yaml
 # Where the embedded defaults live (`make dev DIALER_HOME=…`); empty means ./.dialer.
 export DIALER_HOME
 
-.PHONY: install install-test demo test dev clean
+.PHONY: install install-test demo test typecheck dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ demo: install
 
 test: install-test
 	$(BIN)/python -m pytest
+
+# mypy on the domain core and the daemon (settings in pyproject.toml); CI runs it before the tests.
+typecheck: install-test
+	$(BIN)/mypy
 
 # Dagster's UI on 127.0.0.1:3000 with the project's code location, the voice simulator on
 # 127.0.0.1:8765 and the daemon, on $(DIALER_HOME) (default ./.dialer) with the example campaign;
