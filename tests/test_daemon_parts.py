@@ -190,7 +190,6 @@ def test_an_unanswered_request_leaves_the_attempt_placing_and_an_accepted_one_is
 
 # -- table upkeep ------------------------------------------------------------------------
 
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # PostgreSQL's: tests/test_daemon_fleet.py
 def test_table_upkeep_never_starts_on_sqlite(engine):
-    if engine.dialect.name == "postgresql":
-        pytest.skip("PostgreSQL is vacuumed: tests/test_daemon_fleet.py")
     assert TableUpkeep(engine, Metrics(), every_s=0.0).maybe_start() is False
