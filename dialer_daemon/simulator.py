@@ -37,6 +37,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+from campaigns.core.lifecycle import CallEventType, CallOutcome
+from dialer_daemon.voice import PlatformCallStatus
+
 ABANDON_AFTER_S = 2.0
 
 
@@ -117,8 +120,8 @@ class Call:
     created_at: datetime
     dispositions: list[str]
     callback_titles: list[str]
-    status: str = "queued"  # queued, ringing, in_progress, ended, abandoned, failed
-    outcome: str | None = None
+    status: PlatformCallStatus = PlatformCallStatus.QUEUED
+    outcome: CallOutcome | None = None
     disposition: str | None = None
     answered_at: datetime | None = None
     ended_at: datetime | None = None
@@ -251,36 +254,36 @@ class Simulator:
         roll = rng.random()
         ring = rng.uniform(*p.ring_s)
         if roll < p.fail_rate:
-            call.outcome = "failed"
+            call.outcome = CallOutcome.FAILED
             self._schedule(now + timedelta(seconds=1), "fail", call.call_id)
             return
         self._schedule(now + timedelta(seconds=0.5), "ring", call.call_id)
         if roll < p.fail_rate + p.busy_rate:
-            call.outcome = "busy"
+            call.outcome = CallOutcome.BUSY
             self._schedule(now + timedelta(seconds=3), "end", call.call_id)
         elif roll < p.fail_rate + p.busy_rate + p.machine_rate:
-            call.outcome = "machine"
+            call.outcome = CallOutcome.MACHINE
             self._schedule(now + timedelta(seconds=ring + 20), "end", call.call_id)
         elif roll < p.fail_rate + p.busy_rate + p.machine_rate + p.answer_rate:
             call.outcome = None  # set when the call ends
             self._schedule(now + timedelta(seconds=ring), "answer", call.call_id)
         else:
-            call.outcome = "no_answer"
+            call.outcome = CallOutcome.NO_ANSWER
             self._schedule(now + timedelta(seconds=p.no_answer_s), "end", call.call_id)
 
-    def _event(self, call: Call, kind: str, at: datetime, **extra) -> None:
+    def _event(self, call: Call, kind: CallEventType, at: datetime, **extra) -> None:
         event = {"id": len(self._events) + 1, "call_id": call.call_id, "campaign": call.campaign,
                  "idempotency_key": call.idempotency_key, "type": kind, "at": at.isoformat(), **extra}
         self._events.append(event)
 
     def _on_ring(self, call: Call, at: datetime) -> None:
-        if call.status == "queued":
-            call.status = "ringing"
-            self._event(call, "ringing", at)
+        if call.status == PlatformCallStatus.QUEUED:
+            call.status = PlatformCallStatus.RINGING
+            self._event(call, CallEventType.RINGING, at)
 
     def _on_fail(self, call: Call, at: datetime) -> None:
-        call.status, call.ended_at = "failed", at
-        self._event(call, "failed", at, cause="carrier rejected the number")
+        call.status, call.ended_at = PlatformCallStatus.FAILED, at
+        self._event(call, CallEventType.FAILED, at, cause="carrier rejected the number")
 
     def _on_answer(self, call: Call, at: datetime) -> None:
         sim = self._campaigns[call.campaign]
@@ -294,9 +297,9 @@ class Simulator:
     def _connect(self, sim: CampaignSim, call: Call, session: int, at: datetime) -> None:
         p, rng = sim.profile, sim.rng
         # answered_at is when the person reached an agent (after any wait for a free session).
-        call.status, call.session, call.answered_at = "in_progress", session, at
+        call.status, call.session, call.answered_at = PlatformCallStatus.IN_PROGRESS, session, at
         sim.on_call[session] = True
-        self._event(call, "answered", at)
+        self._event(call, CallEventType.ANSWERED, at)
         talk = max(10.0, rng.expovariate(1 / p.talk_s_mean))
         self._schedule(at + timedelta(seconds=talk), "hang_up", call.call_id)
 
@@ -304,13 +307,14 @@ class Simulator:
         sim = self._campaigns[call.campaign]
         if call.call_id in sim.waiting:
             sim.waiting.remove(call.call_id)
-            call.status, call.ended_at, call.outcome = "abandoned", at, "abandoned"
-            self._event(call, "abandoned", at, waited_s=sim.profile.abandon_after_s)
+            call.status, call.ended_at, call.outcome = PlatformCallStatus.ABANDONED, at, CallOutcome.ABANDONED
+            self._event(call, CallEventType.ABANDONED, at, waited_s=sim.profile.abandon_after_s)
 
     def _on_hang_up(self, call: Call, at: datetime) -> None:
         sim = self._campaigns[call.campaign]
         p, rng = sim.profile, sim.rng
-        session = call.session
+        session, answered_at = call.session, call.answered_at
+        assert session is not None and answered_at is not None  # hung up: it was connected first
         sim.on_call[session] = False
         sim.busy_until[session] = at + timedelta(seconds=p.wrap_up_s)
         titles = call.dispositions or ["Completed"]
@@ -318,12 +322,12 @@ class Simulator:
         if not any(weights):
             weights = [1.0] * len(titles)
         call.disposition = rng.choices(titles, weights)[0]
-        extra: dict[str, Any] = {"outcome": "completed", "disposition": call.disposition,
-                                 "duration_s": round((at - call.answered_at).total_seconds(), 3)}
+        extra: dict[str, Any] = {"outcome": CallOutcome.COMPLETED, "disposition": call.disposition,
+                                 "duration_s": round((at - answered_at).total_seconds(), 3)}
         if call.disposition in call.callback_titles:
             extra["callback_at"] = (at + timedelta(seconds=rng.uniform(*p.callback_after_s))).isoformat()
-        call.status, call.ended_at, call.outcome = "ended", at, "completed"
-        self._event(call, "ended", at, **extra)
+        call.status, call.ended_at, call.outcome = PlatformCallStatus.ENDED, at, CallOutcome.COMPLETED
+        self._event(call, CallEventType.ENDED, at, **extra)
         self._schedule(sim.busy_until[session], "session_free", call.call_id)
 
     def _on_session_free(self, call: Call, at: datetime) -> None:
@@ -336,9 +340,9 @@ class Simulator:
             self._connect(sim, waiting, session, at)
 
     def _on_end(self, call: Call, at: datetime) -> None:
-        call.status, call.ended_at = "ended", at
+        call.status, call.ended_at = PlatformCallStatus.ENDED, at
         start = call.created_at
-        self._event(call, "ended", at, outcome=call.outcome,
+        self._event(call, CallEventType.ENDED, at, outcome=call.outcome,
                     duration_s=round((at - start).total_seconds(), 3))
 
     def draw_fault(self, *names: str) -> str | None:

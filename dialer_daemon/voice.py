@@ -18,6 +18,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 
 import requests
 
@@ -42,6 +43,22 @@ class VoiceApiError(DialerError):
     @property
     def refused(self) -> bool:
         return self.status is not None
+
+
+class PlatformCallStatus(StrEnum):
+    """A call's status on the platform (`Call.status` in docs/voice-api.yaml)."""
+
+    QUEUED = "queued"
+    RINGING = "ringing"
+    IN_PROGRESS = "in_progress"
+    ENDED = "ended"
+    ABANDONED = "abandoned"
+    FAILED = "failed"
+
+    @classmethod
+    def over(cls) -> tuple[PlatformCallStatus, ...]:
+        """The statuses of a call that is over (its end is to be recorded)."""
+        return (cls.ENDED, cls.ABANDONED, cls.FAILED)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from campaigns.core import schema as t
+from campaigns.core.model import Campaign
 from campaigns.dialing import calls, hopper
 from dialer_daemon.daemon import Daemon, PlatformClock
 from dialer_daemon.simulator import Profile, Simulator, serve
@@ -321,10 +322,10 @@ def _dial_one(engine, cid, attempts_before=0):
                           now=START - timedelta(hours=1))
     hopper.fill_campaign(engine, cid, START)
     with engine.begin() as conn:
-        camp = conn.execute(sa.select(t.campaigns).where(t.campaigns.c.id == cid)).one()
+        camp = Campaign.from_row(conn.execute(sa.select(t.campaigns).where(t.campaigns.c.id == cid)).one())
         row = calls.claim(conn, cid, "d", 1, START)[0]
         attempt = calls.start_attempt(conn, camp, row, "d", START)
-        calls.mark_placed(conn, attempt["id"], "call-1", START)
+        calls.mark_placed(conn, attempt.id, "call-1", START)
     return pid, camp
 
 
@@ -484,7 +485,7 @@ def test_an_unconfirmed_attempt_is_not_resent_once_the_campaign_is_paused(engine
     hopper.fill_campaign(engine, cid, START)
     with engine.begin() as conn:  # an attempt recorded, its request never answered
 
-        camp = conn.execute(sa.select(t.campaigns).where(t.campaigns.c.id == cid)).one()
+        camp = Campaign.from_row(conn.execute(sa.select(t.campaigns).where(t.campaigns.c.id == cid)).one())
         row = calls.claim(conn, cid, "d", 1, START)[0]
         calls.start_attempt(conn, camp, row, "d", START)
         conn.execute(sa.update(t.campaigns).where(t.campaigns.c.id == cid).values(state="paused"))

@@ -25,6 +25,7 @@ import pytest
 import sqlalchemy as sa
 
 from campaigns.core import schema as t
+from campaigns.core.model import Campaign
 from campaigns.dialing import calls, hopper, leases
 from campaigns.setup.status import campaign_status
 from dialer_daemon.daemon import Daemon, PlatformClock, TickReport
@@ -458,10 +459,9 @@ def test_connection_refused_leaves_the_attempt_unplaced_and_a_later_tick_sends_i
     try:
         daemon = Daemon(engine, refused, clock=PlatformClock(good))
         with engine.connect() as conn:
-            camp = conn.execute(sa.select(t.campaigns, sa.literal("acme/renewals").label("qualified"))
-                                .where(t.campaigns.c.id == cid)).one()
+            camp = Campaign.from_row(conn.execute(sa.select(t.campaigns).where(t.campaigns.c.id == cid)).one())
         report = TickReport("acme/renewals", START, "active")
-        daemon._dial(camp, "acme/renewals", 1, START, report)
+        daemon.ticker.dial(camp, "acme/renewals", 1, START, report)
         assert report.placed == 0 and report.not_placed == 0 and "no answer" in report.warnings[0]
         [pending] = attempts(engine)
         assert pending.status == "placing" and sim.calls() == []
@@ -486,11 +486,10 @@ def test_a_refused_call_gives_its_count_back_and_does_not_count_towards_caps(eng
     hopper.fill_campaign(engine, cid, START)
     try:
         with engine.connect() as conn:
-            camp = conn.execute(sa.select(t.campaigns, sa.literal("acme/renewals").label("qualified"))
-                                .where(t.campaigns.c.id == cid)).one()
+            camp = Campaign.from_row(conn.execute(sa.select(t.campaigns).where(t.campaigns.c.id == cid)).one())
         daemon = Daemon(engine, wrong)
         report = TickReport("acme/renewals", START, "active")
-        daemon._dial(camp, "acme/renewals", 2, START, report)
+        daemon.ticker.dial(camp, "acme/renewals", 2, START, report)
     finally:
         server.shutdown()
         wrong.close()
@@ -644,9 +643,9 @@ def test_events_another_daemon_applied_meanwhile_are_not_applied_twice(engine, f
     client.events = events_while_another_daemon_moves_the_cursor
     try:
         with engine.connect() as conn:
-            camp = conn.execute(sa.select(t.campaigns).where(t.campaigns.c.id == cid)).one()
+            camp = Campaign.from_row(conn.execute(sa.select(t.campaigns).where(t.campaigns.c.id == cid)).one())
         report = TickReport("acme/renewals", START, "active")
-        daemon._apply_events(camp, "acme/renewals", START, report)
+        daemon.ticker.events.apply(camp, "acme/renewals", START, report)
     finally:
         client.events = real_events
         client.close()
@@ -671,7 +670,7 @@ def test_a_daemon_that_lost_its_campaign_does_not_dial_the_rows_it_had_claimed(e
     add_prospects(engine, cid, phones(2), now=START - timedelta(hours=1))
     hopper.fill_campaign(engine, cid, START)
     with engine.begin() as conn:
-        camp = conn.execute(sa.select(t.campaigns).where(t.campaigns.c.id == cid)).one()
+        camp = Campaign.from_row(conn.execute(sa.select(t.campaigns).where(t.campaigns.c.id == cid)).one())
         rows = calls.claim(conn, cid, "old", 2, START)
         leases.release_claims(conn, cid)  # a new holder took the campaign over
         assert [calls.start_attempt(conn, camp, row, "old", START) for row in rows] == [None, None]
@@ -683,11 +682,11 @@ def test_an_event_for_an_attempt_recorded_as_never_placed_counts_the_call_again(
     [pid] = add_prospects(engine, cid, phones(1), now=START - timedelta(hours=1))
     hopper.fill_campaign(engine, cid, START)
     with engine.begin() as conn:
-        camp = conn.execute(sa.select(t.campaigns).where(t.campaigns.c.id == cid)).one()
+        camp = Campaign.from_row(conn.execute(sa.select(t.campaigns).where(t.campaigns.c.id == cid)).one())
         attempt = calls.start_attempt(conn, camp, calls.claim(conn, cid, "d", 1, START)[0], "d", START)
         calls.not_placed(conn, camp, attempt, "never confirmed", START)
         assert conn.execute(sa.select(t.prospects.c.attempts)).scalar_one() == 0
-        late = calls.apply_event(conn, camp, {"call_id": "call-late", "idempotency_key": attempt["idempotency_key"],
+        late = calls.apply_event(conn, camp, {"call_id": "call-late", "idempotency_key": attempt.idempotency_key,
                                               "type": "ringing", "at": START.isoformat()}, START)
         assert late.outcome == "placed_late" and "after it was recorded as not placed" in late.warnings[0]
         assert conn.execute(sa.select(t.prospects.c.attempts)).scalar_one() == 1
@@ -695,10 +694,10 @@ def test_an_event_for_an_attempt_recorded_as_never_placed_counts_the_call_again(
         assert (row.status, row.outcome, row.platform_call_id) == ("ended", "placed_late", "call-late")
         # and `not_placed` never ends an attempt the platform confirmed
         again = calls.start_attempt(conn, camp, _requeue(conn, cid, pid), "d", START + timedelta(hours=1))
-        calls.mark_placed(conn, again["id"], "call-2", START + timedelta(hours=1))
+        calls.mark_placed(conn, again.id, "call-2", START + timedelta(hours=1))
         assert calls.not_placed(conn, camp, again, "late refusal", START + timedelta(hours=1)).status is None
         assert conn.execute(sa.select(t.call_attempts.c.status).where(
-            t.call_attempts.c.id == again["id"])).scalar_one() == "placed"
+            t.call_attempts.c.id == again.id)).scalar_one() == "placed"
 
 
 def _requeue(conn, cid, pid):

@@ -21,6 +21,12 @@ from campaigns.core.errors import DatabaseNotReady, DialerError
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
+# For the adapters (the daemon), which hold an engine and catch database failures but write
+# no SQL and do not import SQLAlchemy themselves.
+Engine = sa.Engine
+Connection = sa.Connection
+DatabaseError = sa.exc.SQLAlchemyError
+
 
 def normalize_url(url: str) -> sa.URL:
     """Parse a database URL, sending plain `postgresql://` URLs through psycopg 3."""

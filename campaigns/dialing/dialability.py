@@ -23,11 +23,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from functools import cache, lru_cache
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from campaigns.core.lifecycle import CampaignState, ProspectStatus
+from campaigns.core.lifecycle import CallOutcome, CampaignState, ProspectStatus
+from campaigns.core.model import Campaign
 from campaigns.core.regions import REGION_NAMES
 from campaigns.dialing.staterules import (
     FEDERAL_CITATION,
@@ -92,17 +94,17 @@ class DialRules:
     min_minutes_between_calls: int = 30
 
     @classmethod
-    def from_campaign(cls, row) -> DialRules:
-        """From a `campaigns` row (a SQLAlchemy Row or mapping)."""
-        m = row._mapping if hasattr(row, "_mapping") else row
+    def from_campaign(cls, campaign: Campaign | Any) -> DialRules:
+        """From a `Campaign` (or a whole `campaigns` row, read as one)."""
+        c = campaign if isinstance(campaign, Campaign) else Campaign.from_row(campaign)
         return cls(
-            state=m["state"],
-            earliest_min=m["dial_earliest_min"],
-            latest_min=m["dial_latest_min"],
-            blocked_states=frozenset(m["blocked_states"] or ()),
-            holiday_filtering=bool(m["holiday_filtering"]),
-            max_calls_per_prospect=m["max_calls_per_prospect"],
-            min_minutes_between_calls=m["min_minutes_between_calls"],
+            state=str(c.state),
+            earliest_min=c.dial_earliest_min,
+            latest_min=c.dial_latest_min,
+            blocked_states=frozenset(c.blocked_states),
+            holiday_filtering=c.holiday_filtering,
+            max_calls_per_prospect=c.max_calls_per_prospect,
+            min_minutes_between_calls=c.min_minutes_between_calls,
         )
 
     @property
@@ -414,7 +416,7 @@ def _window_starts(place: Place, rules: DialRules, now: datetime, days: int):
     """Instants at which some window opens, for `days` days from `now`, in every zone and clock."""
     states = [state_rules()[s] for s in place.rule_states if s in state_rules()]
     clocks = {z: _zone(z) for z in place.zones}
-    clocks.update({r.clock: r.clock_zone() for r in states if r.clock != "local"})
+    clocks.update({r.clock: _zone(r.clock) for r in states if r.clock != "local"})
     for zone in clocks.values():
         first = now.astimezone(zone).date() - DAY
         for offset in range(days + 2):
@@ -442,7 +444,7 @@ def calls_left_clause(p: sa.Table, rules: DialRules) -> sa.ColumnElement[bool]:
 
 def dialed_clause(a: sa.Table) -> sa.ColumnElement[bool]:
     """Call attempts that count as calls to the number: all but those the platform never placed."""
-    return sa.or_(a.c.outcome.is_(None), a.c.outcome != "not_placed")
+    return sa.or_(a.c.outcome.is_(None), a.c.outcome != str(CallOutcome.NOT_PLACED))
 
 
 def unexpired_clause(p: sa.Table, now: datetime) -> sa.ColumnElement[bool]:

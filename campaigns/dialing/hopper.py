@@ -45,6 +45,8 @@ import sqlalchemy as sa
 
 from campaigns.core import schema as t
 from campaigns.core.lifecycle import CampaignState, HopperStatus, ProspectStatus
+from campaigns.core.model import Campaign
+from campaigns.dialing import runtime
 from campaigns.dialing.dialability import (
     CAP_WINDOW,
     DialRules,
@@ -98,7 +100,7 @@ class FillResult:
         return out
 
 
-def hopper_level(campaign, agent_sessions: int | None) -> int:
+def hopper_level(campaign: Campaign, agent_sessions: int | None) -> int:
     """Expected dials over one fill interval (sessions × ratio per dialer tick), at least the minimum."""
     expected = 0
     if agent_sessions:
@@ -113,7 +115,7 @@ def campaigns_due(conn: sa.Connection, now: datetime, only: list[int] | None = N
     Half a minute of slack lets a once-a-minute schedule keep a five-minute
     interval instead of drifting to six.
     """
-    c, f, h = t.campaigns, t.hopper_fills, t.hopper
+    c, f = t.campaigns, t.hopper_fills
     last = (
         sa.select(f.c.campaign_id, sa.func.max(f.c.filled_at).label("last"))
         .group_by(f.c.campaign_id)
@@ -134,10 +136,7 @@ def campaigns_due(conn: sa.Connection, now: datetime, only: list[int] | None = N
             # A fill stamped after `now` (`dialer hopper fill --at` a later instant) does not defer this one.
             if row.last is None or row.last > now or now - row.last >= interval:
                 due.append(row.id)
-        elif conn.execute(
-            sa.select(sa.func.count()).select_from(h)
-            .where(h.c.campaign_id == row.id, h.c.status == str(HopperStatus.QUEUED))
-        ).scalar_one():
+        elif queued_depth(conn, row.id):
             due.append(row.id)
     return due
 
@@ -152,9 +151,9 @@ def fill_campaign(engine: sa.Engine, campaign_id: int, now: datetime) -> FillRes
             # (it cannot know how few rows its filters drop); JIT-compiling them costs more
             # than running them.
             conn.exec_driver_sql("SET LOCAL jit = off")
-        campaign = conn.execute(
+        campaign = Campaign.from_row(conn.execute(
             sa.select(t.campaigns).where(t.campaigns.c.id == campaign_id).with_for_update()
-        ).one()
+        ).one())
         rules = DialRules.from_campaign(campaign)
         result.returned_expired = _return_rows(conn, _expired_rows(conn, campaign, now), only_queued=False)
         groups = zone_groups(conn, campaign_id)
@@ -162,12 +161,8 @@ def fill_campaign(engine: sa.Engine, campaign_id: int, now: datetime) -> FillRes
         open_groups = {g for g, ok in is_open.items() if ok}
         result.open_groups, result.closed_groups = len(open_groups), len(is_open) - len(open_groups)
         result.returned_closed = _return_rows(conn, _closed_rows(conn, campaign_id, is_open, rules, now))
-        sessions = conn.execute(
-            sa.select(t.campaign_runtime.c.agent_sessions)
-            .where(t.campaign_runtime.c.campaign_id == campaign_id)
-        ).scalar_one_or_none()
-        result.level = hopper_level(campaign, sessions)
-        result.depth_before = _depth(conn, campaign_id)
+        result.level = hopper_level(campaign, runtime.agent_sessions(conn, campaign_id))
+        result.depth_before = queued_depth(conn, campaign_id)
         need = result.level - result.depth_before
         if campaign.state != CampaignState.ACTIVE:
             result.note = f"campaign is {campaign.state}: nothing queued"
@@ -187,11 +182,20 @@ def fill_campaign(engine: sa.Engine, campaign_id: int, now: datetime) -> FillRes
     return result
 
 
-def _depth(conn: sa.Connection, campaign_id: int) -> int:
+def queued_depth(conn: sa.Connection, campaign_id: int) -> int:
+    """Rows waiting for a daemon to claim them: what pacing may dial and the fill tops up."""
     h = t.hopper
     return conn.execute(
         sa.select(sa.func.count()).select_from(h)
         .where(h.c.campaign_id == campaign_id, h.c.status == str(HopperStatus.QUEUED))
+    ).scalar_one()
+
+
+def depth(conn: sa.Connection, campaign_id: int) -> int:
+    """Every row of the campaign's hopper, queued or claimed by a daemon (`dialer status`'s depth)."""
+    h = t.hopper
+    return conn.execute(
+        sa.select(sa.func.count()).select_from(h).where(h.c.campaign_id == campaign_id)
     ).scalar_one()
 
 
@@ -206,22 +210,22 @@ def zone_groups(conn: sa.Connection, campaign_id: int) -> list[str]:
     for status in (ProspectStatus.READY, ProspectStatus.CALLBACK):
         p, q = t.prospects, t.prospects.alias("following")
         where = (p.c.campaign_id == campaign_id, p.c.status == str(status))
-        walk = sa.select(sa.func.min(p.c.zone_group).label("zone_group")).where(*where)
-        walk = walk.cte(f"groups_{status}", recursive=True)
+        first = sa.select(sa.func.min(p.c.zone_group).label("zone_group")).where(*where)
+        start = first.cte(f"groups_{status}", recursive=True)
         step = (
             sa.select(sa.func.min(q.c.zone_group))
             .where(q.c.campaign_id == campaign_id, q.c.status == str(status),
-                   q.c.zone_group > walk.c.zone_group)
+                   q.c.zone_group > start.c.zone_group)
             .scalar_subquery()
         )
-        walk = walk.union_all(sa.select(step).where(walk.c.zone_group.is_not(None)))
+        walk = start.union_all(sa.select(step).where(start.c.zone_group.is_not(None)))
         groups.update(conn.execute(
             sa.select(walk.c.zone_group).where(walk.c.zone_group.is_not(None))
         ).scalars())
     return sorted(groups)
 
 
-def _expired_rows(conn: sa.Connection, campaign, now: datetime) -> list:
+def _expired_rows(conn: sa.Connection, campaign: Campaign, now: datetime) -> list[int]:
     """Unclaimed rows older than the hopper expiry (or stamped after `now`, by a fill `--at` later)."""
     h = t.hopper
     cutoff = now - timedelta(minutes=campaign.hopper_expiry_min)
@@ -230,9 +234,9 @@ def _expired_rows(conn: sa.Connection, campaign, now: datetime) -> list:
     # A claim the daemon never turned into an attempt (it stopped in between): starting an
     # attempt deletes the row, so an old CLAIMED row never stands for a call.
     abandoned_claim = sa.and_(h.c.status == str(HopperStatus.CLAIMED), h.c.claimed_at <= cutoff)
-    return conn.execute(
+    return list(conn.execute(
         sa.select(h.c.id).where(h.c.campaign_id == campaign.id, sa.or_(queued, abandoned_claim))
-    ).scalars().all()
+    ).scalars())
 
 
 def _closed_rows(conn: sa.Connection, campaign_id: int, is_open: dict[str, bool], rules, now) -> list:
@@ -369,7 +373,7 @@ def _callback_candidates(conn, campaign_id, rules, groups, limit, skip, now) -> 
     return [r for r in rows if r.id not in skip][:limit]
 
 
-def _queue(conn, campaign, rules: DialRules, open_groups: set[str], need: int, now, result) -> None:
+def _queue(conn, campaign: Campaign, rules: DialRules, open_groups: set[str], need: int, now, result) -> None:
     dnc_lists = _dnc_lists(conn, campaign.id)
     capped = {g for g in open_groups if frequency_cap(Place.from_group(g).rule_states)}
     h = t.hopper

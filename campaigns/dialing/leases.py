@@ -60,7 +60,7 @@ def forget_daemon(conn: sa.Connection, daemon_id: str) -> None:
 def live_daemons(conn: sa.Connection, now: datetime, period: timedelta) -> list:
     """Daemons whose heartbeat is younger than one lease period, draining ones included."""
     d = t.daemons
-    return conn.execute(sa.select(d).where(d.c.heartbeat_at > now - period).order_by(d.c.id)).all()
+    return list(conn.execute(sa.select(d).where(d.c.heartbeat_at > now - period).order_by(d.c.id)))
 
 
 def fair_share(campaigns: int, running_daemons: int) -> int:

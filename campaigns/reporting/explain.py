@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from campaigns.core import schema as t
 from campaigns.core.errors import DialerError
 from campaigns.core.lifecycle import HopperStatus, ProspectStatus
+from campaigns.dialing import hopper
 from campaigns.dialing.dialability import (
     Code,
     DialRules,
@@ -209,10 +210,7 @@ def remaining_today(conn: sa.Connection, campaign_id: int, now: datetime, day_of
     """
     day_of = day_of or now
 
-    queued = conn.execute(
-        sa.select(sa.func.count()).select_from(t.hopper)
-        .where(t.hopper.c.campaign_id == campaign_id, t.hopper.c.status == str(HopperStatus.QUEUED))
-    ).scalar_one()
+    queued = hopper.queued_depth(conn, campaign_id)
     if queued:
         return queued
     campaign = _campaign(conn, campaign_id)

@@ -20,6 +20,7 @@ from campaigns.core.lifecycle import (
     HopperStatus,
     ProspectStatus,
 )
+from campaigns.dialing import calls, hopper
 
 
 @dataclass(frozen=True)
@@ -98,14 +99,8 @@ def campaign_status(conn: sa.Connection, campaign_id: int, now: datetime) -> Cam
     ):
         counts[status] -= count
         counts[str(ProspectStatus.QUEUED)] += count
-    in_flight = conn.execute(
-        sa.select(sa.func.count())
-        .select_from(t.call_attempts)
-        .where(t.call_attempts.c.campaign_id == campaign_id, t.call_attempts.c.ended_at.is_(None))
-    ).scalar_one()
-    hopper_depth = conn.execute(
-        sa.select(sa.func.count()).select_from(t.hopper).where(t.hopper.c.campaign_id == campaign_id)
-    ).scalar_one()
+    in_flight = calls.live_counts(conn, campaign_id).in_flight
+    hopper_depth = hopper.depth(conn, campaign_id)  # claimed rows too: they are still in the hopper
     uploads = conn.execute(
         sa.select(sa.func.count())
         .select_from(t.prospect_lists)

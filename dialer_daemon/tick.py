@@ -1,0 +1,149 @@
+"""One tick of one campaign: events ▸ reconcile ▸ capacity ▸ (fill) ▸ pace ▸ claim ▸ re-check ▸ dial.
+
+1. read the platform's events after the campaign's cursor and apply them
+   (`events.EventReader`), cursor and effects in one transaction;
+2. ask the platform about live attempts it has gone quiet on (`reconciler.Reconciler`);
+3. read agent-session capacity, record it (it sizes the hopper level);
+4. if the campaign is not active, stop here: calls in flight finish and are
+   recorded, no new call is placed;
+5. pace (`campaigns.dialing.pacing.calls_to_place`), claim that many hopper rows
+   (checking the lease in the same transaction: `fence`), re-check each with the
+   fill's rules, record the attempt (committed before the request), place the call
+   with the attempt's idempotency key (`placing.CallPlacer`).
+
+Time is the platform's: `now` comes from the clock object, which follows
+`GET /v1/clock` when the daemon dials a simulator running fast.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from datetime import datetime, timedelta
+
+from campaigns.core.db import Connection, Engine
+from campaigns.core.lifecycle import CampaignState
+from campaigns.core.model import Attempt, Campaign, ClaimedProspect
+from campaigns.dialing import calls, hopper, roster, runtime
+from campaigns.dialing.pacing import PacingInputs, calls_to_place
+from dialer_daemon.clock import Clock, SystemClock
+from dialer_daemon.events import EventReader
+from dialer_daemon.placing import CallPlacer, call_metadata
+from dialer_daemon.reconciler import Reconciler
+from dialer_daemon.report import TickReport
+from dialer_daemon.voice import VoiceClient
+
+log = logging.getLogger("dialer.daemon")
+ABANDON_WINDOW = timedelta(hours=1)
+ABANDON_REFRESH_S = 60.0  # wall seconds between abandon-rate queries per campaign
+
+
+def unfenced(conn: Connection, campaign_id: int, name: str) -> None:
+    """The fence of a tick run alone (tests, benchmarks): every claim is allowed."""
+
+
+class CampaignTicker:
+    def __init__(self, engine: Engine, client: VoiceClient, daemon_id: str, *, clock: Clock | None = None,
+                 placer: CallPlacer | None = None, reconciler: Reconciler | None = None,
+                 fill_hopper: bool = False, fence: Callable[[Connection, int, str], None] = unfenced,
+                 draining: Callable[[], bool] = lambda: False, names: dict[int, str] | None = None) -> None:
+        self.engine = engine
+        self.client = client
+        self.daemon_id = daemon_id
+        self.clock = clock or SystemClock()
+        self.placer = placer or CallPlacer(engine, client)
+        self.events = EventReader(engine, client)
+        self.reconciler = reconciler or Reconciler(engine, client, self.placer, draining=draining)
+        self.fill_hopper = fill_hopper
+        self.fence = fence  # raises (LeaseLost) when this daemon may no longer claim for the campaign
+        self.draining = draining  # True once the daemon stops: no new call
+        self.names = {} if names is None else names  # campaign id → qualified name, learned here
+        self._abandon_checked: dict[int, float] = {}
+
+    def tick(self, campaign_id: int) -> TickReport:
+        now = self.clock.now()
+        with self.engine.connect() as conn:
+            campaign, name = roster.paced_campaign(conn, campaign_id)
+        self.names[campaign_id] = name
+        report = TickReport(name, now, campaign.state)
+        self.events.apply(campaign, name, now, report)
+        self._abandon_rate(campaign_id, now, report)
+        self.reconciler.reconcile(campaign, name, now, report)
+        capacity = self.client.capacity(name)
+        with self.engine.begin() as conn:
+            runtime.record_sessions(conn, campaign_id, capacity.total, now)
+        if self.fill_hopper:
+            with self.engine.connect() as conn:
+                due = bool(hopper.campaigns_due(conn, now, only=[campaign_id]))
+            if due:
+                report.filled = hopper.fill_campaign(self.engine, campaign_id, now).queued
+        if campaign.state != CampaignState.ACTIVE:
+            return report
+        with self.engine.connect() as conn:
+            live = calls.live_counts(conn, campaign_id)
+            depth = hopper.queued_depth(conn, campaign_id)
+        report.decision = calls_to_place(PacingInputs(
+            sessions_total=capacity.total, idle=capacity.idle, wrap_up=capacity.wrap_up,
+            ringing=live.ringing, active=live.in_flight, hopper=depth, call_ratio=campaign.call_ratio,
+            max_active_calls=campaign.max_active_calls, damper_mode=campaign.damper_mode,
+            damper_threshold=campaign.damper_threshold,
+        ))
+        self.dial(campaign, name, report.decision.calls, now, report)
+        return report
+
+    def _abandon_rate(self, campaign_id: int, now: datetime, report: TickReport) -> None:
+        """The last hour's abandon rate, from the database (so it is every daemon's calls), once a minute."""
+        wall = time.monotonic()
+        if wall - self._abandon_checked.get(campaign_id, -ABANDON_REFRESH_S) < ABANDON_REFRESH_S:
+            return
+        self._abandon_checked[campaign_id] = wall
+        with self.engine.connect() as conn:
+            abandoned, answered = calls.abandon_counts(conn, campaign_id, now - ABANDON_WINDOW, now)
+        report.abandon_rate = abandoned / answered if answered else 0.0
+
+    def dial(self, campaign: Campaign, name: str, count: int, now: datetime, report: TickReport) -> None:
+        """Claim up to `count` rows, re-check each, record its attempt and place its call."""
+        if count <= 0 or self.draining():
+            return
+        with self.engine.begin() as conn:
+            self.fence(conn, campaign.id, name)
+            claimed = calls.claim(conn, campaign.id, self.daemon_id, count, now)
+        report.claimed = len(claimed)
+        with self.engine.connect() as conn:
+            dispositions = calls.dispositions(conn, campaign.id)
+        pending = [row.hopper_id for row in claimed]
+        in_flight: list[tuple[Attempt, Future]] = []
+        try:
+            for row in claimed:
+                if self.draining():
+                    break  # draining: no new call; the rest go back to the hopper below
+                attempt = self._start(campaign, row, now, report)  # its transaction removes the row
+                pending.remove(row.hopper_id)
+                if attempt is not None:
+                    metadata = call_metadata(dispositions, attempt)
+                    in_flight.append((attempt, self.placer.submit(campaign, name, attempt, metadata)))
+        finally:
+            # Every request sent is answered (or times out) and recorded, even when interrupted.
+            for attempt, future in in_flight:
+                self.placer.record(campaign, attempt, future.result(), now, report)
+            if pending:  # give the rows not dialed back to the hopper's next fill
+                with self.engine.begin() as conn:
+                    calls.give_back(conn, pending)
+
+    def _start(self, campaign: Campaign, row: ClaimedProspect, now: datetime, report: TickReport) -> Attempt | None:
+        """Re-check a claimed row and record its attempt (committed before any request)."""
+        with self.engine.begin() as conn:
+            reasons = calls.recheck(conn, campaign, row, now)
+            if reasons:
+                calls.release(conn, row.hopper_id)
+                for code in dict.fromkeys(r.code for r in reasons):
+                    report.released[code] += 1
+                log.info("released %s: %s", row.prospect.phone_e164, "; ".join(r.message for r in reasons),
+                         extra={"event": "released", "campaign": report.campaign})
+                return None
+            attempt = calls.start_attempt(conn, campaign, row, self.daemon_id, now)
+        if attempt is None:
+            report.released["changed"] += 1
+        return attempt
