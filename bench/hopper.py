@@ -2,7 +2,7 @@
 
 Seeds a campaign with prospects spread over every US and Canadian zone (real
 NPA-NXX prefixes, 85% living in their area code's state), then times
-`campaigns.hopper.fill_campaign` — the code the `hopper` asset and `dialer
+`campaigns.dialing.hopper.fill_campaign` — the code the `hopper` asset and `dialer
 hopper fill` run — filling 5,000 rows at 20 instants across one day. It
 measures at 1,000,000 prospects, grows the same campaign to 5,000,000 and
 measures again, on PostgreSQL and SQLite, and prints p50/p95 per size.

@@ -291,7 +291,7 @@ def main() -> None:
     print("| phone normalisation | rows/s |")
     print("|---|---:|")
     print(f"| per-row phonenumbers.parse + format_number ({args.baseline_sample:,}-row sample, median of 3) | {base['per_row_rows_s']:,.0f} |")
-    print(f"| campaigns.phones.normalize_columns (whole column, median of 3) | {base['vectorised_rows_s']:,.0f} |")
+    print(f"| campaigns.ingestion.phones.normalize_columns (whole column, median of 3) | {base['vectorised_rows_s']:,.0f} |")
     print(f"| speed-up | {base['speedup']:.1f}× |")
     print(f"| mismatches vs per-row reference ({base['checked']:,} rows checked) | {base['mismatches']} |")
     if args.explain_insert and "postgres" in results:
