@@ -21,6 +21,10 @@ from campaigns.core.errors import DatabaseNotReady, DialerError
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
+# The engine type, for code outside `campaigns/` (the Dagster resources) that holds one
+# without importing SQLAlchemy itself.
+Engine = sa.Engine
+
 
 def normalize_url(url: str) -> sa.URL:
     """Parse a database URL, sending plain `postgresql://` URLs through psycopg 3."""
