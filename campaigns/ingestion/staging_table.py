@@ -1,4 +1,4 @@
-"""The staging table `upload_rows`: a file's rows written into it, read back, and updated in bulk.
+"""The staging table `upload_rows`: a file's rows written into it, then updated in bulk by later stages.
 
 Every stage after staging works on this table, keyed by upload and row number,
 with set-based SQL: no DataFrame is passed between stages, and re-running a
