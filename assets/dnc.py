@@ -5,11 +5,11 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
+from assets.partitions import dnc_files
 from campaigns.core.errors import DialerError
 from campaigns.ingestion import csvfile, dnc
 from campaigns.ingestion.inbox import BadKey, parse_dnc_key
 from campaigns.ingestion.uploads import _error_text
-from pipelines.partitions import dnc_files
 from resources.bucket import BucketResource
 from resources.database import DatabaseResource
 
@@ -51,10 +51,3 @@ def dnc_list_numbers(
             "invalid_examples": dg.MetadataValue.json(result.examples),
         }
     )
-
-
-import_dnc_file = dg.define_asset_job(
-    "import_dnc_file",
-    selection=dg.AssetSelection.assets(dnc_list_numbers),
-    description="Add one dropped DNC file's numbers to its workspace's list.",
-)

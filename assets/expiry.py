@@ -20,14 +20,3 @@ def expired_prospects(context: dg.AssetExecutionContext, database: DatabaseResou
             "by_campaign_id": dg.MetadataValue.json({str(k): v for k, v in counts.items()}),
         }
     )
-
-
-expire_prospects_job = dg.define_asset_job("expire_prospects", selection=[expired_prospects])
-
-daily_expiry = dg.ScheduleDefinition(
-    name="daily_expiry",
-    job=expire_prospects_job,
-    cron_schedule="5 0 * * *",
-    execution_timezone="UTC",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-)

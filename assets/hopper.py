@@ -4,12 +4,11 @@
 from datetime import UTC, datetime
 
 import dagster as dg
-import sqlalchemy as sa
 
 from assets.expiry import expired_prospects
 from assets.ingestion import loaded_prospects
-from campaigns.core import schema as t
 from campaigns.dialing.hopper import campaigns_due, fill_campaign
+from campaigns.setup.registry import list_campaigns
 from resources.database import DatabaseResource
 
 
@@ -23,7 +22,7 @@ def hopper(context: dg.AssetExecutionContext, database: DatabaseResource) -> dg.
     engine = database.engine
     with engine.connect() as conn:
         due = campaigns_due(conn, now)
-        slugs = dict(conn.execute(sa.select(t.campaigns.c.id, t.campaigns.c.slug)).all())
+        slugs = {ref.id: ref.slug for ref in list_campaigns(conn)}
     results = [fill_campaign(engine, campaign_id, now) for campaign_id in due]
     lines = ["| campaign | level | queued | callbacks | depth | returned | marked DNC | skipped at a cap | open groups | ms | note |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
@@ -43,14 +42,3 @@ def hopper(context: dg.AssetExecutionContext, database: DatabaseResource) -> dg.
             "fills": dg.MetadataValue.md("\n".join(lines) if results else "No campaign was due."),
         }
     )
-
-
-fill_hopper_job = dg.define_asset_job("fill_hopper", selection=[hopper])
-
-hopper_schedule = dg.ScheduleDefinition(
-    name="hopper_schedule",
-    job=fill_hopper_job,
-    cron_schedule="* * * * *",
-    execution_timezone="UTC",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-)

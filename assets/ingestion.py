@@ -3,21 +3,31 @@
 upload_file → validated_rows → deduplicated_rows → dnc_scrubbed_rows → loaded_prospects
 
 The stages share the staging table `upload_rows` rather than DataFrames, and
-each calls one function of `campaigns.ingest`; a re-run of any partition is
-idempotent.
+each calls one stage of `campaigns.ingestion` (`uploads`, `dedupe`,
+`dnc_scrub`, `load`, `accounting`); a re-run of any partition is idempotent.
 """
 
 
 from collections import Counter
 from datetime import UTC, datetime
+from typing import Any
 
 import dagster as dg
 
+from assets.partitions import uploads as uploads_partitions
 from campaigns.core.errors import DialerError
-from campaigns.ingestion import csvfile, ingest, uploads
-from pipelines.partitions import uploads as uploads_partitions
+from campaigns.ingestion import (
+    accounting,
+    csvfile,
+    dedupe,
+    dnc_scrub,
+    load,
+    upload_record,
+    uploads,
+)
 from resources.bucket import BucketResource
 from resources.database import DatabaseResource
+from resources.progress import StagingProgress
 
 GROUP = "ingestion"
 
@@ -26,7 +36,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _summary_metadata(summary: ingest.Summary) -> dict:
+def _summary_metadata(summary: upload_record.Summary) -> dict:
     return {
         "upload_id": summary.upload_id,
         "rows": summary.rows,
@@ -55,7 +65,7 @@ def upload_file(
         opened = uploads.open_upload(database.engine, store, context.partition_key, _now())
     except csvfile.FileRejected as exc:
         raise dg.Failure(description=str(exc), metadata={"rejected": True}) from None
-    metadata = {
+    metadata: dict[str, Any] = {
         "campaign": f"{opened.campaign.workspace}/{opened.campaign.slug}",
         "source": store.url_of(opened.source_key),
         "version": opened.upload.source_version,
@@ -92,11 +102,15 @@ def upload_file(
     ],
 )
 def validated_rows(
-    context: dg.AssetExecutionContext, database: DatabaseResource, bucket: BucketResource
+    context: dg.AssetExecutionContext,
+    database: DatabaseResource,
+    bucket: BucketResource,
+    progress: StagingProgress,
 ) -> dg.MaterializeResult:
     """Every row of the file, normalised (E.164 phone, state, ZIP, candidate zones) or rejected with its reason.
 
-    Read in batches and written to the staging table keyed by upload and row number.
+    Read in batches and written to the staging table keyed by upload and row number;
+    each batch is logged and passed to the `progress` resource (the CLI's progress bar).
     """
     store = bucket.get()
     opened = uploads.current_upload(database.engine, store, context.partition_key)
@@ -106,19 +120,19 @@ def validated_rows(
             check_results=[_conformance({}, {"already_loaded": True})],
         )
 
-    def progress(rows: int, share: float) -> None:
+    def on_batch(rows: int, share: float) -> None:
         context.log.info(f"staged {rows:,} rows ({share:.0%} of the file)")
-        ingest.report_progress(rows, share)
+        progress(rows, share)
 
     try:
-        counts = uploads.stage(database.engine, store, opened, on_batch=progress)
+        counts = uploads.stage(database.engine, store, opened, on_batch=on_batch)
     except csvfile.FileRejected as exc:
         raise dg.Failure(description=str(exc), metadata={"rejected": True}) from None
     failures = counts.pop("schema_failures")
     with database.engine.connect() as conn:
         reasons = Counter(
             reason.split(":")[-1].strip()
-            for reason in ingest.rejected_rows(conn, opened.upload.id).values()
+            for reason in accounting.rejected_rows(conn, opened.upload.id).values()
         )
     return dg.MaterializeResult(
         metadata={
@@ -152,8 +166,8 @@ def deduplicated_rows(
     if opened.already_loaded:
         return dg.MaterializeResult(metadata={"upload_id": opened.upload.id, "already_loaded": True})
     with database.engine.begin() as conn:
-        within = ingest.mark_duplicates_within(conn, opened.upload.id)
-        across = ingest.mark_duplicates_across(conn, opened.upload, opened.campaign.id, _now())
+        within = dedupe.mark_duplicates_within(conn, opened.upload.id)
+        across = dedupe.mark_duplicates_across(conn, opened.upload, opened.campaign.id, _now())
     return dg.MaterializeResult(
         metadata={
             "upload_id": opened.upload.id,
@@ -173,7 +187,7 @@ def dnc_scrubbed_rows(
     if opened.already_loaded:
         return dg.MaterializeResult(metadata={"upload_id": opened.upload.id, "already_loaded": True})
     with database.engine.begin() as conn:
-        matched, flagged = ingest.mark_dnc(conn, opened.upload, opened.campaign)
+        matched, flagged = dnc_scrub.mark_dnc(conn, opened.upload, opened.campaign)
     if matched and not flagged:
         context.log.warning(
             f"{matched} number(s) are on the campaign's DNC lists but the campaign has no DNC "
@@ -213,26 +227,20 @@ def loaded_prospects(
     store = bucket.get()
     opened = uploads.current_upload(database.engine, store, context.partition_key)
     try:
-        ingest.load_prospects(database.engine, opened.upload, opened.campaign, _now())
+        load.load_prospects(database.engine, opened.upload, opened.campaign, _now())
     except DialerError as exc:
         raise dg.Failure(description=str(exc)) from None
     with database.engine.connect() as conn:
-        ok, recorded, detail = ingest.accounting_holds(conn, opened.upload.id)
+        ok, recorded, detail = accounting.accounting_holds(conn, opened.upload.id)
     summary = uploads.finish_upload(database.engine, store, opened)
     for warning in summary.warnings:
         context.log.warning(warning)
-    accounting = dg.AssetCheckResult(
+    balance = dg.AssetCheckResult(
         check_name="upload_accounting",
         passed=ok,
         metadata={**_summary_metadata(recorded), "staged": dg.MetadataValue.json(detail)},
     )
-    return dg.MaterializeResult(metadata=_summary_metadata(summary), check_results=[accounting])
+    return dg.MaterializeResult(metadata=_summary_metadata(summary), check_results=[balance])
 
 
 UPLOAD_ASSETS = [upload_file, validated_rows, deduplicated_rows, dnc_scrubbed_rows, loaded_prospects]
-
-load_prospect_list = dg.define_asset_job(
-    "load_prospect_list",
-    selection=dg.AssetSelection.assets(*UPLOAD_ASSETS),
-    description="Load one uploaded prospect list: validate, dedupe, DNC-scrub, load.",
-)

@@ -6,11 +6,11 @@ from datetime import UTC, date, datetime
 import dagster as dg
 import sqlalchemy as sa
 
+from assets.partitions import reports as report_partitions
 from campaigns.core import schema as t
 from campaigns.core.config import DialerConfig
 from campaigns.reporting import reports as domain
 from campaigns.setup import registry
-from pipelines.partitions import reports as report_partitions
 from resources.database import DatabaseResource
 from resources.mailer import MailerResource
 

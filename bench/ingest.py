@@ -154,11 +154,11 @@ def seed_database(url: str, existing: int, dnc: int, file_national: np.ndarray, 
 
 def child(args) -> None:
     """Run the Dagster job once; print stage timings as JSON (peak RSS is read by the parent)."""
-    os.environ["DIALER_DATABASE_URL"] = args.url
-    os.environ["DIALER_BUCKET_URL"] = args.bucket
     import dagster as dg
 
     from pipelines.definitions import defs
+    from resources.bucket import BucketResource
+    from resources.database import DatabaseResource
 
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("uploads", [args.partition])
@@ -166,6 +166,7 @@ def child(args) -> None:
     result = defs.resolve_job_def("load_prospect_list").execute_in_process(
         partition_key=args.partition, instance=instance, raise_on_error=False,
         run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
+        resources={"database": DatabaseResource(url=args.url), "bucket": BucketResource(url=args.bucket)},
     )
     total = time.perf_counter() - started
     starts, ends, summary = {}, {}, {}

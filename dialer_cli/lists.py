@@ -28,7 +28,7 @@ from rich.text import Text
 from campaigns.core.config import DialerConfig
 from campaigns.core.errors import DialerError
 from campaigns.dialing import dnc as dnc_membership
-from campaigns.ingestion import dnc, ingest
+from campaigns.ingestion import dnc, upload_record
 from campaigns.ingestion.bucket import Bucket
 from campaigns.ingestion.inbox import (
     InboxFile,
@@ -36,6 +36,7 @@ from campaigns.ingestion.inbox import (
     parse_inbox_key,
     parse_options,
 )
+from campaigns.ingestion.staging_table import OnBatch
 from campaigns.setup import registry
 from dialer_cli.main import JsonFlag, _database, _print_json, app, err, out, user_errors
 
@@ -56,11 +57,16 @@ def _free_key(bucket: Bucket, workspace: str, slug: str, filename: str) -> Inbox
     return candidate
 
 
-def run_upload_job(partition_key: str):
-    """Run load_prospect_list for one partition in this process; returns the Dagster result."""
+def run_upload_job(partition_key: str, on_batch: OnBatch | None = None):
+    """Run load_prospect_list for one partition in this process, telling `on_batch` of each staged
+    batch; returns the Dagster result."""
     import dagster as dg
 
-    from pipelines.definitions import defs
+    from pipelines.definitions import defs, resources_for
+
+    resources = resources_for(DialerConfig.from_env())
+    if on_batch is not None:
+        resources["progress"] = on_batch
 
     instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("uploads", [partition_key])
@@ -70,19 +76,20 @@ def run_upload_job(partition_key: str):
         instance=instance,
         raise_on_error=False,
         run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
+        resources=resources,
     )
 
 
-def load_inbox_file(target: InboxFile):
+def load_inbox_file(target: InboxFile, on_batch: OnBatch | None = None):
     """Run load_prospect_list on a file already in the inbox; (the Dagster result, the upload's summary or None)."""
-    result = run_upload_job(target.partition_key)
+    result = run_upload_job(target.partition_key, on_batch)
     with _database() as engine, engine.connect() as conn:
-        info = ingest.campaign_info(conn, target.workspace, target.campaign)
-        uploaded = ingest.latest_upload(conn, info.id, target.key)
-        return result, ingest.summary(conn, uploaded.id) if uploaded else None
+        info = upload_record.campaign_info(conn, target.workspace, target.campaign)
+        uploaded = upload_record.latest_upload(conn, info.id, target.key)
+        return result, upload_record.summary(conn, uploaded.id) if uploaded else None
 
 
-def upload_payload(summary: ingest.Summary, bucket: Bucket, campaign: str) -> dict:
+def upload_payload(summary: upload_record.Summary, bucket: Bucket, campaign: str) -> dict:
     """An upload's summary as `dialer list upload --json` (and `dialer demo`) print it."""
     return {
         "rows": summary.rows,
@@ -156,8 +163,9 @@ def upload(
     )
     with progress:
         task = progress.add_task(f"loading {file.name}", total=1.0, rows=0)
-        with ingest.progress_hook(lambda rows, share: progress.update(task, completed=share, rows=rows)):
-            result, summary = load_inbox_file(target)
+        result, summary = load_inbox_file(
+            target, on_batch=lambda rows, share: progress.update(task, completed=share, rows=rows)
+        )
     if not result.success:
         message = failure_message(result)
         if json_out:

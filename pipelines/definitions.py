@@ -1,30 +1,62 @@
 """The one `Definitions` of the campaign dialer's Dagster code location.
 
-It only assembles: each stage contributes its assets, checks, sensors and
-schedules, and the resources are built here. Nothing is computed at import.
+It only assembles: each stage contributes its assets, checks, jobs, sensors and
+schedules, and the resources are built here from one `DialerConfig` read when the
+code location loads. A setting taken from an environment variable is bound as a
+`dg.EnvVar` (the UI shows where it comes from, a run reads it when it starts); an
+unset one is bound to its resolved default, such as the embedded SQLite file.
 """
 
 import dagster as dg
 
-from assets.dnc import dnc_list_numbers, import_dnc_file
-from assets.expiry import daily_expiry, expire_prospects_job, expired_prospects
-from assets.hopper import fill_hopper_job, hopper, hopper_schedule
-from assets.ingestion import UPLOAD_ASSETS, load_prospect_list
+from assets.dnc import dnc_list_numbers
+from assets.expiry import expired_prospects
+from assets.hopper import hopper
+from assets.ingestion import UPLOAD_ASSETS
 from assets.reports import campaign_report_job, report_detail, report_summary
+from campaigns.core.config import DialerConfig
+from pipelines.jobs import (
+    expire_prospects_job,
+    fill_hopper_job,
+    import_dnc_file,
+    load_prospect_list,
+)
 from pipelines.report_sensor import report_sensor
+from pipelines.schedules import daily_expiry, hopper_schedule
 from pipelines.sensors import dnc_sensor, inbox_sensor
 from resources.bucket import BucketResource
 from resources.database import DatabaseResource
 from resources.mailer import MailerResource
+from resources.progress import no_progress
+from resources.reports import ReportsResource
 
-defs = dg.Definitions(
-    assets=[*UPLOAD_ASSETS, dnc_list_numbers, expired_prospects, hopper, report_detail, report_summary],
-    jobs=[load_prospect_list, import_dnc_file, expire_prospects_job, fill_hopper_job, campaign_report_job],
-    sensors=[inbox_sensor, dnc_sensor, report_sensor],
-    schedules=[daily_expiry, hopper_schedule],
-    resources={
-        "database": DatabaseResource(),
-        "bucket": BucketResource(),
-        "mailer": MailerResource(),
-    },
-)
+
+def resources_for(cfg: DialerConfig) -> dict[str, object]:
+    """The resources the assets, sensors and jobs use, for the configuration `cfg`.
+
+    Also what an in-process run passes when its configuration is not the one the
+    definitions were loaded with (`job.execute_in_process(resources=...)`; a run of
+    some of a job's assets needs `build_definitions(cfg)` instead, since Dagster
+    refuses to swap the resources of an asset subset).
+    """
+    return {
+        "database": DatabaseResource.from_config(cfg),
+        "bucket": BucketResource.from_config(cfg),
+        "mailer": MailerResource.from_config(cfg),
+        "reports": ReportsResource.from_config(cfg),
+        "progress": no_progress,
+    }
+
+
+def build_definitions(cfg: DialerConfig) -> dg.Definitions:
+    """Every asset, job, sensor and schedule, bound to the resources for `cfg`."""
+    return dg.Definitions(
+        assets=[*UPLOAD_ASSETS, dnc_list_numbers, expired_prospects, hopper, report_detail, report_summary],
+        jobs=[load_prospect_list, import_dnc_file, expire_prospects_job, fill_hopper_job, campaign_report_job],
+        sensors=[inbox_sensor, dnc_sensor, report_sensor],
+        schedules=[daily_expiry, hopper_schedule],
+        resources=resources_for(cfg),
+    )
+
+
+defs = build_definitions(DialerConfig.from_env())

@@ -17,11 +17,11 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import sqlalchemy as sa
 
+from assets.partitions import report_campaigns, report_days
 from assets.reports import campaign_report_job
 from campaigns.core import schema as t
 from campaigns.core.lifecycle import CampaignState
 from campaigns.reporting import reports
-from pipelines.partitions import report_campaigns, report_days
 from resources.database import DatabaseResource
 
 FIRST_DAY = date.fromisoformat(report_days.start.strftime("%Y-%m-%d"))

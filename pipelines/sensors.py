@@ -17,9 +17,7 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from assets.dnc import import_dnc_file
-from assets.ingestion import load_prospect_list
-from campaigns.ingestion import ingest
+from assets.partitions import dnc_files, uploads
 from campaigns.ingestion.inbox import (
     BadKey,
     is_hidden,
@@ -27,8 +25,9 @@ from campaigns.ingestion.inbox import (
     parse_dnc_key,
     parse_inbox_key,
 )
+from campaigns.ingestion.upload_record import known_versions
 from campaigns.ingestion.uploads import reject_key
-from pipelines.partitions import dnc_files, uploads
+from pipelines.jobs import import_dnc_file, load_prospect_list
 from resources.bucket import BucketResource
 from resources.database import DatabaseResource
 
@@ -94,7 +93,7 @@ def inbox_sensor(context: dg.SensorEvaluationContext, bucket: BucketResource, da
     store = bucket.get()
     keys = [o.key for o in store.list("inbox")]
     with database.engine.connect() as conn:
-        known = ingest.known_versions(conn, keys)
+        known = known_versions(conn, keys)
     return _scan(context, store, "inbox", parse_inbox_key, uploads, known)
 
 

@@ -1,25 +1,32 @@
 """The project database as a Dagster resource."""
 
+from __future__ import annotations
 
 import dagster as dg
-import sqlalchemy as sa
-from pydantic import PrivateAttr
+from pydantic import Field, PrivateAttr
 
 from campaigns.core import db
 from campaigns.core.config import DialerConfig
+from resources.settings import from_environment
 
 
 class DatabaseResource(dg.ConfigurableResource):
-    """The dialer's database: `DIALER_DATABASE_URL`, else the embedded SQLite file under `DIALER_HOME`."""
+    """The dialer's database, connected to once per run and checked to be at the code's schema."""
 
-    url: str | None = None
+    url: str = Field(
+        description="The database URL: `DIALER_DATABASE_URL`, else the embedded SQLite file under `DIALER_HOME`."
+    )
 
-    _engine: sa.Engine | None = PrivateAttr(default=None)
+    _engine: db.Engine | None = PrivateAttr(default=None)
+
+    @classmethod
+    def from_config(cls, cfg: DialerConfig) -> DatabaseResource:
+        return cls(url=from_environment(cfg, "DIALER_DATABASE_URL", cfg.database_url))
 
     def resolved_url(self) -> str:
-        # Resolved at run time, not when definitions load, so `dagster dev`
-        # and the CLI see the same environment the run does.
-        return self.url or DialerConfig.from_env().database_url
+        """The URL this resource connects to. A run resolves an EnvVar field itself; outside one
+        (a resource built by hand), its variable is read now."""
+        return (self.url.get_value() or "") if isinstance(self.url, dg.EnvVar) else self.url
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         self._engine = db.make_engine(self.resolved_url())
@@ -31,7 +38,7 @@ class DatabaseResource(dg.ConfigurableResource):
             self._engine = None
 
     @property
-    def engine(self) -> sa.Engine:
+    def engine(self) -> db.Engine:
         if self._engine is None:
             self._engine = db.make_engine(self.resolved_url())
         return self._engine

@@ -68,12 +68,14 @@ def run_upload(partition_key: str, instance=None):
     """Run the load_prospect_list job for one partition in process (as the sensor's run would)."""
     import dagster as dg
 
-    from pipelines.definitions import defs
+    from campaigns.core.config import DialerConfig
+    from pipelines.definitions import defs, resources_for
 
     instance = instance or dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("uploads", [partition_key])
     return defs.resolve_job_def("load_prospect_list").execute_in_process(
-        partition_key=partition_key, instance=instance, raise_on_error=False
+        partition_key=partition_key, instance=instance, raise_on_error=False,
+        resources=resources_for(DialerConfig.from_env()),
     )
 
 

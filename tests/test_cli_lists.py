@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 import dialer_cli.lists  # noqa: F401  (registers the `list` and `dnc` commands)
-from campaigns.ingestion import ingest
+from campaigns.ingestion import upload_record
 from dialer_cli.main import app
 from tests.helpers import EXAMPLES, apply_campaign
 
@@ -55,7 +55,7 @@ def test_flags_override_upload_options_and_same_name_uploads_twice(campaign, eng
     assert second["source"].endswith("processed/acme/renewals/leads.1.csv")
     assert first["source"].endswith("processed/acme/renewals/leads.csv")
     with engine.connect() as conn:
-        uploads = [ingest.summary(conn, i) for i in (first["upload_id"], second["upload_id"])]
+        uploads = [upload_record.summary(conn, i) for i in (first["upload_id"], second["upload_id"])]
         import sqlalchemy as sa
 
         from campaigns.core import schema as t
@@ -99,14 +99,17 @@ def test_missing_file_and_unknown_campaign(campaign, tmp_path):
 
 
 def test_progress_hook_sees_every_batch(campaign, tmp_path, monkeypatch):
+    from rich.progress import Progress
+
     from campaigns.ingestion import csvfile
 
     monkeypatch.setattr(csvfile, "BATCH_ROWS", 10)
     seen: list[tuple[int, float]] = []
     path = tmp_path / "leads.csv"
     path.write_text("phone\n" + "".join(f"415555{i:04d}\n" for i in range(35)))
-    with ingest.progress_hook(lambda rows, share: seen.append((rows, share))):
-        result = runner.invoke(app, ["list", "upload", "renewals", str(path), "--json"])
+    # The upload's progress bar is told of every staged batch.
+    monkeypatch.setattr(Progress, "update", lambda self, task, completed=None, rows=None, **_: seen.append((rows, completed)))
+    result = runner.invoke(app, ["list", "upload", "renewals", str(path), "--json"])
     assert result.exit_code == 0, result.stderr
     assert [rows for rows, _ in seen] == [10, 20, 30, 35] and seen[-1][1] == 1.0
 

@@ -28,7 +28,7 @@ def test_workspace_yaml_and_pyproject_point_at_the_definitions():
 
 def test_database_resource_uses_the_environment_at_run_time(db_url, monkeypatch):
     monkeypatch.setenv("DIALER_DATABASE_URL", db_url)
-    resource = DatabaseResource()
+    resource = DatabaseResource(url=dg.EnvVar("DIALER_DATABASE_URL"))
     assert resource.resolved_url() == db_url
 
     @dg.asset

@@ -61,12 +61,14 @@ def test_a_dnc_file_dropped_in_the_bucket_is_imported_then_scrubs_uploads(engine
     apply_campaign(engine)
     bucket_dir = Path(dialer_env["DIALER_HOME"]) / "bucket"
     drop(bucket_dir, "dnc/acme/internal/2026-11.txt", "4155551234\n")
-    from pipelines.definitions import defs
+    from campaigns.core.config import DialerConfig
+    from pipelines.definitions import defs, resources_for
 
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("dnc_files", ["acme/internal/2026-11.txt"])
     result = defs.resolve_job_def("import_dnc_file").execute_in_process(
-        partition_key="acme/internal/2026-11.txt", instance=instance, raise_on_error=False
+        partition_key="acme/internal/2026-11.txt", instance=instance, raise_on_error=False,
+        resources=resources_for(DialerConfig.from_env()),
     )
     assert result.success, failure(result)
     assert _numbers(engine) == {"+14155551234"}

@@ -242,7 +242,8 @@ def test_campaigns_due_by_fill_interval(engine):
 
 
 def test_hopper_asset_fills_due_campaigns(engine, dialer_env):
-    from pipelines.definitions import defs
+    from campaigns.core.config import DialerConfig
+    from pipelines.definitions import defs, resources_for
 
     cid = _campaign(engine)
     now = datetime.now(UTC)
@@ -251,7 +252,8 @@ def test_hopper_asset_fills_due_campaigns(engine, dialer_env):
         for i, z in enumerate(["America/New_York", "America/Chicago", "America/Denver",
                                "America/Los_Angeles", "Pacific/Honolulu", "Pacific/Guam"])
     ], now=now)
-    result = defs.resolve_job_def("fill_hopper").execute_in_process(instance=dg.DagsterInstance.ephemeral())
+    result = defs.resolve_job_def("fill_hopper").execute_in_process(
+        instance=dg.DagsterInstance.ephemeral(), resources=resources_for(DialerConfig.from_env()))
     assert result.success
     event = next(e for e in result.all_events if e.event_type_value == "ASSET_MATERIALIZATION")
     metadata = {k: v.value for k, v in event.event_specific_data.materialization.metadata.items()}

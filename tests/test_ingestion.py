@@ -101,11 +101,12 @@ def test_rerun_after_a_crash_mid_way_starts_clean(engine, campaign, bucket_dir):
     drop(bucket_dir, "inbox/acme/renewals/b.csv", HEADER + "4155551234,A,,,,\n4155551234,B,,,,\n")
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("uploads", ["acme/renewals/b.csv"])
-    from pipelines.definitions import defs
+    from campaigns.core.config import DialerConfig
+    from pipelines.definitions import resources_for
 
     partial = dg.materialize(
         [upload_file, validated_rows], partition_key="acme/renewals/b.csv", instance=instance,
-        resources=defs.resources,
+        resources=resources_for(DialerConfig.from_env()),
     )
     assert partial.success
     result = run_upload("acme/renewals/b.csv", instance)
@@ -237,8 +238,10 @@ def test_concurrent_uploads_do_not_both_load_a_number(engine, campaign, bucket_d
 def _run_steps(partition_key: str, instance, *assets: str):
     import dagster as dg
 
-    from pipelines.definitions import defs
+    from campaigns.core.config import DialerConfig
+    from pipelines.definitions import build_definitions
 
+    defs = build_definitions(DialerConfig.from_env())
     return defs.resolve_job_def("load_prospect_list").execute_in_process(
         partition_key=partition_key, instance=instance, raise_on_error=False,
         asset_selection=[dg.AssetKey(a) for a in assets],
@@ -341,18 +344,20 @@ def test_the_load_refuses_a_partial_staging_copy(engine, campaign, bucket_dir):
         upload_file,
         validated_rows,
     )
-    from pipelines.definitions import defs
+    from campaigns.core.config import DialerConfig
+    from pipelines.definitions import resources_for
 
+    resources = resources_for(DialerConfig.from_env())
     drop(bucket_dir, "inbox/acme/renewals/c.csv", HEADER + "4155551234,A,,,,\n4155551235,B,,,,\n")
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("uploads", ["acme/renewals/c.csv"])
-    staged = dg.materialize([upload_file, validated_rows], partition_key="acme/renewals/c.csv", instance=instance, resources=defs.resources)
+    staged = dg.materialize([upload_file, validated_rows], partition_key="acme/renewals/c.csv", instance=instance, resources=resources)
     assert staged.success
     with engine.begin() as conn:
         conn.execute(sa.delete(t.upload_rows))
     rest = dg.materialize(
         [deduplicated_rows, dnc_scrubbed_rows, loaded_prospects], partition_key="acme/renewals/c.csv",
-        instance=instance, resources=defs.resources, raise_on_error=False,
+        instance=instance, resources=resources, raise_on_error=False,
     )
     assert not rest.success
     assert "0 of 2 rows are staged; re-run the whole upload" in failure(rest)
@@ -402,7 +407,8 @@ def test_two_runners_of_one_upload_load_it_once(engine, campaign, bucket_dir):
 
     import dagster as dg
 
-    from campaigns.ingestion import ingest
+    from campaigns.ingestion import upload_record
+    from campaigns.ingestion.load import load_prospects
 
     drop(bucket_dir, "inbox/acme/renewals/twice.csv", HEADER + "".join(f"415555{i:04d},P{i},,,,\n" for i in range(40)))
     instance = dg.DagsterInstance.ephemeral()
@@ -410,13 +416,13 @@ def test_two_runners_of_one_upload_load_it_once(engine, campaign, bucket_dir):
     assert _run_steps("acme/renewals/twice.csv", instance,
                       "upload_file", "validated_rows", "deduplicated_rows", "dnc_scrubbed_rows").success
     with engine.connect() as conn:
-        info = ingest.campaign_info(conn, "acme", "renewals")
-        upload = ingest.latest_upload(conn, info.id, "inbox/acme/renewals/twice.csv")
+        info = upload_record.campaign_info(conn, "acme", "renewals")
+        upload = upload_record.latest_upload(conn, info.id, "inbox/acme/renewals/twice.csv")
     outcomes, errors = [], []
 
     def load():
         try:
-            outcomes.append(ingest.load_prospects(engine, upload, info, datetime.now(UTC)))
+            outcomes.append(load_prospects(engine, upload, info, datetime.now(UTC)))
         except Exception as exc:  # noqa: BLE001 - the test reports any failure
             errors.append(exc)
 

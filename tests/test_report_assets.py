@@ -12,6 +12,7 @@ import sqlalchemy as sa
 import pipelines.report_sensor as sensor_module
 from assets.reports import report_detail, report_summary
 from campaigns.core import schema as t
+from campaigns.core.config import DialerConfig
 from pipelines.report_sensor import report_sensor
 from resources.database import DatabaseResource
 from resources.mailer import MailerResource
@@ -82,7 +83,7 @@ def test_the_report_assets_write_the_export_mail_the_summary_once_and_check_the_
         conn.execute(sa.update(t.campaigns).where(t.campaigns.c.id == day_of_calls)
                      .values(report_recipients=["ops@example.com"], report_compression="gz"))
     key = dg.MultiPartitionKey({"campaign": "acme/renewals", "day": DAY.isoformat()})
-    resources = {"database": DatabaseResource(url=db_url), "mailer": MailerResource()}
+    resources = {"database": DatabaseResource(url=db_url), "mailer": MailerResource.from_config(DialerConfig.from_env())}
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("report_campaigns", ["acme/renewals"])
         for _ in range(2):  # the second run must not send the report again

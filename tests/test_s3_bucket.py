@@ -60,6 +60,7 @@ def test_bucket_operations_and_prefix_safety(s3):
 
 def test_a_list_loads_from_s3_end_to_end(engine, dialer_env, s3, tmp_path):
     client, name = s3
+    cfg = DialerConfig.from_env()
     apply_campaign(engine)
     client.put_object(
         Bucket=name,
@@ -73,7 +74,7 @@ def test_a_list_loads_from_s3_end_to_end(engine, dialer_env, s3, tmp_path):
         def tick(cursor=None):
             with dg.build_sensor_context(
                 instance=instance, instance_ref=instance.get_ref(), cursor=cursor, definitions=defs,
-                resources={"bucket": BucketResource(), "database": DatabaseResource()},
+                resources={"bucket": BucketResource.from_config(cfg), "database": DatabaseResource.from_config(cfg)},
             ) as context:
                 return inbox_sensor.evaluate_tick(context)
 
@@ -95,6 +96,7 @@ def test_a_list_loads_from_s3_end_to_end(engine, dialer_env, s3, tmp_path):
 
 def test_an_escaping_key_on_s3_is_moved_aside_not_loaded(engine, dialer_env, s3, tmp_path):
     client, name = s3
+    cfg = DialerConfig.from_env()
     apply_campaign(engine)
     client.put_object(Bucket=name, Key="dialer/inbox/acme/../renewals/x.csv", Body=b"phone\n4155551234\n")
     (tmp_path / "dagster").mkdir()
@@ -103,7 +105,7 @@ def test_an_escaping_key_on_s3_is_moved_aside_not_loaded(engine, dialer_env, s3,
 
         with dg.build_sensor_context(
             instance=instance, instance_ref=instance.get_ref(), definitions=defs,
-            resources={"bucket": BucketResource(), "database": DatabaseResource()},
+            resources={"bucket": BucketResource.from_config(cfg), "database": DatabaseResource.from_config(cfg)},
         ) as context:
             result = inbox_sensor.evaluate_tick(context)
     assert result.run_requests == []

@@ -37,7 +37,8 @@ def _tick(instance, cursor=None, sensor=inbox_sensor):
         instance_ref=instance.get_ref(),
         cursor=cursor,
         definitions=defs,
-        resources={"bucket": BucketResource(), "database": DatabaseResource()},
+        resources={"bucket": BucketResource.from_config(DialerConfig.from_env()),
+                   "database": DatabaseResource.from_config(DialerConfig.from_env())},
     ) as context:
         return sensor.evaluate_tick(context)
 
@@ -87,17 +88,17 @@ def test_registered_versions_and_hidden_files_are_not_requested(engine, dialer_e
     drop(bucket_dir, "inbox/acme/renewals/.upload-in-progress.csv", HEADER)
     drop(bucket_dir, "inbox/acme/renewals/partial.csv.part", HEADER)
     drop(bucket_dir, "inbox/acme/renewals/done.csv", HEADER + "4155551234,A\n")
-    from campaigns.ingestion import ingest
+    from campaigns.ingestion import upload_record
     from campaigns.ingestion.bucket import Bucket
     from campaigns.ingestion.inbox import UploadOptions, parse_inbox_key
 
     bucket = Bucket.from_config(DialerConfig.from_env())
     target = parse_inbox_key("inbox/acme/renewals/done.csv")
     with engine.begin() as conn:
-        info = ingest.campaign_info(conn, "acme", "renewals")
+        info = upload_record.campaign_info(conn, "acme", "renewals")
         from datetime import UTC, datetime
 
-        ingest.register_upload(conn, info, target, bucket.info(target.key), UploadOptions(), datetime.now(UTC))
+        upload_record.register_upload(conn, info, target, bucket.info(target.key), UploadOptions(), datetime.now(UTC))
     result = _tick(instance, _tick(instance).cursor)
     assert result.run_requests == []
 

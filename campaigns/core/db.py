@@ -21,8 +21,8 @@ from campaigns.core.errors import DatabaseNotReady, DialerError
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
-# For the adapters (the daemon), which hold an engine and catch database failures but write
-# no SQL and do not import SQLAlchemy themselves.
+# For code outside `campaigns/` (the daemon, the Dagster resources, the CLI) that holds an
+# engine and catches database failures but writes no SQL and does not import SQLAlchemy.
 Engine = sa.Engine
 Connection = sa.Connection
 DatabaseError = sa.exc.SQLAlchemyError

@@ -1,8 +1,11 @@
-"""An upload's journey through the bucket: find it, refuse it, or file it away.
+"""An upload's journey through the bucket: find it, refuse it, stage it, or file it away.
 
-The database half of loading a list is in `ingest.py`; this module moves the
-files: a refused file goes to `rejected/` beside an `.error.txt` that says
-why, a loaded one to `processed/`, and per-row rejects to `rejects/`.
+Loading one prospect list: register → stage (validate) → dedupe → DNC scrub →
+load → file away. The database half of each stage is its own module
+(`upload_record`, `staging_table`, `dedupe`, `dnc_scrub`, `load`,
+`accounting`); this module ties them to the bucket's files: a refused file
+goes to `rejected/` beside an `.error.txt` that says why, a loaded one to
+`processed/`, and per-row rejects to `rejects/`.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import sqlalchemy as sa
 
 from campaigns.core.errors import DialerError
 from campaigns.core.lifecycle import UploadStatus
-from campaigns.ingestion import csvfile, ingest
+from campaigns.ingestion import accounting, csvfile, upload_record
 from campaigns.ingestion.bucket import Bucket
 from campaigns.ingestion.inbox import (
     BadKey,
@@ -24,13 +27,14 @@ from campaigns.ingestion.inbox import (
     inbox_file_for_partition,
     read_sidecar,
 )
+from campaigns.ingestion.staging_table import OnBatch, stage_rows
 
 
 @dataclass(frozen=True)
 class OpenedUpload:
     inbox_file: InboxFile
-    campaign: ingest.CampaignInfo
-    upload: ingest.Upload
+    campaign: upload_record.CampaignInfo
+    upload: upload_record.Upload
     layout: csvfile.Layout | None
     source_key: str  # where the file is now: inbox/… or processed/…
 
@@ -78,7 +82,7 @@ def open_upload(engine: sa.Engine, bucket: Bucket, partition_key: str, now: date
     info = bucket.info(inbox_file.key)
     try:
         with engine.begin() as conn:
-            campaign = ingest.campaign_info(conn, inbox_file.workspace, inbox_file.campaign)
+            campaign = upload_record.campaign_info(conn, inbox_file.workspace, inbox_file.campaign)
     except DialerError as exc:
         message = f"{inbox_file.key}: {exc}"
         if info is not None:
@@ -86,8 +90,8 @@ def open_upload(engine: sa.Engine, bucket: Bucket, partition_key: str, now: date
         raise csvfile.FileRejected(message) from None
     if info is None:
         with engine.begin() as conn:
-            previous = ingest.latest_upload(conn, campaign.id, inbox_file.key)
-            archived = ingest.summary(conn, previous.id).archived_key if previous else None
+            previous = upload_record.latest_upload(conn, campaign.id, inbox_file.key)
+            archived = upload_record.summary(conn, previous.id).archived_key if previous else None
         if previous is not None and previous.status == UploadStatus.LOADED and archived:
             return OpenedUpload(inbox_file, campaign, previous, None, archived)
         raise csvfile.FileRejected(
@@ -99,18 +103,18 @@ def open_upload(engine: sa.Engine, bucket: Bucket, partition_key: str, now: date
         reject_file(bucket, inbox_file, str(exc), now)
         raise csvfile.FileRejected(str(exc)) from None
     with engine.begin() as conn:
-        upload = ingest.register_upload(conn, campaign, inbox_file, info, options, now, sidecar_key=sidecar_key)
+        upload = upload_record.register_upload(conn, campaign, inbox_file, info, options, now, sidecar_key=sidecar_key)
     if upload.status == UploadStatus.LOADED:
         return OpenedUpload(inbox_file, campaign, upload, None, inbox_file.key)
     try:
         layout = csvfile.inspect(lambda: bucket.open(inbox_file.key), inbox_file.key)
     except csvfile.FileRejected as exc:
         with engine.begin() as conn:
-            ingest.reject_upload(conn, upload.id, str(exc), now)
+            upload_record.reject_upload(conn, upload.id, str(exc), now)
         reject_file(bucket, inbox_file, str(exc), now)
         raise
     with engine.begin() as conn:
-        ingest.record_layout(conn, upload.id, layout)
+        upload_record.record_layout(conn, upload.id, layout)
     return OpenedUpload(inbox_file, campaign, upload, layout, inbox_file.key)
 
 
@@ -118,31 +122,32 @@ def current_upload(engine: sa.Engine, bucket: Bucket, partition_key: str) -> Ope
     """The upload a later stage works on: the newest registered for the partition's key."""
     inbox_file = inbox_file_for_partition(partition_key)
     with engine.connect() as conn:
-        campaign = ingest.campaign_info(conn, inbox_file.workspace, inbox_file.campaign)
-        upload = ingest.latest_upload(conn, campaign.id, inbox_file.key)
+        campaign = upload_record.campaign_info(conn, inbox_file.workspace, inbox_file.campaign)
+        upload = upload_record.latest_upload(conn, campaign.id, inbox_file.key)
     if upload is None:
         raise DialerError(f"{inbox_file.key}: has not been registered; materialise upload_file first.")
     source = inbox_file.key
     if not bucket.exists(source):
         with engine.connect() as conn:
-            source = ingest.summary(conn, upload.id).archived_key or source
+            source = upload_record.summary(conn, upload.id).archived_key or source
     layout = None
     if upload.status != UploadStatus.LOADED and bucket.exists(source):
         # upload_file scanned the file once and recorded how to read it.
         with engine.connect() as conn:
-            layout = ingest.recorded_layout(conn, upload.id)
+            layout = upload_record.recorded_layout(conn, upload.id)
         layout = layout or csvfile.inspect(lambda: bucket.open(source), source)
     return OpenedUpload(inbox_file, campaign, upload, layout, source)
 
 
-def stage(engine: sa.Engine, bucket: Bucket, opened: OpenedUpload, on_batch=None) -> dict:
-    """Stage the file's rows; a file that breaks half-way (bad quote, bad byte) is refused whole."""
+def stage(engine: sa.Engine, bucket: Bucket, opened: OpenedUpload, on_batch: OnBatch | None = None) -> dict:
+    """Stage the file's rows, telling `on_batch` after each batch; a file that breaks half-way (bad quote,
+    bad byte) is refused whole."""
     if opened.layout is None:
         raise csvfile.FileRejected(
             f"{opened.inbox_file.key}: is not in the bucket any more; drop it into the inbox again."
         )
     try:
-        return ingest.stage_rows(
+        return stage_rows(
             engine, opened.upload, opened.campaign, opened.opener(bucket), opened.source_key,
             opened.layout, on_batch=on_batch,
         )
@@ -150,32 +155,32 @@ def stage(engine: sa.Engine, bucket: Bucket, opened: OpenedUpload, on_batch=None
         message = str(exc) if isinstance(exc, csvfile.FileRejected) else f"{opened.source_key}: {exc}."
         now = datetime.now(UTC)
         with engine.begin() as conn:
-            ingest.reject_upload(conn, opened.upload.id, message, now)
+            upload_record.reject_upload(conn, opened.upload.id, message, now)
         reject_file(bucket, opened.inbox_file, message, now)
         raise csvfile.FileRejected(message) from None
 
 
-def finish_upload(engine: sa.Engine, bucket: Bucket, opened: OpenedUpload) -> ingest.Summary:
+def finish_upload(engine: sa.Engine, bucket: Bucket, opened: OpenedUpload) -> upload_record.Summary:
     """Write the rejects file (if any row was rejected) and move the file to processed/."""
     inbox_file = opened.inbox_file
     with engine.connect() as conn:
-        reasons = ingest.rejected_rows(conn, opened.upload.id)
-        recorded = ingest.summary(conn, opened.upload.id)
+        reasons = accounting.rejected_rows(conn, opened.upload.id)
+        recorded = upload_record.summary(conn, opened.upload.id)
     rejects_key = recorded.rejects_file
     if reasons and rejects_key is None and bucket.exists(opened.source_key):
         layout = opened.layout or csvfile.inspect(opened.opener(bucket), opened.source_key)
-        data = ingest.write_rejects(opened.opener(bucket), opened.source_key, layout, reasons)
+        data = accounting.write_rejects(opened.opener(bucket), opened.source_key, layout, reasons)
         rejects_key = bucket.free_key(inbox_file.rejects_key)  # an earlier upload's stays
         bucket.write_bytes(rejects_key, data)
         with engine.begin() as conn:
-            ingest.set_rejects_file(conn, opened.upload.id, rejects_key)
+            upload_record.set_rejects_file(conn, opened.upload.id, rejects_key)
     if bucket.exists(inbox_file.key):
         archived = bucket.move(inbox_file.key, inbox_file.moved_key("processed"))
         for sidecar in inbox_file.sidecar_keys():
             if bucket.exists(sidecar):
                 bucket.move(sidecar, archived.rsplit("/", 1)[0] + "/" + sidecar.rsplit("/", 1)[1])
         with engine.begin() as conn:
-            ingest.set_archived_key(conn, opened.upload.id, archived)
+            upload_record.set_archived_key(conn, opened.upload.id, archived)
     with engine.begin() as conn:
-        ingest.purge_staging(conn, opened.upload.id)
-        return ingest.summary(conn, opened.upload.id)
+        accounting.purge_staging(conn, opened.upload.id)
+        return upload_record.summary(conn, opened.upload.id)

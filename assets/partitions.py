@@ -1,4 +1,7 @@
-"""Partitions: one dynamic partition per uploaded prospect file and per DNC file."""
+"""Partitions of the assets: one per uploaded prospect file, per DNC file, and per campaign and report day.
+
+They live beside the assets that declare them; the jobs and sensors in `pipelines/` import them from here.
+"""
 
 import dagster as dg
 

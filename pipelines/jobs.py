@@ -1,0 +1,24 @@
+"""The jobs: which assets run together, by name (the sensors and schedules request these)."""
+
+import dagster as dg
+
+from assets.dnc import dnc_list_numbers
+from assets.expiry import expired_prospects
+from assets.hopper import hopper
+from assets.ingestion import UPLOAD_ASSETS
+
+load_prospect_list = dg.define_asset_job(
+    "load_prospect_list",
+    selection=dg.AssetSelection.assets(*UPLOAD_ASSETS),
+    description="Load one uploaded prospect list: validate, dedupe, DNC-scrub, load.",
+)
+
+import_dnc_file = dg.define_asset_job(
+    "import_dnc_file",
+    selection=dg.AssetSelection.assets(dnc_list_numbers),
+    description="Add one dropped DNC file's numbers to its workspace's list.",
+)
+
+expire_prospects_job = dg.define_asset_job("expire_prospects", selection=[expired_prospects])
+
+fill_hopper_job = dg.define_asset_job("fill_hopper", selection=[hopper])
