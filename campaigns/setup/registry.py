@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from campaigns.core import schema as t
 from campaigns.core.errors import DialerError, NotFound
 from campaigns.core.lifecycle import CampaignState
+from campaigns.core.model import Campaign
 from campaigns.setup.settings import (
     CampaignSettings,
     SettingsError,
@@ -99,6 +100,11 @@ def ensure_workspace(conn: sa.Connection, name: str, now: datetime) -> tuple[int
         sa.insert(t.workspaces).values(name=name, created_at=now).returning(t.workspaces.c.id)
     ).scalar_one()
     return new_id, True
+
+
+def workspace_names(conn: sa.Connection) -> list[str]:
+    """Every workspace's name, in the order they were created."""
+    return list(conn.execute(sa.select(t.workspaces.c.name).order_by(t.workspaces.c.id)).scalars())
 
 
 def ensure_dnc_list(
@@ -291,6 +297,11 @@ def resolve_campaign(conn: sa.Connection, ref: str) -> CampaignRef:
 def list_campaigns(conn: sa.Connection) -> list[CampaignRef]:
     rows = conn.execute(_ref_query().order_by(t.workspaces.c.name, t.campaigns.c.slug))
     return [CampaignRef(**r._mapping) for r in rows]
+
+
+def load_campaign(conn: sa.Connection, campaign_id: int) -> Campaign:
+    """The campaign's stored settings as the typed model (`NoResultFound` if there is no such id)."""
+    return Campaign.from_row(conn.execute(sa.select(t.campaigns).where(t.campaigns.c.id == campaign_id)).one())
 
 
 def load_settings(conn: sa.Connection, campaign_id: int) -> CampaignSettings:
