@@ -131,9 +131,9 @@ def campaign_apply(
         out.print(f"Created workspace {result.workspace}.")
     for name in result.created_dnc_lists:
         out.print(f"Created empty DNC list {result.workspace}/{name}.")
-    if result.action == "unchanged":
+    if result.action == registry.ApplyAction.UNCHANGED:
         out.print(f"Campaign {label} unchanged.")
-    elif result.action == "created":
+    elif result.action == registry.ApplyAction.CREATED:
         out.print(f"Campaign {label} created.")
     else:
         out.print(f"Campaign {label} updated:")

@@ -36,15 +36,6 @@ class Delivery:
     def sent(self) -> bool:
         return self.sent_via is not None
 
-    @property
-    def description(self) -> str:
-        """One phrase for a log or a run's metadata: sent, already sent, or nobody to send to."""
-        if self.sent:
-            return f"sent via {self.sent_via}"
-        if self.sent_before is not None:
-            return f"already sent at {self.sent_before.isoformat()}"
-        return "no recipients set"
-
 
 def deliver(engine: sa.Engine, campaign_id: int, report: reports.Report, mailer: Callable[[], Mailer],
             now: datetime, *, resend: bool = False) -> Delivery:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
@@ -27,9 +28,17 @@ from campaigns.setup.settings import (
 )
 
 
+class ApplyAction(StrEnum):
+    """What applying a campaign file did to the campaign."""
+
+    CREATED = "created"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+
+
 @dataclass(frozen=True)
 class ApplyResult:
-    action: str  # "created" | "updated" | "unchanged"
+    action: ApplyAction
     workspace: str
     slug: str
     campaign_id: int
@@ -191,7 +200,7 @@ def apply_campaign(
             .returning(t.campaigns.c.id)
         ).scalar_one()
         changes: list[str] = []
-        action = "created"
+        action = ApplyAction.CREATED
         current_lists: list[str] = []
         current_dispositions: list[dict[str, Any]] = []
     else:
@@ -212,7 +221,7 @@ def apply_campaign(
                 f"{[d['title'] for d in current_dispositions]} → "
                 f"{[d['title'] for d in wanted_dispositions]}"
             )
-        action = "updated" if changes else "unchanged"
+        action = ApplyAction.UPDATED if changes else ApplyAction.UNCHANGED
         if changes:
             conn.execute(
                 sa.update(t.campaigns)
