@@ -20,6 +20,7 @@ from dialer_cli.main import JsonFlag, _database, _print_json, app, err, out, use
 @app.command("simulator")
 @user_errors
 def simulator_cmd(
+    ctx: typer.Context,
     port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1.")] = 8765,
     seed: Annotated[int, typer.Option("--seed", help="Seed: the same requests give the same calls.")] = 1,
     sessions: Annotated[int, typer.Option("--sessions", help="Agent sessions per campaign.", min=1)] = 10,
@@ -29,8 +30,6 @@ def simulator_cmd(
     faults: Annotated[str, typer.Option("--faults", help="Provider faults, e.g. error=0.02,error_after_accept=0.01,timeout=0.01,timeout_s=10,drop=0.01,slow=0.05,slow_s=0.5,outage_every_s=300,outage_s=5.")] = "",
 ) -> None:
     """Run a simulated voice platform on loopback (the API of docs/voice-api.yaml)."""
-    import os
-
     from dialer_daemon.simulator import Faults, Simulator, serve
 
     default, profiles = _profiles(profile, sessions)
@@ -39,7 +38,7 @@ def simulator_cmd(
     except ValueError as exc:
         raise DialerError(f"--faults: {exc}.") from None
     sim = Simulator(seed=seed, start=parse_at(start), speed=speed, default=default, profiles=profiles,
-                    token=os.environ.get("DIALER_VOICE_API_TOKEN"), faults=injected)
+                    token=ctx.obj.voice_api_token, faults=injected)
     server = serve(sim, "127.0.0.1", port)
     out.print(f"Voice simulator on http://127.0.0.1:{server.server_port} — clock {sim.now().isoformat()}, "
               f"speed ×{speed:g}, {default.sessions} sessions per campaign"
@@ -78,6 +77,7 @@ def _profiles(path: Path | None, sessions: int):
 @app.command("daemon")
 @user_errors
 def daemon_cmd(
+    ctx: typer.Context,
     campaign: Annotated[list[str] | None, typer.Option("--campaign", help="Pace only this campaign (repeatable).")] = None,
     once: Annotated[bool, typer.Option("--once", help="One tick of each campaign whose lease is free, then exit.")] = False,
     exit_when_done: Annotated[bool, typer.Option("--exit-when-done", help="Exit once no call is in flight and nothing more can be dialed today.")] = False,
@@ -108,8 +108,9 @@ def daemon_cmd(
         raise DialerError(f"--log-format: {exc}.") from None
     stop = threading.Event()  # SIGTERM from the first moment: drain, exit 0
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    client = VoiceClient.from_config(DialerConfig.from_env())
-    with _database() as engine:
+    config: DialerConfig = ctx.obj
+    client = VoiceClient.from_config(config)
+    with _database(config) as engine:
         ids = None
         if campaign:
             with engine.connect() as conn:

@@ -34,30 +34,28 @@ import sys
 import threading
 import time
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
-import sqlalchemy as sa
 import typer
 from rich.live import Live
 from rich.text import Text
 
 from campaigns.core import db
-from campaigns.core import schema as t
 from campaigns.core.config import DialerConfig
 from campaigns.core.errors import DialerError
 from campaigns.core.lifecycle import CampaignState
-from campaigns.dialing import calls, hopper
-from campaigns.dialing.dialability import DialRules, Place, window_open
+from campaigns.dialing import hopper
 from campaigns.dialing.staterules import banned_holiday, holiday_bans
 from campaigns.ingestion import dnc
 from campaigns.ingestion.bucket import Bucket
 from campaigns.ingestion.inbox import parse_inbox_key
-from campaigns.reporting import reports
+from campaigns.reporting import progress, reports
+from campaigns.reporting.delivery import deliver
 from campaigns.setup import registry
 from campaigns.setup.settings import parse_settings
 from dialer_cli.dev import seed_dagster_home
@@ -65,7 +63,6 @@ from dialer_cli.main import JsonFlag, _print_json, app, err, out, user_errors
 
 MARKER = ".dialer-demo"
 SLOT = timedelta(minutes=15)
-ALL_TIME = (datetime(1970, 1, 1, tzinfo=UTC), datetime(9999, 1, 1, tzinfo=UTC))
 # Settings from the environment the demo must not follow: it runs on the embedded defaults only.
 FOREIGN_ENV = ("DIALER_DATABASE_URL", "DIALER_BUCKET_URL", "DIALER_S3_ENDPOINT_URL", "DIALER_SMTP_HOST",
                "DIALER_SMTP_PORT", "DIALER_SMTP_SECURITY", "DIALER_SMTP_USER", "DIALER_SMTP_PASSWORD",
@@ -137,72 +134,18 @@ class DayClock:
         return self.tail_speed if wall >= self.bounds[-1] else self.speeds[self._slot(wall)]
 
 
-def slot_weights(groups: dict[str, int], rules: DialRules, start: datetime, end: datetime) -> list[float]:
-    """Per slot of the day: the prospects whose window is open at its middle, plus a floor."""
-    total = sum(groups.values()) or 1
-    places = {group: Place.from_group(group) for group in groups}
-    weights = []
+def slot_weights(conn, campaign_id: int, start: datetime, end: datetime) -> list[float]:
+    """Per slot of the day: the share of READY prospects whose window is open at its middle, plus a floor."""
+    middles = []
     moment = start
     while moment < end:
-        middle = moment + SLOT / 2
-        open_now = sum(n for group, n in groups.items() if window_open(places[group], rules, middle))
-        weights.append(0.05 + open_now / total)
+        middles.append(moment + SLOT / 2)
         moment += SLOT
-    return weights
+    ready, open_now = progress.ready_open_at(conn, campaign_id, middles)
+    return [0.05 + n / (ready or 1) for n in open_now]
 
 
 # -- figures -------------------------------------------------------------------------------
-
-@dataclass
-class Figures:
-    calls: int = 0
-    not_placed: int = 0
-    answered_by_a_person: int = 0  # reached an agent, or abandoned waiting for one (calls.abandon_counts)
-    abandoned: int = 0
-    in_flight: int = 0
-    hopper: int = 0
-    occupancy: float = 0.0  # the last simulated hour
-
-    @property
-    def answered(self) -> int:
-        """Answered and connected to an agent (the report's `answered`)."""
-        return self.answered_by_a_person - self.abandoned
-
-    @property
-    def abandon_rate(self) -> float:
-        return self.abandoned / self.answered_by_a_person if self.answered_by_a_person else 0.0
-
-
-def on_call_seconds(spans, since: datetime, until: datetime) -> float:
-    """Seconds of (answered, ended) spans inside [since, until); a call still on uses `until`."""
-    total = 0.0
-    for answered, ended in spans:
-        begin, finish = max(answered, since), min(ended or until, until)
-        if finish > begin:
-            total += (finish - begin).total_seconds()
-    return total
-
-
-def live_figures(conn: sa.Connection, campaign_id: int, now: datetime, sessions: int) -> Figures:
-    a = t.call_attempts
-    total, not_placed = conn.execute(
-        sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(sa.case((a.c.outcome == "not_placed", 1), else_=0)), 0))
-        .where(a.c.campaign_id == campaign_id)
-    ).one()
-    abandoned, people = calls.abandon_counts(conn, campaign_id, *ALL_TIME)
-    _, in_flight = calls.live_counts(conn, campaign_id)
-    hour_ago = now - timedelta(hours=1)
-    spans = conn.execute(
-        sa.select(a.c.answered_at, a.c.ended_at)
-        .where(a.c.campaign_id == campaign_id, a.c.answered_at.is_not(None),
-               sa.or_(a.c.ended_at.is_(None), a.c.ended_at > hour_ago))
-    ).all()
-    depth = conn.execute(sa.select(sa.func.count()).select_from(t.hopper)
-                         .where(t.hopper.c.campaign_id == campaign_id)).scalar_one()
-    return Figures(calls=total - not_placed, not_placed=not_placed, answered_by_a_person=people,
-                   abandoned=abandoned, in_flight=in_flight, hopper=depth,
-                   occupancy=on_call_seconds(spans, hour_ago, now) / (sessions * 3600))
-
 
 def busiest_hour(rows: list[dict], sessions: int) -> tuple[datetime | None, float]:
     """The clock hour (UTC) whose agent sessions spent the largest share on calls, from report rows."""
@@ -212,7 +155,7 @@ def busiest_hour(rows: list[dict], sessions: int) -> tuple[datetime | None, floa
     hours = {answered.replace(minute=0, second=0, microsecond=0) for answered, _ in spans}
     best: tuple[datetime | None, float] = (None, 0.0)
     for hour in sorted(hours):
-        share = on_call_seconds(spans, hour, hour + timedelta(hours=1)) / (sessions * 3600)
+        share = progress.on_call_seconds(spans, hour, hour + timedelta(hours=1)) / (sessions * 3600)
         if share > best[1]:
             best = (hour, share)
     return best
@@ -220,14 +163,23 @@ def busiest_hour(rows: list[dict], sessions: int) -> tuple[datetime | None, floa
 
 # -- running -------------------------------------------------------------------------------
 
+def demo_config(home: Path) -> DialerConfig:
+    """The embedded defaults under the demo's folder, whatever the environment says."""
+    return replace(DialerConfig.embedded(home), dagster_home=home / "dagster")
+
+
 @contextmanager
-def demo_environment(home: Path):
-    """Point this process at the demo folder's embedded defaults; restore the environment after."""
+def demo_environment(config: DialerConfig):
+    """Point this process's environment at the demo's configuration; restore it after.
+
+    The upload runs Dagster's job in this process, and its resources read the environment:
+    it has to say what the demo's configuration says.
+    """
     saved = {key: os.environ.get(key) for key in (*FOREIGN_ENV, "DIALER_HOME")}
     for key in FOREIGN_ENV:
         os.environ.pop(key, None)
-    os.environ["DIALER_HOME"] = str(home)
-    os.environ["DAGSTER_HOME"] = str(home / "dagster")
+    os.environ["DIALER_HOME"] = str(config.home)
+    os.environ["DAGSTER_HOME"] = str(config.dagster_home)
     try:
         yield
     finally:
@@ -256,9 +208,10 @@ def _zone_name(zone: str) -> str:
 
 
 class Demo:
-    def __init__(self, home: Path, prospects: int, seconds: float, seed: int, quiet: bool) -> None:
-        self.home, self.prospects, self.seconds, self.seed, self.quiet = home, prospects, seconds, seed, quiet
-        self.result: dict = {"home": str(home)}
+    def __init__(self, config: DialerConfig, prospects: int, seconds: float, seed: int, quiet: bool) -> None:
+        self.config, self.home = config, config.home
+        self.prospects, self.seconds, self.seed, self.quiet = prospects, seconds, seed, quiet
+        self.result: dict = {"home": str(self.home)}
         self.began = time.monotonic()
 
     def say(self, *parts, **kwargs) -> None:
@@ -269,7 +222,7 @@ class Demo:
         self.say(Text.assemble((f"{number}. {title:<9} ", "bold cyan"), text))
 
     # 1–3: campaign, DNC list, upload -----------------------------------------------------
-    def setup(self, engine: sa.Engine, now: datetime) -> None:
+    def setup(self, engine, now: datetime) -> None:
         from dialer_cli import demo_data
         from dialer_cli.lists import (
             failure_message,
@@ -300,14 +253,14 @@ class Demo:
         self.step(2, "DNC list", f"{settings.workspace}/{settings.dnc.lists[0]}: {imported.added:,} numbers added "
                   f"from {dnc_path.name} (the national registry's 10-digit format)")
 
-        bucket = Bucket.from_config(DialerConfig.from_env())
+        bucket = Bucket.from_config(self.config)
         inbox = parse_inbox_key(f"inbox/{settings.workspace}/{settings.slug}/prospects-{now:%Y%m%d}.csv")
         bucket.write_text(inbox.key, data.csv_text)
         zones = demo_data.zones_covered(data.regions)
         self.step(3, "Upload", f"{data.rows:,} synthetic prospects over {len(data.regions)} states, territories and "
                   f"provinces ({len(zones)} time zones) dropped into {bucket.url_of(inbox.key)}; "
                   "running load_prospect_list on it, as the inbox sensor would")
-        result, summary = load_inbox_file(inbox)
+        result, summary = load_inbox_file(self.config, inbox)
         if not result.success or summary is None:
             raise DialerError(f"the demo list did not load: {failure_message(result)}")
         payload = upload_payload(summary, bucket, self.name)
@@ -319,7 +272,7 @@ class Demo:
                                  summary.warnings)
 
     # 4: the day and the hopper -----------------------------------------------------------
-    def plan(self, engine: sa.Engine, now: datetime) -> None:
+    def plan(self, engine, now: datetime) -> None:
         with engine.connect() as conn:
             self.day = dialing_day(now, lambda d: reports.dialing_span(conn, self.campaign_id, d)[0])
             windows = reports.zone_windows(conn, self.campaign_id, self.day)
@@ -329,14 +282,7 @@ class Demo:
                              reports.dialing_span(conn, self.campaign_id, self.day - timedelta(days=1))[1])
             last = max(windows, key=lambda zone: (windows[zone][1], zone))  # where the window closes last
             self.end = windows[last][1]
-            campaign = conn.execute(sa.select(t.campaigns).where(t.campaigns.c.id == self.campaign_id)).one()
-            p = t.prospects
-            groups = dict(conn.execute(
-                sa.select(p.c.zone_group, sa.func.count()).where(p.c.campaign_id == self.campaign_id,
-                                                                 p.c.status == "ready").group_by(p.c.zone_group)
-            ).all())
-        self.rules = DialRules.from_campaign(campaign)
-        self.weights = slot_weights(groups, self.rules, self.start, self.end)
+            self.weights = slot_weights(conn, self.campaign_id, self.start, self.end)
         filled = hopper.fill_campaign(engine, self.campaign_id, self.start)
         hours = (self.end - self.start).total_seconds() / 3600
         self.result["day"] = {"date": self.day.isoformat(), "start": self.start.isoformat(),
@@ -347,7 +293,7 @@ class Demo:
                   f"{filled.queued} prospect(s) from {filled.open_groups} open zone group(s)")
 
     # 5: dialing --------------------------------------------------------------------------
-    def dial(self, engine: sa.Engine) -> None:
+    def dial(self, engine) -> None:
         from dialer_daemon import logs
         from dialer_daemon.daemon import Daemon, PlatformClock
         from dialer_daemon.simulator import Profile, Simulator, serve
@@ -381,7 +327,7 @@ class Demo:
         thread.start()
         # The live line's reads: plain deferred transactions, never the write lock the project's
         # engine takes on SQLite (BEGIN IMMEDIATE), so they never hold the daemon up.
-        reader = sa.create_engine(engine.url, connect_args={"timeout": 30, "check_same_thread": False})
+        reader = db.make_reader_engine(self.config.database_url)
         paused_at_tick: int | None = None  # the daemon's tick count when the campaign was paused
         finish_by = 0.0
         interrupted = False
@@ -392,7 +338,7 @@ class Demo:
                         now = sim.now()
                         daemon.speed = clock.speed()
                         with reader.connect() as conn:
-                            figures = live_figures(conn, self.campaign_id, now, SESSIONS)
+                            figures = progress.call_figures(conn, self.campaign_id, now, SESSIONS)
                         show(self._line(now, figures, paused_at_tick is not None), now)
                         if failure or not thread.is_alive():
                             raise DialerError(f"the daemon stopped: {failure[0] if failure else 'no reason given'}")
@@ -425,7 +371,7 @@ class Demo:
                 client.close()
                 logging_to_file.close()
                 with reader.connect() as conn:
-                    figures = live_figures(conn, self.campaign_id, sim.now(), SESSIONS)
+                    figures = progress.call_figures(conn, self.campaign_id, sim.now(), SESSIONS)
                 reader.dispose()
                 if paused_at_tick is not None:
                     with engine.begin() as conn:
@@ -450,7 +396,7 @@ class Demo:
         self.say(f"   the window has closed in every zone; the campaign was paused while the last calls ended, "
                  f"then resumed. The platform placed {len(sim.calls()):,} calls.")
 
-    def _pause(self, engine: sa.Engine, daemon) -> int:
+    def _pause(self, engine, daemon) -> int:
         """Pause the campaign (its events are still applied, no new call starts); the tick count then."""
         with engine.begin() as conn:
             registry.set_state(conn, registry.resolve_campaign(conn, self.name), CampaignState.PAUSED,
@@ -476,7 +422,7 @@ class Demo:
 
         yield show
 
-    def _line(self, now: datetime, f: Figures, paused: bool) -> Text:
+    def _line(self, now: datetime, f: progress.Figures, paused: bool) -> Text:
         span = (self.end - self.start).total_seconds()
         done = min(1.0, max(0.0, (now - self.start).total_seconds() / span))
         width = 20
@@ -491,20 +437,17 @@ class Demo:
         )
 
     # 6: the report -----------------------------------------------------------------------
-    def report(self, engine: sa.Engine) -> None:
+    def report(self, engine) -> None:
         from campaigns.reporting.mailer import Mailer
         from dialer_cli.reporting import summary_table
 
         with engine.connect() as conn:
             built = reports.build(conn, self.campaign_id, self.day, self.finished_at,
-                                  reports_dir=DialerConfig.from_env().reports_dir)
-            recipients = list(conn.execute(sa.select(t.campaigns.c.report_recipients)
-                                           .where(t.campaigns.c.id == self.campaign_id)).scalar_one() or [])
-            attempts = conn.execute(sa.select(sa.func.count()).select_from(t.call_attempts)
-                                    .where(t.call_attempts.c.campaign_id == self.campaign_id)).scalar_one()
-        sent = Mailer.from_config(DialerConfig.from_env().mail).send(reports.compose(built, recipients))
-        with engine.begin() as conn:
-            reports.record_sent(conn, self.campaign_id, self.day, recipients, built.detail_path, datetime.now(UTC))
+                                  reports_dir=self.config.reports_dir)
+            attempts = progress.attempt_count(conn, self.campaign_id)
+        delivery = deliver(engine, self.campaign_id, built, lambda: Mailer.from_config(self.config.mail),
+                           datetime.now(UTC))
+        recipients, sent = list(delivery.recipients), delivery.sent_via
         rows = reports.read_detail(built.detail_path)
         hour, share = busiest_hour(rows, SESSIONS)
         talk_hours = sum(float(r["duration_s"] or 0) for r in rows if r["answered_at_utc"]) / 3600
@@ -554,6 +497,7 @@ def _shown(path: Path) -> str:
 @app.command("demo")
 @user_errors
 def demo_cmd(
+    ctx: typer.Context,
     home: Annotated[Path | None, typer.Option("--home", help="The demo's own folder, emptied at each run (default: <DIALER_HOME>/demo).")] = None,
     prospects: Annotated[int, typer.Option("--prospects", help="Rows in the synthetic list.", min=200, max=200_000)] = 3000,
     seconds: Annotated[float, typer.Option("--seconds", help="Wall-clock seconds the dialing day takes.", min=5, max=3600)] = 60.0,
@@ -569,14 +513,15 @@ def demo_cmd(
     # closes, exit 130 (SIGINT is set explicitly: a shell may start a background job ignoring it).
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    home = (home or DialerConfig.from_env().home / "demo").expanduser().absolute()
-    demo = Demo(home, prospects, seconds, seed, quiet=json_out)
+    home = (home or ctx.obj.home / "demo").expanduser().absolute()
+    config = demo_config(home)
+    demo = Demo(config, prospects, seconds, seed, quiet=json_out)
     prepare_home(home)
-    with demo_environment(home):
+    with demo_environment(config):
         demo.say(Text.assemble(("Campaign dialer demo", "bold"),
                                f" — on embedded defaults in {_shown(home)}: a SQLite database, a bucket folder, "
                                "a mail folder and a Dagster instance."))
-        engine = db.make_engine(DialerConfig.from_env().database_url)
+        engine = db.make_engine(config.database_url)
         stage = "setup"
         try:
             now = datetime.now(UTC)

@@ -46,10 +46,9 @@ def seed_dagster_home(home: Path) -> Path:
     return home
 
 
-def dagster_home() -> Path:
+def dagster_home(config: DialerConfig) -> Path:
     """`DAGSTER_HOME`, else `<DIALER_HOME>/dagster`; seeded with the project's settings."""
-    return seed_dagster_home(Path(os.environ.get("DAGSTER_HOME") or DialerConfig.from_env().home / "dagster")
-                             .expanduser().absolute())
+    return seed_dagster_home(config.dagster_home or config.home / "dagster")
 
 
 def _dagster_command(port: int) -> list[str]:
@@ -80,6 +79,7 @@ def stop_process_group(process: subprocess.Popen, grace_s: float = 30.0) -> None
 @app.command("dev")
 @user_errors
 def dev_cmd(
+    ctx: typer.Context,
     port: Annotated[int, typer.Option("--port", help="Dagster UI port on 127.0.0.1.")] = 3000,
     simulator_port: Annotated[int, typer.Option("--simulator-port", help="Voice simulator port on 127.0.0.1.")] = 8765,
     sessions: Annotated[int, typer.Option("--sessions", help="Simulated agent sessions per campaign.", min=1)] = 10,
@@ -93,10 +93,11 @@ def dev_cmd(
     stop = threading.Event()
     for number in STOP_SIGNALS:
         signal.signal(number, lambda *_: stop.set())
-    home = DialerConfig.from_env().home
-    engine = db.make_engine(DialerConfig.from_env().database_url)
+    config: DialerConfig = ctx.obj
+    home = config.home
+    engine = db.make_engine(config.database_url)
     db.migrate(engine)
-    instance = dagster_home()
+    instance = dagster_home(config)
 
     try:
         sim_server = serve(Simulator(seed=1, default=Profile(sessions=sessions)), "127.0.0.1", simulator_port)

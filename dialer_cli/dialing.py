@@ -9,12 +9,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-import sqlalchemy as sa
 import typer
 from rich.table import Table
 from rich.text import Text
 
-from campaigns.core import schema as t
 from campaigns.core.errors import DialerError
 from campaigns.dialing import hopper
 from campaigns.reporting.explain import explain_phone
@@ -61,6 +59,7 @@ def parse_at(value: str | None) -> datetime:
 @app.command("explain")
 @user_errors
 def explain_cmd(
+    ctx: typer.Context,
     campaign: Annotated[str, typer.Argument(help="SLUG or WORKSPACE/SLUG.")],
     phone: Annotated[str, typer.Option("--phone", help="The number, in any format an upload accepts.")],
     state: Annotated[str | None, typer.Option("--state", help="State or province (hypothetical prospect).")] = None,
@@ -70,7 +69,7 @@ def explain_cmd(
 ) -> None:
     """Say whether a prospect may be dialed at an instant, every reason it may not, and when it next may."""
     now = parse_at(at)
-    with _database() as engine, engine.connect() as conn:
+    with _database(ctx.obj) as engine, engine.connect() as conn:
         ref = registry.resolve_campaign(conn, campaign)
         answer = explain_phone(conn, ref.id, ref.qualified_slug, phone, now, state=state, zip_code=zip_code)
     if json_out:
@@ -107,18 +106,19 @@ def explain_cmd(
 @hopper_app.command("fill")
 @user_errors
 def hopper_fill(
+    ctx: typer.Context,
     campaign: Annotated[str, typer.Argument(help="SLUG or WORKSPACE/SLUG.")],
     at: AtOption = None,
     json_out: JsonFlag = False,
 ) -> None:
     """Top the campaign's hopper up now (whatever its fill interval) and print what was queued."""
     now = parse_at(at)
-    with _database() as engine:
+    with _database(ctx.obj) as engine:
         with engine.connect() as conn:
             ref = registry.resolve_campaign(conn, campaign)
         result = hopper.fill_campaign(engine, ref.id, now)
         with engine.connect() as conn:
-            queued = _queued_rows(conn, result.queued_ids)
+            queued = hopper.queued_prospects(conn, result.queued_ids)
     if json_out:
         _print_json({"campaign": ref.qualified_slug, **result.as_dict(), "queued_prospects": queued})
         return
@@ -142,21 +142,3 @@ def hopper_fill(
         if len(queued) > 20:
             out.print(f"… and {len(queued) - 20} more (--json lists all).")
 
-
-def _queued_rows(conn: sa.Connection, ids: list[int]) -> list[dict]:
-    if not ids:
-        return []
-    p, h = t.prospects, t.hopper
-    rows = {}
-    for start in range(0, len(ids), 1000):
-        chunk = ids[start : start + 1000]
-        for r in conn.execute(
-            sa.select(p.c.id, p.c.phone_e164, p.c.address_state, p.c.priority, p.c.attempts,
-                      p.c.candidate_zones, p.c.status)
-            .join(h, h.c.prospect_id == p.c.id)
-            .where(p.c.id.in_(chunk))
-        ):
-            rows[r.id] = {"prospect_id": r.id, "phone": r.phone_e164, "state": r.address_state,
-                          "priority": r.priority, "attempts": r.attempts, "from": r.status,
-                          "zones": r.candidate_zones}
-    return [rows[i] for i in ids if i in rows]

@@ -7,7 +7,6 @@ from the CLI and one dropped in the bucket take exactly the same path.
 
 from __future__ import annotations
 
-import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -57,18 +56,18 @@ def _free_key(bucket: Bucket, workspace: str, slug: str, filename: str) -> Inbox
     return candidate
 
 
-def run_upload_job(partition_key: str, on_batch: OnBatch | None = None):
+def run_upload_job(config: DialerConfig, partition_key: str, on_batch: OnBatch | None = None):
     """Run load_prospect_list for one partition in this process, telling `on_batch` of each staged
     batch; returns the Dagster result."""
     import dagster as dg
 
     from pipelines.definitions import defs, resources_for
 
-    resources = resources_for(DialerConfig.from_env())
+    resources = resources_for(config)
     if on_batch is not None:
         resources["progress"] = on_batch
 
-    instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+    instance = dg.DagsterInstance.get() if config.dagster_home else dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("uploads", [partition_key])
     job = defs.resolve_job_def("load_prospect_list")
     return job.execute_in_process(
@@ -80,10 +79,10 @@ def run_upload_job(partition_key: str, on_batch: OnBatch | None = None):
     )
 
 
-def load_inbox_file(target: InboxFile, on_batch: OnBatch | None = None):
+def load_inbox_file(config: DialerConfig, target: InboxFile, on_batch: OnBatch | None = None):
     """Run load_prospect_list on a file already in the inbox; (the Dagster result, the upload's summary or None)."""
-    result = run_upload_job(target.partition_key, on_batch)
-    with _database() as engine, engine.connect() as conn:
+    result = run_upload_job(config, target.partition_key, on_batch)
+    with _database(config) as engine, engine.connect() as conn:
         info = upload_record.campaign_info(conn, target.workspace, target.campaign)
         uploaded = upload_record.latest_upload(conn, info.id, target.key)
         return result, upload_record.summary(conn, uploaded.id) if uploaded else None
@@ -107,7 +106,7 @@ def upload_payload(summary: upload_record.Summary, bucket: Bucket, campaign: str
 
 def failure_message(result) -> str:
     for event in result.all_events:
-        if event.event_type_value == "STEP_FAILURE":
+        if event.is_step_failure:
             error = event.event_specific_data.error
             data = event.event_specific_data
             user = getattr(data, "user_failure_data", None)
@@ -120,6 +119,7 @@ def failure_message(result) -> str:
 @list_app.command("upload")
 @user_errors
 def upload(
+    ctx: typer.Context,
     campaign: Annotated[str, typer.Argument(help="SLUG or WORKSPACE/SLUG.")],
     file: Annotated[Path, typer.Argument(help="Prospect CSV (.csv or .csv.gz).")],
     priority: Annotated[int | None, typer.Option(help="List priority 0–100 (higher dialed first).")] = None,
@@ -144,9 +144,10 @@ def upload(
         raise DialerError(f"{file}: no such file.")
     if not file.name.lower().endswith((".csv", ".csv.gz")):
         raise DialerError(f"{file}: expected a .csv or .csv.gz file.")
-    with _database() as engine, engine.connect() as conn:
+    config: DialerConfig = ctx.obj
+    with _database(config) as engine, engine.connect() as conn:
         ref = registry.resolve_campaign(conn, campaign)
-    bucket = Bucket.from_config(DialerConfig.from_env())
+    bucket = Bucket.from_config(config)
     target = _free_key(bucket, ref.workspace, ref.slug, file.name)
     if options != UploadOptions():
         sidecar = {k: v for k, v in options.model_dump().items() if v is not None}
@@ -164,7 +165,7 @@ def upload(
     with progress:
         task = progress.add_task(f"loading {file.name}", total=1.0, rows=0)
         result, summary = load_inbox_file(
-            target, on_batch=lambda rows, share: progress.update(task, completed=share, rows=rows)
+            config, target, on_batch=lambda rows, share: progress.update(task, completed=share, rows=rows)
         )
     if not result.success:
         message = failure_message(result)
@@ -198,11 +199,7 @@ def _split_list(name: str, workspace: str | None, engine) -> tuple[str, str]:
     if workspace:
         return workspace, name
     with engine.connect() as conn:
-        import sqlalchemy as sa
-
-        from campaigns.core import schema as t
-
-        names = [r[0] for r in conn.execute(sa.select(t.workspaces.c.name))]
+        names = registry.workspace_names(conn)
     if len(names) == 1:
         return names[0], name
     raise DialerError(
@@ -214,6 +211,7 @@ def _split_list(name: str, workspace: str | None, engine) -> tuple[str, str]:
 @dnc_app.command("import")
 @user_errors
 def dnc_import(
+    ctx: typer.Context,
     list_name: Annotated[str, typer.Argument(metavar="LIST", help="LIST or WORKSPACE/LIST.")],
     file: Annotated[Path, typer.Argument(help="One number per line, area code,number pairs, or a CSV with a phone column.")],
     workspace: Annotated[str | None, typer.Option(help="Workspace of the list.")] = None,
@@ -226,7 +224,7 @@ def dnc_import(
 
     if not file.is_file():
         raise DialerError(f"{file}: no such file.")
-    with _database() as engine:
+    with _database(ctx.obj) as engine:
         ws, name = _split_list(list_name, workspace, engine)
         if not re.match(SLUG_PATTERN, name):
             raise DialerError(f"DNC list name {name!r} must be lowercase letters, digits, '-' or '_'.")
@@ -245,9 +243,9 @@ def dnc_import(
 
 @dnc_app.command("lists")
 @user_errors
-def dnc_lists(json_out: JsonFlag = False) -> None:
+def dnc_lists(ctx: typer.Context, json_out: JsonFlag = False) -> None:
     """Show every DNC list with its number count."""
-    with _database() as engine, engine.connect() as conn:
+    with _database(ctx.obj) as engine, engine.connect() as conn:
         rows = dnc_membership.list_counts(conn)
     if json_out:
         _print_json(rows)

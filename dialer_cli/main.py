@@ -1,8 +1,10 @@
 """The `dialer` command: what ops run from a terminal.
 
 A thin layer: every command parses its flags, opens the database and calls
-`campaigns/`. A problem with something the user controls is printed as one
-sentence on stderr with exit status 2, never a traceback.
+`campaigns/`. The configuration is read from the environment once, by the
+`dialer` callback, and handed to each command as `ctx.obj`. A problem with
+something the user controls is printed as one sentence on stderr with exit
+status 2, never a traceback.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
-import sqlalchemy as sa
 import typer
 import yaml
 from rich.console import Console
@@ -53,29 +54,30 @@ def _now() -> datetime:
 
 
 def user_errors(fn: Callable) -> Callable:
-    """Turn a DialerError into one red sentence and exit status 2."""
+    """Turn a DialerError into one red sentence and its exit status (2; 1 when the database refused)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
-            return fn(*args, **kwargs)
+            with db.refusals_as_errors():
+                return fn(*args, **kwargs)
         except DialerError as exc:
             # The sentence may quote file names or cells: never read it as markup.
             err.print(Text.assemble(("error: ", "bold red"), str(exc)), soft_wrap=True)
             raise typer.Exit(code=exc.exit_code) from None
-        except sa.exc.OperationalError as exc:
-            err.print(
-                Text.assemble(("error: ", "bold red"), f"the database refused the operation: {exc.orig}"),
-                soft_wrap=True,
-            )
-            raise typer.Exit(code=1) from None
 
     return wrapper
 
 
+@app.callback()
+def configure(ctx: typer.Context) -> None:
+    # The one read of the environment for the whole invocation; commands find it in ctx.obj.
+    ctx.obj = DialerConfig.from_env()
+
+
 @contextmanager
-def _database(*, ready: bool = True):
-    engine = db.make_engine(DialerConfig.from_env().database_url)
+def _database(config: DialerConfig, *, ready: bool = True):
+    engine = db.make_engine(config.database_url)
     try:
         if ready:
             db.check_ready(engine)
@@ -90,9 +92,9 @@ def _print_json(payload) -> None:
 
 @app.command()
 @user_errors
-def init() -> None:
+def init(ctx: typer.Context) -> None:
     """Create or migrate the database (DIALER_DATABASE_URL, default a SQLite file under DIALER_HOME)."""
-    with _database(ready=False) as engine:
+    with _database(ctx.obj, ready=False) as engine:
         before, after = db.migrate(engine)
         where = db.describe(engine)
     if before == after:
@@ -104,12 +106,13 @@ def init() -> None:
 @campaign_app.command("apply")
 @user_errors
 def campaign_apply(
+    ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="Campaign YAML file.")],
     json_out: JsonFlag = False,
 ) -> None:
     """Create or update a campaign from a YAML file; applying the same file twice changes nothing."""
     settings, keys = load_settings_file(file)
-    with _database() as engine, engine.begin() as conn:
+    with _database(ctx.obj) as engine, engine.begin() as conn:
         result = registry.apply_campaign(conn, settings, _now(), keys_given=keys)
     if json_out:
         _print_json(
@@ -128,9 +131,9 @@ def campaign_apply(
         out.print(f"Created workspace {result.workspace}.")
     for name in result.created_dnc_lists:
         out.print(f"Created empty DNC list {result.workspace}/{name}.")
-    if result.action == "unchanged":
+    if result.action == registry.ApplyAction.UNCHANGED:
         out.print(f"Campaign {label} unchanged.")
-    elif result.action == "created":
+    elif result.action == registry.ApplyAction.CREATED:
         out.print(f"Campaign {label} created.")
     else:
         out.print(f"Campaign {label} updated:")
@@ -140,10 +143,10 @@ def campaign_apply(
 
 @campaign_app.command("list")
 @user_errors
-def campaign_list(json_out: JsonFlag = False) -> None:
+def campaign_list(ctx: typer.Context, json_out: JsonFlag = False) -> None:
     """List every campaign with its state and status."""
     now = _now()
-    with _database() as engine, engine.connect() as conn:
+    with _database(ctx.obj) as engine, engine.connect() as conn:
         reports = [campaign_status(conn, c.id, now) for c in registry.list_campaigns(conn)]
     if json_out:
         _print_json([r.as_dict() for r in reports])
@@ -173,11 +176,12 @@ def campaign_list(json_out: JsonFlag = False) -> None:
 @campaign_app.command("show")
 @user_errors
 def campaign_show(
+    ctx: typer.Context,
     campaign: Annotated[str, typer.Argument(help="SLUG or WORKSPACE/SLUG.")],
     json_out: JsonFlag = False,
 ) -> None:
     """Print a campaign's effective settings (defaults filled in) as YAML."""
-    with _database() as engine, engine.connect() as conn:
+    with _database(ctx.obj) as engine, engine.connect() as conn:
         ref = registry.resolve_campaign(conn, campaign)
         settings = registry.load_settings(conn, ref.id)
     data = settings.model_dump(mode="json")
@@ -190,6 +194,7 @@ def campaign_show(
 @campaign_app.command("status")
 @user_errors
 def campaign_status_cmd(
+    ctx: typer.Context,
     campaign: Annotated[str, typer.Argument(help="SLUG or WORKSPACE/SLUG.")],
     at: Annotated[
         str | None, typer.Option("--at", help="Decide dialability at this ISO-8601 instant; default now.")
@@ -201,7 +206,7 @@ def campaign_status_cmd(
     from dialer_cli.dialing import parse_at
 
     now = parse_at(at)
-    with _database() as engine, engine.connect() as conn:
+    with _database(ctx.obj) as engine, engine.connect() as conn:
         ref = registry.resolve_campaign(conn, campaign)
         report = campaign_status(conn, ref.id, now)
         dialability = not_dialable_summary(conn, ref.id, now)
@@ -239,9 +244,10 @@ def _state_command(name: str, state: CampaignState, verb: str) -> None:
     @campaign_app.command(name, help=f"Set the campaign's state to {state}.")
     @user_errors
     def command(
+        ctx: typer.Context,
         campaign: Annotated[str, typer.Argument(help="SLUG or WORKSPACE/SLUG.")],
     ) -> None:
-        with _database() as engine, engine.begin() as conn:
+        with _database(ctx.obj) as engine, engine.begin() as conn:
             ref = registry.resolve_campaign(conn, campaign)
             changed = registry.set_state(conn, ref, state, _now())
         if changed:

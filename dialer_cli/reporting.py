@@ -7,14 +7,13 @@ from pathlib import Path
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
-import sqlalchemy as sa
 import typer
 from rich.table import Table
 
-from campaigns.core import schema as t
 from campaigns.core.config import DialerConfig
 from campaigns.core.errors import DialerError
 from campaigns.reporting import reports
+from campaigns.reporting.delivery import deliver
 from campaigns.setup import registry
 from dialer_cli.main import (
     JsonFlag,
@@ -39,6 +38,7 @@ def _day(value: str | None, zone: str, now: datetime) -> date:
 @app.command("report")
 @user_errors
 def report_cmd(
+    ctx: typer.Context,
     campaign: Annotated[str, typer.Argument(help="SLUG or WORKSPACE/SLUG.")],
     day: Annotated[str | None, typer.Option("--date", help="The dialing day, YYYY-MM-DD (default: today in the campaign's report time zone).")] = None,
     out_dir: Annotated[Path | None, typer.Option("--out", help="Folder for the export (default: <DIALER_HOME>/reports/WORKSPACE/SLUG/DATE).")] = None,
@@ -55,27 +55,23 @@ def report_cmd(
         raise DialerError(f"--format {fmt!r}: the only export format is csv.")
     if compression is not None and compression not in ("none", "zip", "gz"):
         raise DialerError(f"--compression {compression!r}: expected none, zip or gz.")
+    config: DialerConfig = ctx.obj
     now = _now()
-    with _database() as engine:
+    with _database(config) as engine:
         with engine.connect() as conn:
             ref = registry.resolve_campaign(conn, campaign)
-            camp = conn.execute(sa.select(t.campaigns).where(t.campaigns.c.id == ref.id)).one()
-            the_day = _day(day, camp.report_timezone, now)
-            report = reports.build(conn, ref.id, the_day, now, reports_dir=DialerConfig.from_env().reports_dir,
+            the_day = _day(day, registry.load_campaign(conn, ref.id).report_timezone, now)
+            report = reports.build(conn, ref.id, the_day, now, reports_dir=config.reports_dir,
                                    out_dir=out_dir, compression=compression)
-            already = reports.sent_at(conn, ref.id, the_day)
         delivered = None
         if email:
-            recipients = list(camp.report_recipients or [])
-            if not recipients:
+            delivery = deliver(engine, ref.id, report, lambda: Mailer.from_config(config.mail), _now(), resend=resend)
+            if not delivery.recipients:
                 raise DialerError(f"{ref.qualified_slug}: no report recipients; set reports.recipients in its campaign file.")
-            if already is not None and not resend:
-                raise DialerError(f"{ref.qualified_slug}: the report for {the_day} was sent at {already:%Y-%m-%d %H:%M} UTC; "
-                                  "add --resend to send it again.")
-            mailer = Mailer.from_config(DialerConfig.from_env().mail)
-            delivered = mailer.send(reports.compose(report, recipients))
-            with engine.begin() as conn:
-                reports.record_sent(conn, ref.id, the_day, recipients, report.detail_path, _now())
+            if not delivery.sent:
+                raise DialerError(f"{ref.qualified_slug}: the report for {the_day} was sent at "
+                                  f"{delivery.sent_before:%Y-%m-%d %H:%M} UTC; add --resend to send it again.")
+            delivered = delivery.sent_via
     if json_out:
         _print_json({**report.summary.as_dict(), "rows": report.rows, "file": str(report.detail_path),
                      "emailed_to": delivered})

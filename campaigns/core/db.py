@@ -8,6 +8,8 @@ switched on so both backends enforce the same schema.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -16,7 +18,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from campaigns.core.errors import DatabaseNotReady, DialerError
+from campaigns.core.errors import DatabaseNotReady, DatabaseRefused, DialerError
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -94,9 +96,30 @@ def make_engine(url: str, *, echo: bool = False) -> sa.Engine:
     return sa.create_engine(parsed, echo=echo, pool_pre_ping=True)
 
 
+def make_reader_engine(url: str) -> sa.Engine:
+    """An engine for reads beside a busy writer (a live display while the daemon dials).
+
+    On SQLite its transactions are plain deferred ones: they never take the write lock that
+    `make_engine`'s BEGIN IMMEDIATE takes, so a reader never holds the writers up.
+    """
+    parsed = normalize_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return sa.create_engine(parsed, connect_args={"timeout": 30, "check_same_thread": False})
+    return make_engine(url)
+
+
 def describe(engine: sa.Engine) -> str:
     """The engine's URL with any password hidden, for messages."""
     return engine.url.render_as_string(hide_password=True)
+
+
+@contextmanager
+def refusals_as_errors() -> Iterator[None]:
+    """Raise the database refusing an operation as `DatabaseRefused`: one sentence, not a traceback."""
+    try:
+        yield
+    except sa.exc.OperationalError as exc:
+        raise DatabaseRefused(f"the database refused the operation: {exc.orig}") from None
 
 
 def _alembic_config(connection: sa.Connection | None = None) -> Config:

@@ -18,3 +18,9 @@ class NotFound(DialerError):
 
 class DatabaseNotReady(DialerError):
     """The database is unreachable or has not been migrated."""
+
+
+class DatabaseRefused(DialerError):
+    """The database refused an operation under way (a lock wait, a timeout, a lost connection)."""
+
+    exit_code = 1

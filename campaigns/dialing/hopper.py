@@ -182,6 +182,24 @@ def fill_campaign(engine: sa.Engine, campaign_id: int, now: datetime) -> FillRes
     return result
 
 
+def queued_prospects(conn: sa.Connection, prospect_ids: list[int]) -> list[dict]:
+    """The prospects among `prospect_ids` (a fill's `queued_ids`) still in the hopper, in that order:
+    id, phone, state, priority, attempts, the status it was queued `from` and its zones."""
+    p, h = t.prospects, t.hopper
+    rows = {}
+    for chunk in _chunks(prospect_ids):
+        for r in conn.execute(
+            sa.select(p.c.id, p.c.phone_e164, p.c.address_state, p.c.priority, p.c.attempts,
+                      p.c.candidate_zones, p.c.status)
+            .join(h, h.c.prospect_id == p.c.id)
+            .where(p.c.id.in_(chunk))
+        ):
+            rows[r.id] = {"prospect_id": r.id, "phone": r.phone_e164, "state": r.address_state,
+                          "priority": r.priority, "attempts": r.attempts, "from": r.status,
+                          "zones": r.candidate_zones}
+    return [rows[i] for i in prospect_ids if i in rows]
+
+
 def queued_depth(conn: sa.Connection, campaign_id: int) -> int:
     """Rows waiting for a daemon to claim them: what pacing may dial and the fill tops up."""
     h = t.hopper

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
@@ -18,6 +19,7 @@ import sqlalchemy as sa
 from campaigns.core import schema as t
 from campaigns.core.errors import DialerError, NotFound
 from campaigns.core.lifecycle import CampaignState
+from campaigns.core.model import Campaign
 from campaigns.setup.settings import (
     CampaignSettings,
     SettingsError,
@@ -26,9 +28,17 @@ from campaigns.setup.settings import (
 )
 
 
+class ApplyAction(StrEnum):
+    """What applying a campaign file did to the campaign."""
+
+    CREATED = "created"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+
+
 @dataclass(frozen=True)
 class ApplyResult:
-    action: str  # "created" | "updated" | "unchanged"
+    action: ApplyAction
     workspace: str
     slug: str
     campaign_id: int
@@ -99,6 +109,11 @@ def ensure_workspace(conn: sa.Connection, name: str, now: datetime) -> tuple[int
         sa.insert(t.workspaces).values(name=name, created_at=now).returning(t.workspaces.c.id)
     ).scalar_one()
     return new_id, True
+
+
+def workspace_names(conn: sa.Connection) -> list[str]:
+    """Every workspace's name, in the order they were created."""
+    return list(conn.execute(sa.select(t.workspaces.c.name).order_by(t.workspaces.c.id)).scalars())
 
 
 def ensure_dnc_list(
@@ -185,7 +200,7 @@ def apply_campaign(
             .returning(t.campaigns.c.id)
         ).scalar_one()
         changes: list[str] = []
-        action = "created"
+        action = ApplyAction.CREATED
         current_lists: list[str] = []
         current_dispositions: list[dict[str, Any]] = []
     else:
@@ -206,7 +221,7 @@ def apply_campaign(
                 f"{[d['title'] for d in current_dispositions]} → "
                 f"{[d['title'] for d in wanted_dispositions]}"
             )
-        action = "updated" if changes else "unchanged"
+        action = ApplyAction.UPDATED if changes else ApplyAction.UNCHANGED
         if changes:
             conn.execute(
                 sa.update(t.campaigns)
@@ -291,6 +306,11 @@ def resolve_campaign(conn: sa.Connection, ref: str) -> CampaignRef:
 def list_campaigns(conn: sa.Connection) -> list[CampaignRef]:
     rows = conn.execute(_ref_query().order_by(t.workspaces.c.name, t.campaigns.c.slug))
     return [CampaignRef(**r._mapping) for r in rows]
+
+
+def load_campaign(conn: sa.Connection, campaign_id: int) -> Campaign:
+    """The campaign's stored settings as the typed model (`NoResultFound` if there is no such id)."""
+    return Campaign.from_row(conn.execute(sa.select(t.campaigns).where(t.campaigns.c.id == campaign_id)).one())
 
 
 def load_settings(conn: sa.Connection, campaign_id: int) -> CampaignSettings:
