@@ -29,9 +29,9 @@ from campaigns.core.config import DialerConfig
 from campaigns.core.errors import DialerError
 from campaigns.core.lifecycle import CampaignState
 from campaigns.reporting.explain import not_dialable_summary
+from campaigns.reporting.status import campaign_status
 from campaigns.setup import registry
 from campaigns.setup.settings import load_settings_file
-from campaigns.setup.status import campaign_status
 
 app = typer.Typer(
     name="dialer",

@@ -27,7 +27,7 @@ import sqlalchemy as sa
 from campaigns.core import schema as t
 from campaigns.core.model import Campaign
 from campaigns.dialing import calls, hopper, leases
-from campaigns.setup.status import campaign_status
+from campaigns.reporting.status import campaign_status
 from dialer_daemon.daemon import Daemon, PlatformClock, TickReport
 from dialer_daemon.simulator import Faults, Profile, Simulator, serve
 from dialer_daemon.voice import VoiceApiError, VoiceClient

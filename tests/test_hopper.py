@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from campaigns.core import schema as t
 from campaigns.dialing import hopper
-from campaigns.setup.status import campaign_status
+from campaigns.reporting.status import campaign_status
 from tests.helpers import UPLOADS_CAMPAIGN, add_prospects, apply_campaign
 
 NOON = datetime(2026, 10, 21, 16, 0, tzinfo=UTC)  # 12:00 EDT, 11:00 CDT, 09:00 PDT, 06:00 HST

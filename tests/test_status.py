@@ -9,9 +9,9 @@ import sqlalchemy as sa
 
 from campaigns.core import schema as t
 from campaigns.core.lifecycle import CampaignStatus, ProspectStatus
+from campaigns.reporting.status import campaign_status, derive_status
 from campaigns.setup import registry
 from campaigns.setup.settings import parse_settings
-from campaigns.setup.status import campaign_status, derive_status
 from tests.helpers import MINIMAL
 
 NOW = datetime(2026, 11, 2, 15, 0, tzinfo=UTC)

@@ -1,2 +1,3 @@
-"""What people read: the dialing day's report and its delivery by mail, and the answers
-to "why is this prospect (or my hopper) not being dialed?"."""
+"""What people read: a campaign's derived status, the dialing day's report and its delivery
+by mail, the demo's live figures, and the answers to "why is this prospect (or my hopper)
+not being dialed?"."""

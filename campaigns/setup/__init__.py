@@ -1,2 +1,2 @@
 """Campaign setup: the campaign file and its sentences, applying it to the database,
-resolving campaigns by slug, changing their state and deriving their status."""
+resolving campaigns by slug and changing their state."""
