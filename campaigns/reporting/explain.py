@@ -190,12 +190,12 @@ def not_dialable_summary(conn: sa.Connection, campaign_id: int, now: datetime, t
                         "or loaded after this instant"),
         Code.CALLBACK_NOT_DUE: "callback time not reached",
     }
-    reasons = [
+    top_reasons = [
         {"code": code, "prospects": n, "message": examples.get(code) or generic.get(code, code)}
         for code, n in counts.most_common() if n
     ][:top]
     return {"as_of": now.isoformat(), "open_prospects": total, "dialable_now": dialable,
-            "top_reasons": reasons}
+            "top_reasons": top_reasons}
 
 
 

@@ -93,7 +93,7 @@ def detail_rows(conn: sa.Connection, campaign_id: int, day: date) -> list[dict]:
     rows = []
     for r in conn.execute(query):
         local = local_time(r.created_at, r.zone_group)
-        zone = local.tzinfo.key
+        zone = str(local.tzinfo)  # a ZoneInfo prints as its IANA name
         if local.date() != day:
             continue
         rows.append({
@@ -218,7 +218,7 @@ def abandon_counts_period(conn: sa.Connection, campaign_id: int, day: date,
     abandoned = answered = 0
     if inner_since < inner_until:
         abandoned, answered = abandon_counts(conn, campaign_id, inner_since, inner_until)
-        edges = ((since, inner_since), (inner_until, until))
+        edges: tuple[tuple[datetime, datetime], ...] = ((since, inner_since), (inner_until, until))
     else:
         edges = ((since, until),)
     a, p = t.call_attempts, t.prospects
