@@ -130,6 +130,19 @@ class CallOutcome(StrEnum):
         return (cls.NO_ANSWER, cls.BUSY, cls.MACHINE, cls.ABANDONED, cls.FAILED, cls.NOT_PLACED)
 
 
+class DaemonState(StrEnum):
+    """What a dialer daemon is doing (`daemons.state`, and its health endpoint's `state`)."""
+
+    STARTING = "starting"  # health endpoint only: its heartbeat row is first written as running
+    RUNNING = "running"
+    DRAINING = "draining"  # stopping: finishes its calls, claims no new ones
+
+    @classmethod
+    def stored(cls) -> tuple[DaemonState, ...]:
+        """States a daemon's heartbeat row may hold."""
+        return (cls.RUNNING, cls.DRAINING)
+
+
 class CallEventType(StrEnum):
     """The kinds of event the voice platform reports for a call (docs/voice-api.yaml)."""
 
