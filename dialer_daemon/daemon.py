@@ -28,7 +28,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from campaigns.core.db import DatabaseError, Engine
-from campaigns.core.lifecycle import CampaignState
+from campaigns.core.lifecycle import CampaignState, DaemonState
 from campaigns.dialing import calls, leases, roster
 from campaigns.dialing.roster import RosterEntry
 from dialer_daemon.clock import Clock, PlatformClock, SystemClock
@@ -131,7 +131,7 @@ class Daemon:
             self.stop = stop
         self.speed = max(speed, 1e-6)
         self.started_at = self.clock.now()
-        self.metrics.state = "running"
+        self.metrics.state = DaemonState.RUNNING
         self.lease_keeper.fenced = True
         self.lease_keeper.refuse_duplicate_id()
         log.info("started", extra={"event": "started", "daemon": self.daemon_id,
@@ -201,7 +201,7 @@ class Daemon:
 
     def _shutdown(self) -> None:
         """Drain's end: requests answered, claims and leases handed back, heartbeat gone."""
-        self.metrics.state = "draining"
+        self.metrics.state = DaemonState.DRAINING
         self.metrics.draining.set(1)
         self.placer.shutdown()
         self.upkeep.join(timeout=30)

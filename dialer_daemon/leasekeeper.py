@@ -16,14 +16,13 @@ from datetime import timedelta
 
 from campaigns.core.db import Connection, DatabaseError, Engine
 from campaigns.core.errors import DialerError
-from campaigns.core.lifecycle import CampaignState
+from campaigns.core.lifecycle import CampaignState, DaemonState
 from campaigns.dialing import calls, leases
 from campaigns.dialing.roster import RosterEntry
 from dialer_daemon.metrics import Metrics
 
 log = logging.getLogger("dialer.daemon")
 LEASE_PERIOD = timedelta(seconds=15)
-RUNNING, DRAINING = "running", "draining"  # a daemon's state in its heartbeat row
 
 
 class LeaseLost(Exception):
@@ -54,7 +53,7 @@ class LeaseKeeper:
         with self.lock, self.engine.begin() as conn:
             now_db = leases.db_now(conn)
             leases.heartbeat(conn, self.daemon_id, self.host, self.pid,
-                             DRAINING if self.draining() else RUNNING, now_db)
+                             DaemonState.DRAINING if self.draining() else DaemonState.RUNNING, now_db)
             kept = leases.renew(conn, self.daemon_id, self.leases, now_db, self.lease_period)
             for campaign_id in set(self.leases) - set(kept):
                 name = self.names.get(campaign_id, campaign_id)
@@ -90,7 +89,7 @@ class LeaseKeeper:
             with self.engine.begin() as conn:
                 now_db = leases.db_now(conn)
                 leases.forget_dead_daemons(conn, now_db, 10 * self.lease_period)
-                running = [d for d in leases.live_daemons(conn, now_db, self.lease_period) if d.state == RUNNING]
+                running = [d for d in leases.live_daemons(conn, now_db, self.lease_period) if d.state == DaemonState.RUNNING]
                 share = len(wanted) if greedy else leases.fair_share(len(wanted), len(running))
                 mine = [cid for cid in wanted if cid in self.leases]
                 extra = mine[share:] if len(mine) > share else []

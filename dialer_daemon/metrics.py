@@ -28,6 +28,8 @@ from prometheus_client import (
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from campaigns.core.lifecycle import DaemonState
+
 TICK_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 # Gauge name → (key in the pacing decision, help)
 DECISION_GAUGES = {
@@ -79,7 +81,7 @@ class Metrics:
         self._seen_faults: dict[str, int] = {}
         self.loop_completed_at: float | None = None  # time.monotonic()
         self.loop_error: str | None = None
-        self.state = "starting"
+        self.state = DaemonState.STARTING
         self.lease_count = 0
         self.daemon_id = ""
 
@@ -145,7 +147,7 @@ class Metrics:
         age = None if self.loop_completed_at is None else time.monotonic() - self.loop_completed_at
         healthy = age is not None and age <= stall_after and self.loop_error is None
         return healthy, {
-            "status": ("draining" if self.state == "draining" else "ok") if healthy else "unhealthy",
+            "status": (str(self.state) if self.state == DaemonState.DRAINING else "ok") if healthy else "unhealthy",
             "daemon": self.daemon_id, "state": self.state, "leases": self.lease_count,
             "last_loop_age_s": None if age is None else round(age, 3), "error": self.loop_error,
         }

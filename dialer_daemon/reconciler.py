@@ -29,14 +29,17 @@ RECONCILE_AFTER = timedelta(minutes=30)
 PLACING_RETRY_AFTER = timedelta(seconds=20)
 
 
-def platform_outcome(call: dict[str, Any]) -> CallOutcome:
-    """How a call the platform reports as over ended, in the attempt's terms."""
+def platform_outcome(call: dict[str, Any]) -> CallOutcome | None:
+    """How a call the platform reports as over ended, in the attempt's terms.
+
+    None: the platform reported an outcome the dialer does not know.
+    """
     status = call["status"]
     if status == PlatformCallStatus.ABANDONED:
         return CallOutcome.ABANDONED
     if status == PlatformCallStatus.FAILED:
         return CallOutcome.FAILED
-    return CallOutcome(call.get("outcome") or CallOutcome.COMPLETED)
+    return calls.reported_outcome(call.get("outcome"))
 
 
 class Reconciler:
@@ -62,7 +65,7 @@ class Reconciler:
                 with self.engine.begin() as conn:
                     report.placed += calls.confirm(conn, attempt, call["call_id"])
                     if call["status"] in PlatformCallStatus.over():
-                        self._finish_from_platform(conn, campaign, attempt, call, now)
+                        report.warnings.extend(self._finish_from_platform(conn, campaign, attempt, call, now))
                 continue
             # The platform never received it. Re-send (same key) while the call is still allowed;
             # otherwise it was never placed — once no request of ours can still be on its way.
@@ -87,16 +90,21 @@ class Reconciler:
                     calls.finish(conn, campaign, attempt, CallOutcome.FAILED, None, now, now,
                                  cause="the platform does not know this call")
                 elif call["status"] in PlatformCallStatus.over():
-                    self._finish_from_platform(conn, campaign, attempt, call, now)
+                    report.warnings.extend(self._finish_from_platform(conn, campaign, attempt, call, now))
 
     @staticmethod
     def _finish_from_platform(conn: Connection, campaign: Campaign, attempt: Attempt, call: dict[str, Any],
-                              now: datetime) -> None:
-        """End an attempt from the platform's record of its call (its events were missed)."""
+                              now: datetime) -> list[str]:
+        """End an attempt from the platform's record of its call (its events were missed); returns warnings."""
         ended = datetime.fromisoformat(call["ended_at"]) if call.get("ended_at") else now
         fresh = calls.read_attempt(conn, attempt.id)
-        if fresh.status != AttemptStatus.ENDED:
-            calls.finish(conn, campaign, fresh, platform_outcome(call), call.get("disposition"), ended, now)
+        if fresh.status == AttemptStatus.ENDED:
+            return []
+        outcome = platform_outcome(call)
+        if outcome is None:
+            return calls.finish_unknown_outcome(conn, campaign, fresh, call["outcome"], call.get("disposition"),
+                                                ended, now).warnings
+        return calls.finish(conn, campaign, fresh, outcome, call.get("disposition"), ended, now).warnings
 
     def no_request_on_its_way(self, attempt: Attempt, now: datetime) -> bool:
         """Has every request sent for this attempt (by any daemon) been answered or given up?

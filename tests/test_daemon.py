@@ -375,6 +375,23 @@ def test_the_last_allowed_call_without_contact_exhausts_the_prospect(engine):
     assert done.status == "exhausted"
 
 
+@pytest.mark.parametrize(("attempts_before", "status"), [(0, "ready"), (1, "exhausted")])
+def test_an_outcome_the_dialer_does_not_know_ends_the_call_as_failed(engine, attempts_before, status):
+    """A newer platform's outcome must not stop the event stream: the prospect retries as after a failure."""
+    cid = campaign(engine, max_calls_per_prospect=2)
+    pid, camp = _dial_one(engine, cid, attempts_before=attempts_before)
+    ended_at = START + timedelta(minutes=5)
+    with engine.begin() as conn:
+        done = calls.apply_event(conn, camp, {"call_id": "call-1", "type": "ended", "outcome": "voicemail_left",
+                                              "at": ended_at.isoformat()}, ended_at)
+        prospect = conn.execute(sa.select(t.prospects).where(t.prospects.c.id == pid)).one()
+    assert done.outcome == "failed" and done.status == status == prospect.status
+    assert "'voicemail_left'" in done.warnings[0]
+    [attempt] = attempts(engine)
+    assert attempt.status == "ended" and attempt.ended_at == ended_at and attempt.outcome == "failed"
+    assert attempt.failure_cause == "the platform reported outcome 'voicemail_left'"
+
+
 def test_dialer_simulator_and_dialer_daemon_processes_dial_a_campaign(engine, db_url, tmp_path):
     """The two commands as an operator runs them: the last 45 minutes of a New York evening at ×600."""
     import json

@@ -145,6 +145,20 @@ def test_a_call_the_platform_reports_over_ends_its_attempt_with_its_outcome(call
     assert platform_outcome(call) is outcome
 
 
+def test_an_outcome_the_dialer_does_not_know_ends_a_quiet_call_as_failed(engine, client):
+    cid = _queued_campaign(engine, 1)
+    camp, attempt = _started(engine, cid)
+    with engine.begin() as conn:
+        calls.mark_placed(conn, attempt.id, "call-1", START)
+    call = {"status": "ended", "outcome": "voicemail_left", "ended_at": START.isoformat()}
+    assert platform_outcome(call) is None
+    with engine.begin() as conn:
+        warnings = Reconciler._finish_from_platform(conn, camp, attempt, call, START)
+        ended = calls.read_attempt(conn, attempt.id)
+    assert ended.outcome is CallOutcome.FAILED and "'voicemail_left'" in warnings[0]
+    assert ended.failure_cause == "the platform reported outcome 'voicemail_left'"
+
+
 # -- placing calls ---------------------------------------------------------------------
 
 def test_the_platform_is_told_the_dispositions_and_the_attempts_number():

@@ -11,12 +11,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy.dialects import postgresql, sqlite
 
 from campaigns.core.errors import DatabaseNotReady, DatabaseRefused, DialerError
 
@@ -65,10 +67,23 @@ def _on_sqlite_begin(conn) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def insert_for(conn: sa.Connection, table: sa.Table):
+def insert_for(conn: sa.Connection, table: sa.Table) -> postgresql.Insert | sqlite.Insert:
     """The dialect's INSERT, which has ON CONFLICT on PostgreSQL and SQLite alike."""
-    dialect = sa.dialects.postgresql if conn.dialect.name == "postgresql" else sa.dialects.sqlite
-    return dialect.insert(table)
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+def driver_connection(conn: sa.Connection) -> Any:
+    """The driver's own connection under `conn` (psycopg or sqlite3).
+
+    For what SQLAlchemy does not offer: COPY on PostgreSQL, and SQLite pragmas that must run
+    outside the transaction SQLAlchemy would begin. Typed `Any` because the driver varies.
+    """
+    driver = conn.connection.driver_connection
+    if driver is None:  # only once the connection is closed or invalidated
+        raise DatabaseRefused("the database connection was closed before the operation")
+    return driver
 
 
 def make_engine(url: str, *, echo: bool = False) -> sa.Engine:
@@ -131,7 +146,11 @@ def _alembic_config(connection: sa.Connection | None = None) -> Config:
 
 
 def head_revision() -> str:
-    return ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    """The newest schema revision the code knows."""
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    if head is None:  # only if the migrations folder lost its scripts
+        raise DialerError(f"no schema migrations found in {MIGRATIONS_DIR}")
+    return head
 
 
 def current_revision(engine: sa.Engine) -> str | None:
@@ -139,7 +158,7 @@ def current_revision(engine: sa.Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
-def migrate(engine: sa.Engine, revision: str = "head") -> tuple[str | None, str]:
+def migrate(engine: sa.Engine, revision: str = "head") -> tuple[str | None, str | None]:
     """Upgrade the database to `revision`; returns (revision before, revision after)."""
     try:
         before = current_revision(engine)
@@ -149,7 +168,7 @@ def migrate(engine: sa.Engine, revision: str = "head") -> tuple[str | None, str]
                 # Batch mode rebuilds a table by copy, DROP and rename; with foreign keys
                 # on, SQLite's DROP TABLE would delete or refuse the rows that point at it.
                 # The pragma is ignored inside a transaction, so it goes first.
-                conn.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")
+                driver_connection(conn).execute("PRAGMA foreign_keys=OFF")
             try:
                 with conn.begin():
                     command.upgrade(_alembic_config(conn), revision)
@@ -162,7 +181,7 @@ def migrate(engine: sa.Engine, revision: str = "head") -> tuple[str | None, str]
                             )
             finally:
                 if sqlite:
-                    conn.connection.driver_connection.execute("PRAGMA foreign_keys=ON")
+                    driver_connection(conn).execute("PRAGMA foreign_keys=ON")
         return before, current_revision(engine)
     except sa.exc.OperationalError as exc:
         raise DatabaseNotReady(

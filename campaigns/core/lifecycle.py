@@ -120,9 +120,27 @@ class CallOutcome(StrEnum):
     PLACED_LATE = "placed_late"
 
     @classmethod
+    def platform_outcomes(cls) -> tuple[CallOutcome, ...]:
+        """Outcomes the voice platform may report; `not_placed` and `placed_late` only the dialer records."""
+        return tuple(o for o in cls if o not in (cls.NOT_PLACED, cls.PLACED_LATE))
+
+    @classmethod
     def retry_outcomes(cls) -> tuple[CallOutcome, ...]:
         """Outcomes after which the prospect is dialed again (or is exhausted)."""
         return (cls.NO_ANSWER, cls.BUSY, cls.MACHINE, cls.ABANDONED, cls.FAILED, cls.NOT_PLACED)
+
+
+class DaemonState(StrEnum):
+    """What a dialer daemon is doing (`daemons.state`, and its health endpoint's `state`)."""
+
+    STARTING = "starting"  # health endpoint only: its heartbeat row is first written as running
+    RUNNING = "running"
+    DRAINING = "draining"  # stopping: finishes its calls, claims no new ones
+
+    @classmethod
+    def stored(cls) -> tuple[DaemonState, ...]:
+        """States a daemon's heartbeat row may hold."""
+        return (cls.RUNNING, cls.DRAINING)
 
 
 class CallEventType(StrEnum):

@@ -18,7 +18,9 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from campaigns.core.lifecycle import (
+    AttemptStatus,
     CampaignState,
+    DaemonState,
     HopperStatus,
     ProspectStatus,
     RowOutcome,
@@ -362,8 +364,8 @@ call_attempts = sa.Table(
         "ux_call_attempts_live_prospect",
         "prospect_id",
         unique=True,
-        postgresql_where=sa.text("status <> 'ended'"),
-        sqlite_where=sa.text("status <> 'ended'"),
+        postgresql_where=sa.text(f"status <> '{AttemptStatus.ENDED}'"),
+        sqlite_where=sa.text(f"status <> '{AttemptStatus.ENDED}'"),
     ),
 )
 
@@ -437,7 +439,7 @@ daemons = sa.Table(
     sa.Column("state", sa.String(16), nullable=False),
     sa.Column("started_at", UTCDateTime, nullable=False),
     sa.Column("heartbeat_at", UTCDateTime, nullable=False),
-    sa.CheckConstraint("state IN ('running', 'draining')", name="state"),
+    sa.CheckConstraint(_one_of("state", DaemonState.stored()), name="state"),
 )
 
 reports_sent = sa.Table(

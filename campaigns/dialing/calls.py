@@ -11,7 +11,8 @@ here once:
         anything else (no answer, busy,   → READY after min time between calls,
         machine, abandoned, failed, a       or EXHAUSTED at max calls per prospect
         disposition not contacted or
-        unknown)
+        unknown, an outcome the dialer
+        does not know: failed)
         not placed (the platform refused  → READY after min time between calls, the
         or never received the request)     attempt's count given back (it was no call)
 
@@ -301,10 +302,41 @@ def apply_event(conn: sa.Connection, campaign: Campaign, event: dict[str, Any], 
     if kind == CallEventType.FAILED:
         return finish(conn, campaign, current, CallOutcome.FAILED, None, at, now, cause=event.get("cause"))
     if kind == CallEventType.ENDED:
+        outcome = reported_outcome(event.get("outcome"))
+        if outcome is None:
+            return finish_unknown_outcome(conn, campaign, current, event["outcome"], event.get("disposition"), at,
+                                          now, duration_s=event.get("duration_s"))
         callback_at = datetime.fromisoformat(event["callback_at"]) if event.get("callback_at") else None
-        return finish(conn, campaign, current, CallOutcome(event.get("outcome") or CallOutcome.COMPLETED),
-                      event.get("disposition"), at, now, duration_s=event.get("duration_s"), callback_at=callback_at)
+        return finish(conn, campaign, current, outcome, event.get("disposition"), at, now,
+                      duration_s=event.get("duration_s"), callback_at=callback_at)
     return None
+
+
+def reported_outcome(reported: str | None) -> CallOutcome | None:
+    """The outcome the platform reported for an ended call (none given: `completed`).
+
+    None when it is not one the platform may report: see `finish_unknown_outcome`.
+    """
+    if not reported:
+        return CallOutcome.COMPLETED
+    return next((o for o in CallOutcome.platform_outcomes() if o == reported), None)
+
+
+def finish_unknown_outcome(conn: sa.Connection, campaign: Campaign, attempt: Attempt, reported: str,
+                           title: str | None, ended_at: datetime, now: datetime, *,
+                           duration_s: float | None = None) -> Finish:
+    """End an attempt whose reported outcome the dialer does not know (a newer platform's, say).
+
+    Refusing the event would stop its campaign's event stream for good, every tick retrying
+    it. Instead the call counts as failed, its cause naming what the platform said, so the
+    prospect retries as after any failed call; the warning lets the operator see it.
+    """
+    cause = f"the platform reported outcome {reported!r}"
+    done = finish(conn, campaign, attempt, CallOutcome.FAILED, title, ended_at, now, duration_s=duration_s,
+                  cause=cause)
+    done.warnings.append(f"call {attempt.platform_call_id}: {cause}, which the dialer does not know; "
+                         "ended as failed")
+    return done
 
 
 def _placed_late(conn: sa.Connection, attempt: Attempt, event: dict[str, Any]) -> Finish:

@@ -29,7 +29,7 @@ import sqlalchemy as sa
 
 from campaigns.core import schema as t
 from campaigns.core.db import insert_for
-from campaigns.core.lifecycle import HopperStatus
+from campaigns.core.lifecycle import DaemonState, HopperStatus
 
 
 @dataclass(frozen=True)
@@ -46,11 +46,12 @@ def db_now(conn: sa.Connection) -> datetime:
     return datetime.now(UTC)
 
 
-def heartbeat(conn: sa.Connection, daemon_id: str, host: str, pid: int, state: str, now: datetime) -> None:
+def heartbeat(conn: sa.Connection, daemon_id: str, host: str, pid: int, state: DaemonState, now: datetime) -> None:
     d = t.daemons
-    stmt = insert_for(conn, d).values(id=daemon_id, host=host, pid=pid, state=state, started_at=now, heartbeat_at=now)
+    stmt = insert_for(conn, d).values(id=daemon_id, host=host, pid=pid, state=str(state), started_at=now,
+                                      heartbeat_at=now)
     conn.execute(stmt.on_conflict_do_update(index_elements=["id"],
-                                            set_={"state": state, "heartbeat_at": now}))
+                                            set_={"state": str(state), "heartbeat_at": now}))
 
 
 def forget_daemon(conn: sa.Connection, daemon_id: str) -> None:

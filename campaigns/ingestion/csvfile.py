@@ -307,7 +307,7 @@ def iter_rows(
                     seen_header = True
                     continue
                 number += 1
-                if size and number % 1000 == 0:
+                if progress is not None and size and number % 1000 == 0:
                     progress[0] = min(1.0, raw.tell() / size)
                 yield number, row
         except csv.Error as exc:

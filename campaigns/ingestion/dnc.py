@@ -8,6 +8,7 @@ E.164; importing the same file twice adds nothing.
 
 from __future__ import annotations
 
+import builtins
 import csv
 import io
 from collections.abc import Callable
@@ -19,6 +20,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from campaigns.core import schema as t
+from campaigns.core.db import driver_connection
 from campaigns.core.errors import NotFound
 from campaigns.ingestion import csvfile, phones
 from campaigns.setup.registry import ensure_dnc_list
@@ -29,12 +31,13 @@ BATCH = 100_000
 @dataclass
 class DncImport:
     workspace: str
-    list: str
+    list: str  # the DNC list's name; `dialer dnc import --json` prints it under this key
     rows: int = 0
     added: int = 0
     already_listed: int = 0
     invalid: int = 0
-    examples: list[str] = field(default_factory=list)
+    # `builtins.`: inside this class body `list` names the field above
+    examples: builtins.list[str] = field(default_factory=builtins.list)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -70,17 +73,16 @@ def _numbers(opener: Callable[[], BinaryIO], name: str):
         (normal.index(a) for a in csvfile.ALIASES["phone"] if a in normal), None
     )
     area_index = next((normal.index(a) for a in ("area_code", "areacode", "npa") if a in normal), None)
-    header = phone_index is not None
     with opener() as raw:
         text = io.TextIOWrapper(csvfile.open_binary(raw, name), encoding=encoding, newline="", errors="replace")
         reader = csv.reader(text, delimiter=delimiter)
         batch: list[str] = []
         for i, row in enumerate(reader):
-            if header and i == 0:
-                continue
+            if phone_index is not None and i == 0:
+                continue  # the header
             if not any(c.strip() for c in row) or row[0].lstrip().startswith("#"):
                 continue  # blank lines and comments
-            if header:
+            if phone_index is not None:
                 value = row[phone_index] if phone_index < len(row) else ""
                 digits = value.strip()
                 if area_index is not None and area_index < len(row) and len(digits) == 7 and digits.isdigit():
@@ -121,7 +123,7 @@ def _insert(conn: sa.Connection, list_id: int, numbers: list[str], now: datetime
     if not numbers:
         return 0
     if conn.dialect.name == "postgresql":
-        cursor = conn.connection.driver_connection.cursor()
+        cursor = driver_connection(conn).cursor()
         cursor.execute(
             "CREATE TEMP TABLE IF NOT EXISTS dnc_incoming (phone_e164 varchar(20)) ON COMMIT DROP"
         )
@@ -161,13 +163,14 @@ def import_numbers(
         if create:
             list_id, _ = ensure_dnc_list(conn, workspace_id, list_name, now)
         else:
-            list_id = conn.execute(
+            found = conn.execute(
                 sa.select(t.dnc_lists.c.id).where(
                     t.dnc_lists.c.workspace_id == workspace_id, t.dnc_lists.c.name == list_name
                 )
             ).scalar_one_or_none()
-            if list_id is None:
+            if found is None:
                 raise NotFound(f"There is no DNC list `{list_name}` in workspace `{workspace}`.")
+            list_id = found
     for raw in _read_guarded(opener, name):
         normalized = phones.normalize_many(pd.Series(raw, dtype=object), "US")
         good = normalized["e164"].dropna().astype(str).unique().tolist()

@@ -21,7 +21,7 @@ import pandas as pd
 import phonenumbers
 import pyarrow as pa
 import pyarrow.compute as pc
-from phonenumbers import NumberParseException, PhoneMetadata
+from phonenumbers import NumberParseException, PhoneMetadata, PhoneNumberDesc
 from phonenumbers.phonenumberutil import ValidationResult
 
 from campaigns.core.regions import LOCALES
@@ -129,6 +129,15 @@ def _anchored(pattern: str) -> str:
     return f"^(?:{pattern})$"
 
 
+def _ten_digit_pattern(desc: PhoneNumberDesc | None) -> str | None:
+    """The national number pattern of a kind of number, if that kind can be 10 digits long."""
+    if desc is None or not desc.national_number_pattern:
+        return None
+    if desc.possible_length and 10 not in desc.possible_length:
+        return None
+    return desc.national_number_pattern
+
+
 @lru_cache(maxsize=None)
 def _region_rules() -> tuple[tuple[str, str | None, tuple[str, ...], tuple[str, ...]], ...]:
     """Per NANP region, in libphonenumber's order: leading digits, required and alternative patterns.
@@ -144,21 +153,15 @@ def _region_rules() -> tuple[tuple[str, str | None, tuple[str, ...], tuple[str, 
         if md is None:
             continue
 
-        def usable(desc) -> bool:
-            return (
-                desc is not None
-                and bool(desc.national_number_pattern)
-                and (not desc.possible_length or 10 in desc.possible_length)
-            )
-
-        general = (_anchored(md.general_desc.national_number_pattern),) if usable(md.general_desc) else ()
+        general_pattern = _ten_digit_pattern(md.general_desc)
+        general = (_anchored(general_pattern),) if general_pattern else ()
         kinds = [
             md.premium_rate, md.toll_free, md.shared_cost, md.voip, md.personal_number,
             md.pager, md.uan, md.voicemail, md.fixed_line,
         ]
         if not md.same_mobile_and_fixed_line_pattern:
             kinds.append(md.mobile)
-        alternatives = tuple(_anchored(d.national_number_pattern) for d in kinds if usable(d))
+        alternatives = tuple(_anchored(p) for p in map(_ten_digit_pattern, kinds) if p)
         leading = f"^(?:{md.leading_digits})" if md.leading_digits else None
         rules.append((region, leading, general, alternatives))
     return tuple(rules)

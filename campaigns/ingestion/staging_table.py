@@ -13,6 +13,7 @@ from typing import BinaryIO
 import sqlalchemy as sa
 
 from campaigns.core import schema as t
+from campaigns.core.db import driver_connection
 from campaigns.core.lifecycle import RowOutcome
 from campaigns.ingestion import csvfile, validation
 from campaigns.ingestion.staging import (
@@ -34,9 +35,7 @@ def _write_staging(conn: sa.Connection, staged) -> None:
     """Bulk-write a batch: COPY on PostgreSQL, one executemany on SQLite."""
     columns = ", ".join(STAGING_COLUMNS)
     if conn.dialect.name == "postgresql":
-        driver = conn.connection.driver_connection
-        assert driver is not None  # a live connection from the engine's pool
-        cursor = driver.cursor()
+        cursor = driver_connection(conn).cursor()
         # Staging is re-created from the file on any re-run, so its commits need not wait for disk.
         cursor.execute("SET LOCAL synchronous_commit TO OFF")
         # The batch goes as one CSV payload written by Arrow in C, not row by row from

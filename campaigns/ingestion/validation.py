@@ -26,10 +26,12 @@ class StagedRows(pa.DataFrameModel):
     zone_group: Series[str] = pa.Field(nullable=True)
 
     @pa.dataframe_check
+    @classmethod  # pandera makes it one anyway; said here so type checkers agree
     def invalid_rows_have_a_reason(cls, df: pd.DataFrame) -> Series[bool]:
         return (df["outcome"] != str(RowOutcome.INVALID)) | df["reason"].notna()
 
     @pa.dataframe_check
+    @classmethod  # pandera makes it one anyway; said here so type checkers agree
     def valid_rows_have_number_and_zones(cls, df: pd.DataFrame) -> Series[bool]:
         live = df["outcome"] != str(RowOutcome.INVALID)
         return ~live | (df["phone_e164"].notna() & df["zone_group"].notna() & df["candidate_zones"].notna())

@@ -146,7 +146,8 @@ def _npa_regions() -> dict[str, str]:
     from phonenumbers import PhoneMetadata
 
     for territory in ("PR", "VI", "GU", "AS", "MP"):
-        leading = PhoneMetadata.metadata_for_region(territory).leading_digits or ""
+        metadata = PhoneMetadata.metadata_for_region(territory)
+        leading = (metadata.leading_digits if metadata else None) or ""
         for npa in re.findall(r"\d{3}", leading):
             table[npa] = territory
     return table

@@ -144,12 +144,13 @@ def not_dialable_summary(conn: sa.Connection, campaign_id: int, now: datetime, t
             p.c.zone_group,
             sa.func.count().label("prospects"),
             count_if(due).label("due"),
-            count_if(sa.not_(calls_left)).label("max_attempts"),
-            count_if(sa.not_(unexpired)).label("expired"),
+            # One column per reason a waiting prospect may not be dialed, named by its code.
+            count_if(sa.not_(calls_left)).label(str(Code.MAX_ATTEMPTS)),
+            count_if(sa.not_(unexpired)).label(str(Code.EXPIRED)),
             count_if(sa.and_(p.c.status == str(ProspectStatus.READY), unexpired, calls_left,
-                             sa.not_(due))).label("too_soon"),
+                             sa.not_(due))).label(str(Code.TOO_SOON)),
             count_if(sa.and_(p.c.status == str(ProspectStatus.CALLBACK), unexpired, calls_left,
-                             sa.not_(due))).label("callback"),
+                             sa.not_(due))).label(str(Code.CALLBACK_NOT_DUE)),
         )
         .where(p.c.campaign_id == campaign_id,
                p.c.status.in_(ProspectStatus.waiting_states()))
@@ -166,9 +167,8 @@ def not_dialable_summary(conn: sa.Connection, campaign_id: int, now: datetime, t
             examples.setdefault(code, next(r.message for r in reasons if r.code == code))
         if not reasons:
             dialable += g.due or 0
-        for code, column in ((Code.MAX_ATTEMPTS, "max_attempts"), (Code.EXPIRED, "expired"),
-                             (Code.TOO_SOON, "too_soon"), (Code.CALLBACK_NOT_DUE, "callback")):
-            counts[code] += getattr(g, column) or 0
+        for code in (Code.MAX_ATTEMPTS, Code.EXPIRED, Code.TOO_SOON, Code.CALLBACK_NOT_DUE):
+            counts[code] += g._mapping[str(code)] or 0
     link, numbers = t.campaign_dnc_lists, t.dnc_numbers
     counts[Code.ON_DNC_LIST] += conn.execute(
         sa.select(sa.func.count()).select_from(p).where(
@@ -190,12 +190,12 @@ def not_dialable_summary(conn: sa.Connection, campaign_id: int, now: datetime, t
                         "or loaded after this instant"),
         Code.CALLBACK_NOT_DUE: "callback time not reached",
     }
-    reasons = [
+    top_reasons = [
         {"code": code, "prospects": n, "message": examples.get(code) or generic.get(code, code)}
         for code, n in counts.most_common() if n
     ][:top]
     return {"as_of": now.isoformat(), "open_prospects": total, "dialable_now": dialable,
-            "top_reasons": reasons}
+            "top_reasons": top_reasons}
 
 
 

@@ -74,14 +74,15 @@ class Mailer:
     def send(self, message: EmailMessage) -> str:
         """Deliver one message; returns where it went (the server, or the file written)."""
         message["From"] = message["From"] or self.sender
-        if not self.host:
+        host = self.host
+        if not host:
             return str(self._to_folder(message))
         last: Exception | None = None
         for attempt in range(self.retries + 1):
             if attempt:
                 time.sleep(self.pause_s * attempt)
             try:
-                self._smtp(message)
+                self._smtp(host, message)
                 return self.describe
             except smtplib.SMTPResponseException as exc:
                 if exc.smtp_code < 500 or isinstance(exc, smtplib.SMTPServerDisconnected):
@@ -94,12 +95,13 @@ class Mailer:
                 last = exc
         raise MailError(f"could not deliver to {self.describe} after {self.retries + 1} tries: {last}")
 
-    def _smtp(self, message: EmailMessage) -> None:
+    def _smtp(self, host: str, message: EmailMessage) -> None:
         context = ssl.create_default_context()
+        client: smtplib.SMTP  # SMTP_SSL is a subclass
         if self.security == "ssl":
-            client = smtplib.SMTP_SSL(self.host, self._port(), timeout=self.timeout, context=context)
+            client = smtplib.SMTP_SSL(host, self._port(), timeout=self.timeout, context=context)
         else:
-            client = smtplib.SMTP(self.host, self._port(), timeout=self.timeout)
+            client = smtplib.SMTP(host, self._port(), timeout=self.timeout)
         with client:
             if self.security == "starttls":
                 client.starttls(context=context)

@@ -34,7 +34,7 @@ import sqlalchemy as sa
 
 from campaigns.core import schema as t
 from campaigns.core.db import insert_for
-from campaigns.core.lifecycle import ProspectStatus
+from campaigns.core.lifecycle import CallOutcome, ProspectStatus
 from campaigns.dialing.dialability import (
     DialRules,
     Place,
@@ -93,7 +93,7 @@ def detail_rows(conn: sa.Connection, campaign_id: int, day: date) -> list[dict]:
     rows = []
     for r in conn.execute(query):
         local = local_time(r.created_at, r.zone_group)
-        zone = local.tzinfo.key
+        zone = str(local.tzinfo)  # a ZoneInfo prints as its IANA name
         if local.date() != day:
             continue
         rows.append({
@@ -167,7 +167,7 @@ def summary(conn: sa.Connection, campaign_id: int, day: date, rows: list[dict], 
     s = Summary(name, day)
     for row in rows:
         s.by_outcome[row["outcome"]] += 1
-        if row["outcome"] == "not_placed":
+        if row["outcome"] == CallOutcome.NOT_PLACED:
             s.not_placed += 1
             continue
         s.dials += 1
@@ -175,12 +175,12 @@ def summary(conn: sa.Connection, campaign_id: int, day: date, rows: list[dict], 
         s.by_state[row["state"] or "unknown"] += 1
         if row["answered_at_utc"]:
             s.answered += 1
-        if row["outcome"] == "abandoned":
+        if row["outcome"] == CallOutcome.ABANDONED:
             s.abandoned += 1
         if row["disposition"]:
             s.by_disposition[row["disposition"]] += 1
             kind = kinds.get(row["disposition"].casefold())
-            if kind is not None and row["outcome"] == "completed":
+            if kind is not None and row["outcome"] == CallOutcome.COMPLETED:
                 s.contacted += bool(kind.contacted)
                 s.qualified += bool(kind.qualified)
                 s.callbacks += bool(kind.callback)
@@ -218,7 +218,7 @@ def abandon_counts_period(conn: sa.Connection, campaign_id: int, day: date,
     abandoned = answered = 0
     if inner_since < inner_until:
         abandoned, answered = abandon_counts(conn, campaign_id, inner_since, inner_until)
-        edges = ((since, inner_since), (inner_until, until))
+        edges: tuple[tuple[datetime, datetime], ...] = ((since, inner_since), (inner_until, until))
     else:
         edges = ((since, until),)
     a, p = t.call_attempts, t.prospects

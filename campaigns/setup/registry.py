@@ -50,7 +50,7 @@ class ApplyResult:
 def settings_to_row(s: CampaignSettings) -> dict[str, Any]:
     """The `campaigns` columns for a settings model (links and dispositions aside)."""
     return {
-        "slug": s.slug,
+        "slug": s.resolved_slug,
         "name": s.name,
         "locale": s.locale,
         "agent": s.agent,
@@ -177,7 +177,7 @@ def apply_campaign(
     row = settings_to_row(settings)
     existing = conn.execute(
         sa.select(t.campaigns).where(
-            t.campaigns.c.workspace_id == workspace_id, t.campaigns.c.slug == settings.slug
+            t.campaigns.c.workspace_id == workspace_id, t.campaigns.c.slug == settings.resolved_slug
         )
     ).one_or_none()
 
@@ -251,7 +251,7 @@ def apply_campaign(
     return ApplyResult(
         action=action,
         workspace=settings.workspace,
-        slug=settings.slug,
+        slug=settings.resolved_slug,
         campaign_id=campaign_id,
         changes=changes,
         created_dnc_lists=created_lists,

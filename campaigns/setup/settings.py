@@ -178,6 +178,11 @@ class CampaignSettings(_Strict):
             return [v.strip().upper() if isinstance(v, str) else v for v in value]
         return value
 
+    @property
+    def resolved_slug(self) -> str:
+        """The slug; validation fills it in from the name when the file gives none."""
+        return self.slug or slugify(self.name)
+
     @model_validator(mode="after")
     def _consistent(self) -> CampaignSettings:
         if self.slug is None:
