@@ -4,15 +4,14 @@
 from datetime import UTC, date, datetime
 
 import dagster as dg
-import sqlalchemy as sa
 
 from assets.partitions import reports as report_partitions
-from campaigns.core import schema as t
-from campaigns.core.config import DialerConfig
 from campaigns.reporting import reports as domain
+from campaigns.reporting.delivery import deliver
 from campaigns.setup import registry
 from resources.database import DatabaseResource
 from resources.mailer import MailerResource
+from resources.reports import ReportsResource
 
 
 def _partition(context) -> tuple[str, date]:
@@ -21,14 +20,15 @@ def _partition(context) -> tuple[str, date]:
 
 
 @dg.asset(group_name="reports", kinds={"csv"}, partitions_def=report_partitions)
-def report_detail(context: dg.AssetExecutionContext, database: DatabaseResource) -> dg.MaterializeResult:
+def report_detail(context: dg.AssetExecutionContext, database: DatabaseResource,
+                  reports: ReportsResource) -> dg.MaterializeResult:
     """Every call attempt of the campaign's dialing day, one CSV row each (UTC and prospect-local
     times, number, list, attempt number, outcome, disposition, duration, custom fields), with
     formula cells neutralised, compressed as the campaign asks."""
     campaign, day = _partition(context)
     with database.engine.connect() as conn:
         ref = registry.resolve_campaign(conn, campaign)
-        report = domain.build(conn, ref.id, day, datetime.now(UTC), reports_dir=DialerConfig.from_env().reports_dir)
+        report = domain.build(conn, ref.id, day, datetime.now(UTC), reports_dir=reports.reports_dir)
     return dg.MaterializeResult(metadata={
         "file": dg.MetadataValue.path(str(report.detail_path)), "rows": report.rows,
     })
@@ -40,7 +40,8 @@ def report_detail(context: dg.AssetExecutionContext, database: DatabaseResource)
     check_specs=[dg.AssetCheckSpec("abandon_rate_30_days", asset="report_summary",
                                    description="Abandoned ÷ answered by a person over 30 days stays at or below 3%.")],
 )
-def report_summary(context: dg.AssetExecutionContext, database: DatabaseResource, mailer: MailerResource):
+def report_summary(context: dg.AssetExecutionContext, database: DatabaseResource, mailer: MailerResource,
+                   reports: ReportsResource):
     """The day's figures, computed from the detail file itself, mailed with it to the campaign's
     recipients — once per campaign and day (a sent report is recorded and never sent again)."""
     campaign, day = _partition(context)
@@ -48,29 +49,19 @@ def report_summary(context: dg.AssetExecutionContext, database: DatabaseResource
     engine = database.engine
     with engine.connect() as conn:
         ref = registry.resolve_campaign(conn, campaign)
-        camp = conn.execute(sa.select(t.campaigns).where(t.campaigns.c.id == ref.id)).one()
-        path = domain.written_detail(conn, ref.id, day, DialerConfig.from_env().reports_dir)  # the file report_detail wrote
-        rows = domain.read_detail(path)
-        summary = domain.summary(conn, ref.id, day, rows, now)
-        already = domain.sent_at(conn, ref.id, day)
-    report = domain.Report(summary, path, len(rows))
-    recipients = list(camp.report_recipients or [])
-    if already is not None:
-        delivery = f"already sent at {already.isoformat()}"
-    elif not recipients:
-        delivery = "no recipients set"
-    else:
-        sent = mailer.mailer().send(domain.compose(report, recipients))  # raises: the run fails, is retried
-        delivery = f"sent via {sent}"
-        with engine.begin() as conn:
-            domain.record_sent(conn, ref.id, day, recipients, path, now)
+        report = domain.written_report(conn, ref.id, day, now, reports_dir=reports.reports_dir)  # report_detail's file
+    delivered = deliver(engine, ref.id, report, mailer.mailer, now)  # a failed send raises: the run fails, is retried
+    delivery = (f"sent via {delivered.sent_via}" if delivered.sent
+                else f"already sent at {delivered.sent_before.isoformat()}" if delivered.sent_before is not None
+                else "no recipients set")
     context.log.info(f"{campaign} {day}: {delivery}")
+    summary = report.summary
     figures = summary.as_dict()
     yield dg.MaterializeResult(metadata={
         **{k: v for k, v in figures.items() if isinstance(v, (int, float)) and not isinstance(v, bool)},
         "by_disposition": dg.MetadataValue.json(figures["by_disposition"]),
         "by_state": dg.MetadataValue.json(figures["by_state"]),
-        "file": dg.MetadataValue.path(str(path)),
+        "file": dg.MetadataValue.path(str(report.detail_path)),
         "delivery": delivery,
         "summary": dg.MetadataValue.md(f"```\n{domain.summary_text(summary)}```"),
     })
@@ -81,5 +72,3 @@ def report_summary(context: dg.AssetExecutionContext, database: DatabaseResource
                   "abandoned": summary.period_abandoned, "answered_by_a_person": summary.period_answered},
     )
 
-
-campaign_report_job = dg.define_asset_job("campaign_report", selection=[report_detail, report_summary])

@@ -10,14 +10,23 @@ from typing import Annotated
 import typer
 import yaml
 
-from campaigns.core.config import DialerConfig
 from campaigns.core.errors import DialerError
 from campaigns.setup import registry
-from dialer_cli.dialing import parse_at
-from dialer_cli.main import JsonFlag, _database, _print_json, app, err, out, user_errors
+from dialer_cli.common import (
+    JsonFlag,
+    config_of,
+    database,
+    err,
+    out,
+    parse_at,
+    print_json,
+    user_errors,
+)
+
+commands = typer.Typer()
 
 
-@app.command("simulator")
+@commands.command("simulator")
 @user_errors
 def simulator_cmd(
     ctx: typer.Context,
@@ -38,7 +47,7 @@ def simulator_cmd(
     except ValueError as exc:
         raise DialerError(f"--faults: {exc}.") from None
     sim = Simulator(seed=seed, start=parse_at(start), speed=speed, default=default, profiles=profiles,
-                    token=ctx.obj.voice_api_token, faults=injected)
+                    token=config_of(ctx).voice_api_token, faults=injected)
     server = serve(sim, "127.0.0.1", port)
     out.print(f"Voice simulator on http://127.0.0.1:{server.server_port} — clock {sim.now().isoformat()}, "
               f"speed ×{speed:g}, {default.sessions} sessions per campaign"
@@ -74,7 +83,7 @@ def _profiles(path: Path | None, sessions: int):
     return default, campaigns
 
 
-@app.command("daemon")
+@commands.command("daemon")
 @user_errors
 def daemon_cmd(
     ctx: typer.Context,
@@ -108,9 +117,9 @@ def daemon_cmd(
         raise DialerError(f"--log-format: {exc}.") from None
     stop = threading.Event()  # SIGTERM from the first moment: drain, exit 0
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    config: DialerConfig = ctx.obj
+    config = config_of(ctx)
     client = VoiceClient.from_config(config)
-    with _database(config) as engine:
+    with database(config) as engine:
         ids = None
         if campaign:
             with engine.connect() as conn:
@@ -140,7 +149,7 @@ def daemon_cmd(
     summary = {"daemon": daemon.daemon_id, "ticks": daemon.metrics.total("ticks"),
                "calls_placed": daemon.metrics.total("calls_placed")}
     if json_out:
-        _print_json(summary)
+        print_json(summary)
     else:
         err.print(f"daemon {summary['daemon']} stopped: {summary['ticks']} ticks, "
                   f"{summary['calls_placed']} calls placed")

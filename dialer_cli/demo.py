@@ -27,7 +27,6 @@ report wrote; `tests/test_demo.py` checks them against the database.
 from __future__ import annotations
 
 import bisect
-import os
 import shutil
 import signal
 import sys
@@ -58,15 +57,13 @@ from campaigns.reporting import progress, reports
 from campaigns.reporting.delivery import deliver
 from campaigns.setup import registry
 from campaigns.setup.settings import parse_settings
+from dialer_cli.common import JsonFlag, config_of, err, out, print_json, user_errors
 from dialer_cli.dev import seed_dagster_home
-from dialer_cli.main import JsonFlag, _print_json, app, err, out, user_errors
+
+commands = typer.Typer()
 
 MARKER = ".dialer-demo"
 SLOT = timedelta(minutes=15)
-# Settings from the environment the demo must not follow: it runs on the embedded defaults only.
-FOREIGN_ENV = ("DIALER_DATABASE_URL", "DIALER_BUCKET_URL", "DIALER_S3_ENDPOINT_URL", "DIALER_SMTP_HOST",
-               "DIALER_SMTP_PORT", "DIALER_SMTP_SECURITY", "DIALER_SMTP_USER", "DIALER_SMTP_PASSWORD",
-               "DIALER_MAIL_FROM", "DIALER_VOICE_API_URL", "DIALER_VOICE_API_TOKEN", "DAGSTER_HOME")
 SESSIONS = 10
 DISPOSITION_MIX = {"Interested": 0.16, "Not Interested": 0.46, "Call Back": 0.2, "Do Not Call": 0.06,
                    "Wrong Person": 0.12}
@@ -164,30 +161,9 @@ def busiest_hour(rows: list[dict], sessions: int) -> tuple[datetime | None, floa
 # -- running -------------------------------------------------------------------------------
 
 def demo_config(home: Path) -> DialerConfig:
-    """The embedded defaults under the demo's folder, whatever the environment says."""
+    """The embedded defaults under the demo's folder, with the demo's own Dagster instance, whatever the
+    environment says: every step is handed this configuration; the process environment is left alone."""
     return replace(DialerConfig.embedded(home), dagster_home=home / "dagster")
-
-
-@contextmanager
-def demo_environment(config: DialerConfig):
-    """Point this process's environment at the demo's configuration; restore it after.
-
-    The upload runs Dagster's job in this process, and its resources read the environment:
-    it has to say what the demo's configuration says.
-    """
-    saved = {key: os.environ.get(key) for key in (*FOREIGN_ENV, "DIALER_HOME")}
-    for key in FOREIGN_ENV:
-        os.environ.pop(key, None)
-    os.environ["DIALER_HOME"] = str(config.home)
-    os.environ["DAGSTER_HOME"] = str(config.dagster_home)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def prepare_home(home: Path) -> None:
@@ -494,7 +470,7 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
-@app.command("demo")
+@commands.command("demo")
 @user_errors
 def demo_cmd(
     ctx: typer.Context,
@@ -513,30 +489,29 @@ def demo_cmd(
     # closes, exit 130 (SIGINT is set explicitly: a shell may start a background job ignoring it).
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    home = (home or ctx.obj.home / "demo").expanduser().absolute()
+    home = (home or config_of(ctx).home / "demo").expanduser().absolute()
     config = demo_config(home)
     demo = Demo(config, prospects, seconds, seed, quiet=json_out)
     prepare_home(home)
-    with demo_environment(config):
-        demo.say(Text.assemble(("Campaign dialer demo", "bold"),
-                               f" — on embedded defaults in {_shown(home)}: a SQLite database, a bucket folder, "
-                               "a mail folder and a Dagster instance."))
-        engine = db.make_engine(config.database_url)
-        stage = "setup"
-        try:
-            now = datetime.now(UTC)
-            for stage, run in (("setup", lambda: demo.setup(engine, now)), ("plan", lambda: demo.plan(engine, now)),
-                               ("dialing", lambda: demo.dial(engine)), ("report", lambda: demo.report(engine))):
-                began = time.monotonic()
-                run()
-                demo.result.setdefault("timings_s", {})[stage] = round(time.monotonic() - began, 2)
-        except KeyboardInterrupt:
-            done = ("no new call was started, the calls on ended and the daemon drained" if stage == "dialing"
-                    else f"stopped during the {stage} step")
-            err.print(f"interrupted: {done}; {_shown(home)} keeps what was done.", style="yellow", soft_wrap=True)
-            raise typer.Exit(130) from None
-        finally:
-            engine.dispose()
+    demo.say(Text.assemble(("Campaign dialer demo", "bold"),
+                           f" — on embedded defaults in {_shown(home)}: a SQLite database, a bucket folder, "
+                           "a mail folder and a Dagster instance."))
+    engine = db.make_engine(config.database_url)
+    stage = "setup"
+    try:
+        now = datetime.now(UTC)
+        for stage, run in (("setup", lambda: demo.setup(engine, now)), ("plan", lambda: demo.plan(engine, now)),
+                           ("dialing", lambda: demo.dial(engine)), ("report", lambda: demo.report(engine))):
+            began = time.monotonic()
+            run()
+            demo.result.setdefault("timings_s", {})[stage] = round(time.monotonic() - began, 2)
+    except KeyboardInterrupt:
+        done = ("no new call was started, the calls on ended and the daemon drained" if stage == "dialing"
+                else f"stopped during the {stage} step")
+        err.print(f"interrupted: {done}; {_shown(home)} keeps what was done.", style="yellow", soft_wrap=True)
+        raise typer.Exit(130) from None
+    finally:
+        engine.dispose()
     if json_out:
-        _print_json(demo.result)
+        print_json(demo.result)
     sys.stdout.flush()

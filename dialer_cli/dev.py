@@ -32,7 +32,9 @@ import typer
 from campaigns.core import db
 from campaigns.core.config import DialerConfig
 from campaigns.core.errors import DialerError
-from dialer_cli.main import app, out, user_errors
+from dialer_cli.common import config_of, out, user_errors
+
+commands = typer.Typer()
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -76,7 +78,7 @@ def stop_process_group(process: subprocess.Popen, grace_s: float = 30.0) -> None
     process.wait()
 
 
-@app.command("dev")
+@commands.command("dev")
 @user_errors
 def dev_cmd(
     ctx: typer.Context,
@@ -93,7 +95,7 @@ def dev_cmd(
     stop = threading.Event()
     for number in STOP_SIGNALS:
         signal.signal(number, lambda *_: stop.set())
-    config: DialerConfig = ctx.obj
+    config = config_of(ctx)
     home = config.home
     engine = db.make_engine(config.database_url)
     db.migrate(engine)

@@ -6,29 +6,27 @@ daemon call; `--at` makes any answer reproducible.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
-from campaigns.core.errors import DialerError
 from campaigns.dialing import hopper
 from campaigns.reporting.explain import explain_phone
 from campaigns.setup import registry
-from dialer_cli.main import (
+from dialer_cli.common import (
     JsonFlag,
-    _database,
-    _now,
-    _print_json,
-    app,
+    config_of,
+    database,
     out,
+    parse_at,
+    print_json,
     user_errors,
 )
 
+commands = typer.Typer()
 hopper_app = typer.Typer(help="Fill and inspect the hopper.", no_args_is_help=True)
-app.add_typer(hopper_app, name="hopper")
 
 AtOption = Annotated[
     str | None,
@@ -36,27 +34,7 @@ AtOption = Annotated[
 ]
 
 
-def parse_at(value: str | None) -> datetime:
-    """An ISO-8601 instant; one without an offset is refused rather than guessed."""
-    if value is None:
-        return _now()
-    try:
-        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        raise DialerError(
-            f"--at {value!r} is not an ISO-8601 instant; write e.g. 2026-07-01T03:30Z or "
-            "2026-07-01T09:30-04:00."
-        ) from None
-    if moment.tzinfo is None:
-        raise DialerError(
-            f"--at {value!r} has no UTC offset; add Z or an offset such as -05:00 so the instant is unambiguous."
-        )
-    if not 1970 <= moment.year <= 2999:
-        raise DialerError(f"--at {value!r} is outside the years 1970–2999 this command answers for.")
-    return moment.astimezone(UTC)
-
-
-@app.command("explain")
+@commands.command("explain")
 @user_errors
 def explain_cmd(
     ctx: typer.Context,
@@ -69,11 +47,11 @@ def explain_cmd(
 ) -> None:
     """Say whether a prospect may be dialed at an instant, every reason it may not, and when it next may."""
     now = parse_at(at)
-    with _database(ctx.obj) as engine, engine.connect() as conn:
+    with database(config_of(ctx)) as engine, engine.connect() as conn:
         ref = registry.resolve_campaign(conn, campaign)
         answer = explain_phone(conn, ref.id, ref.qualified_slug, phone, now, state=state, zip_code=zip_code)
     if json_out:
-        _print_json(answer.as_dict())
+        print_json(answer.as_dict())
         return
     verdict = answer.verdict
     who = (f"prospect {answer.prospect_id} ({answer.status})" if answer.source == "loaded"
@@ -113,14 +91,14 @@ def hopper_fill(
 ) -> None:
     """Top the campaign's hopper up now (whatever its fill interval) and print what was queued."""
     now = parse_at(at)
-    with _database(ctx.obj) as engine:
+    with database(config_of(ctx)) as engine:
         with engine.connect() as conn:
             ref = registry.resolve_campaign(conn, campaign)
         result = hopper.fill_campaign(engine, ref.id, now)
         with engine.connect() as conn:
             queued = hopper.queued_prospects(conn, result.queued_ids)
     if json_out:
-        _print_json({"campaign": ref.qualified_slug, **result.as_dict(), "queued_prospects": queued})
+        print_json({"campaign": ref.qualified_slug, **result.as_dict(), "queued_prospects": queued})
         return
     out.print(
         f"[bold]{ref.qualified_slug}[/] hopper at {now.isoformat()}: queued {result.queued} "

@@ -37,12 +37,18 @@ from campaigns.ingestion.inbox import (
 )
 from campaigns.ingestion.staging_table import OnBatch
 from campaigns.setup import registry
-from dialer_cli.main import JsonFlag, _database, _print_json, app, err, out, user_errors
+from dialer_cli.common import (
+    JsonFlag,
+    config_of,
+    database,
+    err,
+    out,
+    print_json,
+    user_errors,
+)
 
 list_app = typer.Typer(help="Load prospect lists into campaigns.", no_args_is_help=True)
 dnc_app = typer.Typer(help="Manage do-not-call lists.", no_args_is_help=True)
-app.add_typer(list_app, name="list")
-app.add_typer(dnc_app, name="dnc")
 
 
 def _free_key(bucket: Bucket, workspace: str, slug: str, filename: str) -> InboxFile:
@@ -67,22 +73,26 @@ def run_upload_job(config: DialerConfig, partition_key: str, on_batch: OnBatch |
     if on_batch is not None:
         resources["progress"] = on_batch
 
-    instance = dg.DagsterInstance.get() if config.dagster_home else dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions("uploads", [partition_key])
-    job = defs.resolve_job_def("load_prospect_list")
-    return job.execute_in_process(
-        partition_key=partition_key,
-        instance=instance,
-        raise_on_error=False,
-        run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
-        resources=resources,
-    )
+    # The configured instance folder (`DAGSTER_HOME`, the demo's own), so the run shows in its UI;
+    # without one, a throwaway in-memory instance.
+    instance = (dg.DagsterInstance.from_config(str(config.dagster_home)) if config.dagster_home
+                else dg.DagsterInstance.ephemeral())
+    with instance:
+        instance.add_dynamic_partitions("uploads", [partition_key])
+        job = defs.resolve_job_def("load_prospect_list")
+        return job.execute_in_process(
+            partition_key=partition_key,
+            instance=instance,
+            raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
+            resources=resources,
+        )
 
 
 def load_inbox_file(config: DialerConfig, target: InboxFile, on_batch: OnBatch | None = None):
     """Run load_prospect_list on a file already in the inbox; (the Dagster result, the upload's summary or None)."""
     result = run_upload_job(config, target.partition_key, on_batch)
-    with _database(config) as engine, engine.connect() as conn:
+    with database(config) as engine, engine.connect() as conn:
         info = upload_record.campaign_info(conn, target.workspace, target.campaign)
         uploaded = upload_record.latest_upload(conn, info.id, target.key)
         return result, upload_record.summary(conn, uploaded.id) if uploaded else None
@@ -144,8 +154,8 @@ def upload(
         raise DialerError(f"{file}: no such file.")
     if not file.name.lower().endswith((".csv", ".csv.gz")):
         raise DialerError(f"{file}: expected a .csv or .csv.gz file.")
-    config: DialerConfig = ctx.obj
-    with _database(config) as engine, engine.connect() as conn:
+    config = config_of(ctx)
+    with database(config) as engine, engine.connect() as conn:
         ref = registry.resolve_campaign(conn, campaign)
     bucket = Bucket.from_config(config)
     target = _free_key(bucket, ref.workspace, ref.slug, file.name)
@@ -170,11 +180,11 @@ def upload(
     if not result.success:
         message = failure_message(result)
         if json_out:
-            _print_json({"error": message, **({} if summary is None else summary.as_dict())})
+            print_json({"error": message, **({} if summary is None else summary.as_dict())})
         raise DialerError(message)
     payload = upload_payload(summary, bucket, ref.qualified_slug)
     if json_out:
-        _print_json(payload)
+        print_json(payload)
         return
     print_upload_summary(payload, f"{file.name} → {ref.qualified_slug} (upload {summary.upload_id})", summary.warnings)
 
@@ -224,13 +234,13 @@ def dnc_import(
 
     if not file.is_file():
         raise DialerError(f"{file}: no such file.")
-    with _database(ctx.obj) as engine:
+    with database(config_of(ctx)) as engine:
         ws, name = _split_list(list_name, workspace, engine)
         if not re.match(SLUG_PATTERN, name):
             raise DialerError(f"DNC list name {name!r} must be lowercase letters, digits, '-' or '_'.")
         result = dnc.import_numbers(engine, ws, name, lambda: file.open("rb"), str(file), datetime.now(UTC))
     if json_out:
-        _print_json(result.as_dict())
+        print_json(result.as_dict())
         return
     out.print(
         f"DNC list {ws}/{name}: {result.rows:,} rows, {result.added:,} added, "
@@ -245,10 +255,10 @@ def dnc_import(
 @user_errors
 def dnc_lists(ctx: typer.Context, json_out: JsonFlag = False) -> None:
     """Show every DNC list with its number count."""
-    with _database(ctx.obj) as engine, engine.connect() as conn:
+    with database(config_of(ctx)) as engine, engine.connect() as conn:
         rows = dnc_membership.list_counts(conn)
     if json_out:
-        _print_json(rows)
+        print_json(rows)
         return
     table = Table("workspace", "list", "numbers")
     for row in rows:

@@ -10,20 +10,21 @@ from zoneinfo import ZoneInfo
 import typer
 from rich.table import Table
 
-from campaigns.core.config import DialerConfig
 from campaigns.core.errors import DialerError
 from campaigns.reporting import reports
 from campaigns.reporting.delivery import deliver
 from campaigns.setup import registry
-from dialer_cli.main import (
+from dialer_cli.common import (
     JsonFlag,
-    _database,
-    _now,
-    _print_json,
-    app,
+    config_of,
+    database,
+    now,
     out,
+    print_json,
     user_errors,
 )
+
+commands = typer.Typer()
 
 
 def _day(value: str | None, zone: str, now: datetime) -> date:
@@ -35,7 +36,7 @@ def _day(value: str | None, zone: str, now: datetime) -> date:
         raise DialerError(f"--date {value!r} is not a date; write it as YYYY-MM-DD, e.g. 2026-10-21.") from None
 
 
-@app.command("report")
+@commands.command("report")
 @user_errors
 def report_cmd(
     ctx: typer.Context,
@@ -55,17 +56,17 @@ def report_cmd(
         raise DialerError(f"--format {fmt!r}: the only export format is csv.")
     if compression is not None and compression not in ("none", "zip", "gz"):
         raise DialerError(f"--compression {compression!r}: expected none, zip or gz.")
-    config: DialerConfig = ctx.obj
-    now = _now()
-    with _database(config) as engine:
+    config = config_of(ctx)
+    moment = now()
+    with database(config) as engine:
         with engine.connect() as conn:
             ref = registry.resolve_campaign(conn, campaign)
-            the_day = _day(day, registry.load_campaign(conn, ref.id).report_timezone, now)
-            report = reports.build(conn, ref.id, the_day, now, reports_dir=config.reports_dir,
+            the_day = _day(day, registry.load_campaign(conn, ref.id).report_timezone, moment)
+            report = reports.build(conn, ref.id, the_day, moment, reports_dir=config.reports_dir,
                                    out_dir=out_dir, compression=compression)
         delivered = None
         if email:
-            delivery = deliver(engine, ref.id, report, lambda: Mailer.from_config(config.mail), _now(), resend=resend)
+            delivery = deliver(engine, ref.id, report, lambda: Mailer.from_config(config.mail), now(), resend=resend)
             if not delivery.recipients:
                 raise DialerError(f"{ref.qualified_slug}: no report recipients; set reports.recipients in its campaign file.")
             if not delivery.sent:
@@ -73,8 +74,8 @@ def report_cmd(
                                   f"{delivery.sent_before:%Y-%m-%d %H:%M} UTC; add --resend to send it again.")
             delivered = delivery.sent_via
     if json_out:
-        _print_json({**report.summary.as_dict(), "rows": report.rows, "file": str(report.detail_path),
-                     "emailed_to": delivered})
+        print_json({**report.summary.as_dict(), "rows": report.rows, "file": str(report.detail_path),
+                    "emailed_to": delivered})
         return
     out.print(summary_table(report.summary))
     out.print(f"{report.rows} call attempts in {report.detail_path}")

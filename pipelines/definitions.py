@@ -13,9 +13,10 @@ from assets.dnc import dnc_list_numbers
 from assets.expiry import expired_prospects
 from assets.hopper import hopper
 from assets.ingestion import UPLOAD_ASSETS
-from assets.reports import campaign_report_job, report_detail, report_summary
+from assets.reports import report_detail, report_summary
 from campaigns.core.config import DialerConfig
 from pipelines.jobs import (
+    campaign_report_job,
     expire_prospects_job,
     fill_hopper_job,
     import_dnc_file,

@@ -6,6 +6,7 @@ from assets.dnc import dnc_list_numbers
 from assets.expiry import expired_prospects
 from assets.hopper import hopper
 from assets.ingestion import UPLOAD_ASSETS
+from assets.reports import report_detail, report_summary
 
 load_prospect_list = dg.define_asset_job(
     "load_prospect_list",
@@ -22,3 +23,5 @@ import_dnc_file = dg.define_asset_job(
 expire_prospects_job = dg.define_asset_job("expire_prospects", selection=[expired_prospects])
 
 fill_hopper_job = dg.define_asset_job("fill_hopper", selection=[hopper])
+
+campaign_report_job = dg.define_asset_job("campaign_report", selection=[report_detail, report_summary])

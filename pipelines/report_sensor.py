@@ -15,13 +15,12 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import dagster as dg
-import sqlalchemy as sa
 
 from assets.partitions import report_campaigns, report_days
-from assets.reports import campaign_report_job
-from campaigns.core import schema as t
-from campaigns.core.lifecycle import CampaignState
+from campaigns.core import db
 from campaigns.reporting import reports
+from campaigns.setup import registry
+from pipelines.jobs import campaign_report_job
 from resources.database import DatabaseResource
 
 FIRST_DAY = date.fromisoformat(report_days.start.strftime("%Y-%m-%d"))
@@ -32,24 +31,17 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def due_requests(conn: sa.Connection, now: datetime, cursor: dict[str, str]) -> tuple[list[tuple[str, date]], dict]:
+def due_requests(conn: db.Connection, now: datetime, cursor: dict[str, str]) -> tuple[list[tuple[str, date]], dict]:
     """(campaign key, day) pairs due by `now` and not yet requested; the cursor after them."""
-    c, w = t.campaigns, t.workspaces
-    rows = conn.execute(
-        sa.select(c.c.id, c.c.slug, c.c.created_at, c.c.report_schedule, c.c.report_timezone, w.c.name.label("ws"))
-        .join(w, w.c.id == c.c.workspace_id)
-        .where(c.c.state != str(CampaignState.ARCHIVED), c.c.report_schedule != "disabled")
-        .order_by(c.c.id)
-    ).all()
     due: list[tuple[str, date]] = []
     cursor = dict(cursor)
-    for row in rows:
-        key = f"{row.ws}/{row.slug}"
+    for campaign in registry.report_scheduled_campaigns(conn):
+        key = campaign.qualified_slug
         last = cursor.get(key)
         day = (date.fromisoformat(last) + timedelta(days=1) if last
-               else max(FIRST_DAY, row.created_at.astimezone(ZoneInfo(row.report_timezone)).date()))
+               else max(FIRST_DAY, campaign.created_at.astimezone(ZoneInfo(campaign.report_timezone)).date()))
         for _ in range(CATCH_UP_DAYS):
-            when = reports.due_at(conn, row.id, day)
+            when = reports.due_at(conn, campaign.id, day)
             if when is None or when > now:
                 break
             due.append((key, day))

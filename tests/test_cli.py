@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -44,6 +45,26 @@ def test_help_lists_the_commands():
     sub = run("campaign", "--help")
     for command in ("apply", "list", "show", "status", "pause", "resume", "deactivate", "archive"):
         assert command in sub.stdout
+
+
+def test_every_way_of_starting_the_command_lists_every_command():
+    """`python -m dialer_cli` and `python -m dialer_cli.main` build the one app with all its commands
+    (no command module registers itself on a copy of it), and `-m dialer_cli daemon --help` works."""
+    import typer
+
+    names = sorted(typer.main.get_command(app).commands)
+    assert {"init", "campaign", "daemon", "demo", "dev", "explain", "hopper", "list", "dnc", "report",
+            "simulator"} <= set(names)
+    for module in ("dialer_cli", "dialer_cli.main"):
+        result = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True,
+                                timeout=120, env={**os.environ, "COLUMNS": "200"})
+        assert result.returncode == 0, result.stderr
+        missing = [name for name in names if not re.search(rf"^│ {name} ", result.stdout, re.MULTILINE)]
+        assert missing == [], (module, result.stdout)
+    daemon = subprocess.run([sys.executable, "-m", "dialer_cli", "daemon", "--help"], capture_output=True,
+                            text=True, timeout=120)
+    assert daemon.returncode == 0, daemon.stderr
+    assert "--exit-when-done" in daemon.stdout
 
 
 def test_done_when_flow_in_a_child_process(blank_db_url, tmp_path):

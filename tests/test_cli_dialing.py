@@ -9,7 +9,6 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-import dialer_cli.dialing  # noqa: F401  (registers `explain` and `hopper`)
 from campaigns.core import schema as t
 from dialer_cli.main import app
 from tests.helpers import UPLOADS_CAMPAIGN, add_prospects, apply_campaign

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import dialer_cli.lists  # noqa: F401  (registers the `list` and `dnc` commands)
 from campaigns.ingestion import upload_record
 from dialer_cli.main import app
 from tests.helpers import EXAMPLES, apply_campaign

@@ -11,7 +11,6 @@ import dagster as dg
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-import dialer_cli.lists  # noqa: F401  (registers the `list` and `dnc` commands)
 from campaigns.core import schema as t
 from campaigns.ingestion.expiry import expire_prospects
 from dialer_cli.main import app

@@ -16,6 +16,7 @@ from campaigns.core.config import DialerConfig
 from pipelines.report_sensor import report_sensor
 from resources.database import DatabaseResource
 from resources.mailer import MailerResource
+from resources.reports import ReportsResource
 from tests.helpers import UPLOADS_CAMPAIGN, add_prospects, apply_campaign
 from tests.test_reports import DAY, day_of_calls  # noqa: F401  (a fixture: a day of calls)
 
@@ -83,7 +84,9 @@ def test_the_report_assets_write_the_export_mail_the_summary_once_and_check_the_
         conn.execute(sa.update(t.campaigns).where(t.campaigns.c.id == day_of_calls)
                      .values(report_recipients=["ops@example.com"], report_compression="gz"))
     key = dg.MultiPartitionKey({"campaign": "acme/renewals", "day": DAY.isoformat()})
-    resources = {"database": DatabaseResource(url=db_url), "mailer": MailerResource.from_config(DialerConfig.from_env())}
+    cfg = DialerConfig.from_env()
+    resources = {"database": DatabaseResource(url=db_url), "mailer": MailerResource.from_config(cfg),
+                 "reports": ReportsResource.from_config(cfg)}
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("report_campaigns", ["acme/renewals"])
         for _ in range(2):  # the second run must not send the report again

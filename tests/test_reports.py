@@ -166,7 +166,6 @@ def test_the_30_day_abandon_rate_is_flagged_above_three_percent(engine, day_of_c
 def _invoke(*args):
     from typer.testing import CliRunner
 
-    import dialer_cli.reporting  # noqa: F401  (registers `report`)
     from dialer_cli.main import app
 
     return CliRunner().invoke(app, ["report", *args])

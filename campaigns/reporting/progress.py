@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from campaigns.core import schema as t
 from campaigns.core.lifecycle import CallOutcome, ProspectStatus
-from campaigns.dialing import calls
+from campaigns.dialing import calls, hopper
 from campaigns.dialing.dialability import DialRules, Place, window_open
 
 ALL_TIME = (datetime(1970, 1, 1, tzinfo=UTC), datetime(9999, 1, 1, tzinfo=UTC))
@@ -69,11 +69,10 @@ def call_figures(conn: sa.Connection, campaign_id: int, now: datetime, sessions:
         .where(a.c.campaign_id == campaign_id, a.c.answered_at.is_not(None),
                sa.or_(a.c.ended_at.is_(None), a.c.ended_at > hour_ago))
     ).tuples().all()
-    # Every hopper row, queued or claimed: what the daemon has still to work through.
-    depth = conn.execute(sa.select(sa.func.count()).select_from(t.hopper)
-                         .where(t.hopper.c.campaign_id == campaign_id)).scalar_one()
     return Figures(calls=total - not_placed, not_placed=not_placed, answered_by_a_person=people,
-                   abandoned=abandoned, in_flight=in_flight, hopper=depth,
+                   abandoned=abandoned, in_flight=in_flight,
+                   # Every hopper row, queued or claimed: what the daemon has still to work through.
+                   hopper=hopper.depth(conn, campaign_id),
                    occupancy=on_call_seconds(spans, hour_ago, now) / (sessions * 3600))
 
 

@@ -325,6 +325,14 @@ def written_detail(conn: sa.Connection, campaign_id: int, day: date, reports_dir
     return path
 
 
+def written_report(conn: sa.Connection, campaign_id: int, day: date, now: datetime, *, reports_dir: Path) -> Report:
+    """The day's report from the detail export `build` wrote, its summary computed from that file's
+    rows, so the figures mailed are exactly those of the attachment."""
+    path = written_detail(conn, campaign_id, day, reports_dir)
+    rows = read_detail(path)
+    return Report(summary(conn, campaign_id, day, rows, now), path, len(rows))
+
+
 def summary_text(s: Summary) -> str:
     """The summary as the email's body: plain text, one figure a line."""
     lines = [

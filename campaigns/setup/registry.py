@@ -308,6 +308,28 @@ def list_campaigns(conn: sa.Connection) -> list[CampaignRef]:
     return [CampaignRef(**r._mapping) for r in rows]
 
 
+@dataclass(frozen=True)
+class ScheduledReports:
+    """A campaign whose daily reports go out on a schedule, with what tells its first report day."""
+
+    id: int
+    qualified_slug: str
+    created_at: datetime
+    report_timezone: str
+
+
+def report_scheduled_campaigns(conn: sa.Connection) -> list[ScheduledReports]:
+    """Campaigns whose daily reports are due on a schedule (not archived, schedule not `disabled`), by id."""
+    c, w = t.campaigns, t.workspaces
+    rows = conn.execute(
+        sa.select(c.c.id, w.c.name.label("workspace"), c.c.slug, c.c.created_at, c.c.report_timezone)
+        .join(w, w.c.id == c.c.workspace_id)
+        .where(c.c.state != str(CampaignState.ARCHIVED), c.c.report_schedule != "disabled")
+        .order_by(c.c.id)
+    ).all()
+    return [ScheduledReports(r.id, f"{r.workspace}/{r.slug}", r.created_at, r.report_timezone) for r in rows]
+
+
 def load_campaign(conn: sa.Connection, campaign_id: int) -> Campaign:
     """The campaign's stored settings as the typed model (`NoResultFound` if there is no such id)."""
     return Campaign.from_row(conn.execute(sa.select(t.campaigns).where(t.campaigns.c.id == campaign_id)).one())
