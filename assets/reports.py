@@ -50,7 +50,7 @@ def report_summary(context: dg.AssetExecutionContext, database: DatabaseResource
     with engine.connect() as conn:
         ref = registry.resolve_campaign(conn, campaign)
         report = domain.written_report(conn, ref.id, day, now, reports_dir=reports.reports_dir)  # report_detail's file
-    delivered = deliver(engine, ref.id, report, mailer.mailer, now)  # a failed send raises: the run fails, is retried
+    delivered = deliver(engine, ref.id, report, mailer.mailer, lambda: datetime.now(UTC))  # a failed send raises: the run fails, is retried
     delivery = (f"sent via {delivered.sent_via}" if delivered.sent
                 else f"already sent at {delivered.sent_before.isoformat()}" if delivered.sent_before is not None
                 else "no recipients set")

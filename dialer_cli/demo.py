@@ -422,7 +422,7 @@ class Demo:
                                   reports_dir=self.config.reports_dir)
             attempts = progress.attempt_count(conn, self.campaign_id)
         delivery = deliver(engine, self.campaign_id, built, lambda: Mailer.from_config(self.config.mail),
-                           datetime.now(UTC))
+                           lambda: datetime.now(UTC))
         recipients, sent = list(delivery.recipients), delivery.sent_via
         rows = reports.read_detail(built.detail_path)
         hour, share = busiest_hour(rows, SESSIONS)

@@ -66,7 +66,7 @@ def report_cmd(
                                    out_dir=out_dir, compression=compression)
         delivered = None
         if email:
-            delivery = deliver(engine, ref.id, report, lambda: Mailer.from_config(config.mail), now(), resend=resend)
+            delivery = deliver(engine, ref.id, report, lambda: Mailer.from_config(config.mail), now, resend=resend)
             if not delivery.recipients:
                 raise DialerError(f"{ref.qualified_slug}: no report recipients; set reports.recipients in its campaign file.")
             if not delivery.sent:

@@ -7,7 +7,7 @@ from pydantic import Field
 
 from campaigns.core.config import DialerConfig
 from campaigns.ingestion.bucket import Bucket, storage_options
-from resources.settings import from_environment
+from resources.settings import from_environment, resolved
 
 
 class BucketResource(dg.ConfigurableResource):
@@ -26,4 +26,5 @@ class BucketResource(dg.ConfigurableResource):
         )
 
     def get(self) -> Bucket:
-        return Bucket(self.url, storage_options(self.url, self.s3_endpoint_url))
+        url = resolved(self.url) or ""
+        return Bucket(url, storage_options(url, resolved(self.s3_endpoint_url)))

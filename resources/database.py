@@ -7,7 +7,7 @@ from pydantic import Field, PrivateAttr
 
 from campaigns.core import db
 from campaigns.core.config import DialerConfig
-from resources.settings import from_environment
+from resources.settings import from_environment, resolved
 
 
 class DatabaseResource(dg.ConfigurableResource):
@@ -24,9 +24,8 @@ class DatabaseResource(dg.ConfigurableResource):
         return cls(url=from_environment(cfg, "DIALER_DATABASE_URL", cfg.database_url))
 
     def resolved_url(self) -> str:
-        """The URL this resource connects to. A run resolves an EnvVar field itself; outside one
-        (a resource built by hand), its variable is read now."""
-        return (self.url.get_value() or "") if isinstance(self.url, dg.EnvVar) else self.url
+        """The URL this resource connects to (see `resolved`)."""
+        return resolved(self.url) or ""
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         self._engine = db.make_engine(self.resolved_url())

@@ -10,7 +10,7 @@ from pydantic import Field
 
 from campaigns.core.config import DialerConfig, MailConfig
 from campaigns.reporting.mailer import Mailer
-from resources.settings import from_environment
+from resources.settings import from_environment, resolved
 
 
 class MailerResource(dg.ConfigurableResource):
@@ -49,7 +49,8 @@ class MailerResource(dg.ConfigurableResource):
     def mailer(self) -> Mailer:
         """The mailer these settings describe; a malformed port or security setting raises `MailError`."""
         mail = MailConfig(
-            host=self.host, port=self.port, security=self.security, user=self.user, password=self.password,
-            sender=self.sender, folder=Path(self.folder) if self.folder else None,
+            host=resolved(self.host), port=resolved(self.port), security=resolved(self.security) or "starttls",
+            user=resolved(self.user), password=resolved(self.password),
+            sender=resolved(self.sender) or "dialer@localhost", folder=Path(self.folder) if self.folder else None,
         )
         return replace(Mailer.from_config(mail), retries=self.retries)

@@ -19,3 +19,9 @@ def from_environment(cfg: DialerConfig, variable: str, default: str | None) -> s
     needs no variable at all.
     """
     return dg.EnvVar(variable) if cfg.is_set(variable) else default
+
+
+def resolved(value: str | None) -> str | None:
+    """A field's value: a run resolves an EnvVar field itself; outside one (a resource built by
+    hand and used directly), its variable is read now."""
+    return value.get_value() if isinstance(value, dg.EnvVar) else value

@@ -392,6 +392,21 @@ def test_an_outcome_the_dialer_does_not_know_ends_the_call_as_failed(engine, att
     assert attempt.failure_cause == "the platform reported outcome 'voicemail_left'"
 
 
+def test_an_attempt_stored_with_an_outcome_outside_the_enum_still_reads(engine):
+    """Earlier versions stored whatever outcome the platform reported: such a row must not stop the
+    event stream (a late event for its call is ignored, as for any ended attempt)."""
+    cid = campaign(engine)
+    _pid, camp = _dial_one(engine, cid)
+    with engine.begin() as conn:
+        conn.execute(sa.update(t.call_attempts).values(status="ended", outcome="voicemail_left",
+                                                       ended_at=START + timedelta(minutes=5)))
+        late = calls.apply_event(conn, camp, {"call_id": "call-1", "type": "ended", "outcome": "busy",
+                                              "at": (START + timedelta(minutes=6)).isoformat()}, START)
+    assert late is None
+    [attempt] = attempts(engine)
+    assert attempt.outcome == "voicemail_left"
+
+
 def test_dialer_simulator_and_dialer_daemon_processes_dial_a_campaign(engine, db_url, tmp_path):
     """The two commands as an operator runs them: the last 45 minutes of a New York evening at ×600."""
     import json

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_HOME = ".dialer"
@@ -92,14 +92,6 @@ class DialerConfig:
     def embedded(cls, home: Path) -> DialerConfig:
         """The embedded defaults under `home`, whatever the environment says (the demo)."""
         return cls.from_env({"DIALER_HOME": str(home)})
-
-    def with_home(self, home: Path) -> DialerConfig:
-        return replace(self, home=home)
-
-    @property
-    def mail_dir(self) -> Path:
-        """Where the embedded mailer writes messages when no SMTP host is set."""
-        return self.home / "mail"
 
     @property
     def reports_dir(self) -> Path:

@@ -124,10 +124,6 @@ class CallOutcome(StrEnum):
         """Outcomes the voice platform may report; `not_placed` and `placed_late` only the dialer records."""
         return tuple(o for o in cls if o not in (cls.NOT_PLACED, cls.PLACED_LATE))
 
-    @classmethod
-    def retry_outcomes(cls) -> tuple[CallOutcome, ...]:
-        """Outcomes after which the prospect is dialed again (or is exhausted)."""
-        return (cls.NO_ANSWER, cls.BUSY, cls.MACHINE, cls.ABANDONED, cls.FAILED, cls.NOT_PLACED)
 
 
 class DaemonState(StrEnum):

@@ -82,9 +82,6 @@ class Campaign:
         m["check_on_dial"] = bool(m["check_on_dial"])
         return _build(cls, m)
 
-    @property
-    def active(self) -> bool:
-        return self.state == CampaignState.ACTIVE
 
 
 @dataclass(frozen=True)
@@ -165,7 +162,9 @@ class Attempt:
     phone_e164: str
     platform_call_id: str | None
     status: AttemptStatus
-    outcome: CallOutcome | None
+    # An outcome outside `CallOutcome` was stored by an earlier version, which kept whatever the
+    # platform reported; it is kept as written, so reading such an attempt never fails.
+    outcome: CallOutcome | str | None
     disposition: str | None
     created_at: datetime
     placed_at: datetime | None
@@ -181,9 +180,6 @@ class Attempt:
     def from_row(cls, row: Any) -> Attempt:
         m = dict(_mapping(row))
         m["status"] = AttemptStatus(m["status"])
-        m["outcome"] = CallOutcome(m["outcome"]) if m.get("outcome") else None
+        outcome = m.get("outcome") or None
+        m["outcome"] = CallOutcome(outcome) if outcome in set(CallOutcome) else outcome
         return _build(cls, m)
-
-    @property
-    def live(self) -> bool:
-        return self.status != AttemptStatus.ENDED

@@ -38,12 +38,13 @@ class Delivery:
 
 
 def deliver(engine: sa.Engine, campaign_id: int, report: reports.Report, mailer: Callable[[], Mailer],
-            now: datetime, *, resend: bool = False) -> Delivery:
+            clock: Callable[[], datetime], *, resend: bool = False) -> Delivery:
     """Mail `report` to the campaign's recipients unless it went out before (or has nowhere to go).
 
     `mailer` is called only when there is something to send, so a malformed mail setting fails a
     delivery, never a report with nothing to deliver. A failed send raises `MailError` and records
     nothing: the next try sends again. No transaction is held while the mail server answers.
+    The delivery is recorded at `clock()` once the mail server has taken the message.
     """
     day = report.summary.day
     with engine.connect() as conn:
@@ -53,5 +54,5 @@ def deliver(engine: sa.Engine, campaign_id: int, report: reports.Report, mailer:
         return Delivery(recipients, sent_before=before)
     sent_via = mailer().send(reports.compose(report, list(recipients)))
     with engine.begin() as conn:
-        reports.record_sent(conn, campaign_id, day, list(recipients), report.detail_path, now)
+        reports.record_sent(conn, campaign_id, day, list(recipients), report.detail_path, clock())
     return Delivery(recipients, sent_via=sent_via, sent_before=before)

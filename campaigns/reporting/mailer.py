@@ -21,7 +21,7 @@ from __future__ import annotations
 import smtplib
 import ssl
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
@@ -42,7 +42,7 @@ class Mailer:
     port: int | None = None
     security: str = "starttls"
     user: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)
     sender: str = "dialer@localhost"
     folder: Path | None = None
     timeout: float = 30.0

@@ -42,6 +42,7 @@ from campaigns.dialing.dialability import (
     unexpired_clause,
 )
 from campaigns.dialing.staterules import FEDERAL_HOURS
+from campaigns.setup import registry
 
 ABANDON_LIMIT = 0.03  # a telemarketer must keep abandoned calls at or below 3% over 30 days
 ABANDON_PERIOD_DAYS = 30
@@ -193,7 +194,7 @@ def summary(conn: sa.Connection, campaign_id: int, day: date, rows: list[dict], 
     # Work left on the list: prospects waiting for a call (ready, or a callback) with calls left
     # and not expired, whatever their local time now; a report built after the day's close
     # would otherwise count the next day's window.
-    rules = DialRules.from_campaign(conn.execute(sa.select(c).where(c.c.id == campaign_id)).one())
+    rules = DialRules.from_campaign(registry.load_campaign(conn, campaign_id))
     s.remaining_dialable = conn.execute(
         sa.select(sa.func.count()).select_from(p)
         .where(p.c.campaign_id == campaign_id, p.c.status.in_(ProspectStatus.waiting_states()),
@@ -397,7 +398,7 @@ def zone_windows(conn: sa.Connection, campaign_id: int, day: date) -> dict[str, 
     """
     from campaigns.dialing.hopper import zone_groups
 
-    camp = conn.execute(sa.select(t.campaigns).where(t.campaigns.c.id == campaign_id)).one()
+    camp = registry.load_campaign(conn, campaign_id)
     zones = {_local_zone(group) for group in zone_groups(conn, campaign_id)} or {camp.report_timezone}
     earliest = max(camp.dial_earliest_min, FEDERAL_HOURS[0])
     latest = min(camp.dial_latest_min, FEDERAL_HOURS[1])
@@ -422,7 +423,7 @@ def due_at(conn: sa.Connection, campaign_id: int, day: date) -> datetime | None:
     - `end_of_dialing`: when the dial window has closed in the last zone its prospects occupy
       (`dialing_span`'s close).
     """
-    camp = conn.execute(sa.select(t.campaigns).where(t.campaigns.c.id == campaign_id)).one()
+    camp = registry.load_campaign(conn, campaign_id)
     if camp.report_schedule == "disabled":
         return None
     if camp.report_schedule == "midnight":

@@ -5,8 +5,8 @@ Revises:
 Create Date: 2026-11-26
 """
 
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 from campaigns.core.types import BigId, JSONType, UTCDateTime
 
