@@ -21,6 +21,7 @@ from campaigns.core.db import Connection, Engine
 from campaigns.core.lifecycle import AttemptStatus, CallOutcome
 from campaigns.core.model import Attempt, Campaign, Disposition
 from campaigns.dialing import calls
+from campaigns.setup import registry
 from dialer_daemon.placing import CallPlacer, call_metadata
 from dialer_daemon.report import TickReport
 from dialer_daemon.voice import MAX_BACKOFF_S, PlatformCallStatus, VoiceClient
@@ -74,7 +75,7 @@ class Reconciler:
             if allowed:
                 if dispositions is None:
                     with self.engine.connect() as conn:
-                        dispositions = calls.dispositions(conn, campaign.id)
+                        dispositions = registry.dispositions(conn, campaign.id)
                 with self.engine.begin() as conn:
                     calls.mark_sent(conn, attempt.id)
                 self.placer.place(campaign, name, attempt, call_metadata(dispositions, attempt), now, report)

@@ -28,6 +28,7 @@ from campaigns.core.lifecycle import CampaignState
 from campaigns.core.model import Attempt, Campaign, ClaimedProspect
 from campaigns.dialing import calls, hopper, roster, runtime
 from campaigns.dialing.pacing import PacingInputs, calls_to_place
+from campaigns.setup import registry
 from dialer_daemon.clock import Clock, SystemClock
 from dialer_daemon.events import EventReader
 from dialer_daemon.placing import CallPlacer, call_metadata
@@ -112,7 +113,7 @@ class CampaignTicker:
             claimed = calls.claim(conn, campaign.id, self.daemon_id, count, now)
         report.claimed = len(claimed)
         with self.engine.connect() as conn:
-            dispositions = calls.dispositions(conn, campaign.id)
+            dispositions = registry.dispositions(conn, campaign.id)
         pending = [row.hopper_id for row in claimed]
         in_flight: list[tuple[Attempt, Future]] = []
         try:

@@ -53,6 +53,7 @@ from campaigns.dialing.dialability import (
     window_reasons,
 )
 from campaigns.dialing.facts import prospect_facts
+from campaigns.setup import registry
 
 
 @dataclass
@@ -354,18 +355,10 @@ def _placed_late(conn: sa.Connection, attempt: Attempt, event: dict[str, Any]) -
     return Finish(attempt.id, attempt.prospect_id, CallOutcome.PLACED_LATE, None, None, warnings=[warning])
 
 
-def dispositions(conn: sa.Connection, campaign_id: int) -> list[Disposition]:
-    """The campaign's dispositions, in the campaign file's order."""
-    d = t.dispositions
-    return [Disposition.from_row(r) for r in conn.execute(
-        sa.select(d).where(d.c.campaign_id == campaign_id).order_by(d.c.position)
-    )]
-
-
 def _disposition(conn: sa.Connection, campaign_id: int, title: str | None) -> Disposition | None:
     if not title:
         return None
-    return next((d for d in dispositions(conn, campaign_id) if d.matches(title)), None)
+    return next((d for d in registry.dispositions(conn, campaign_id) if d.matches(title)), None)
 
 
 def finish(conn: sa.Connection, campaign: Campaign, attempt: Attempt, outcome: CallOutcome, title: str | None,

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from campaigns.core import schema as t
 from campaigns.core.errors import DialerError, NotFound
 from campaigns.core.lifecycle import CampaignState
-from campaigns.core.model import Campaign
+from campaigns.core.model import Campaign, Disposition
 from campaigns.setup.settings import (
     CampaignSettings,
     SettingsError,
@@ -144,20 +144,21 @@ def _linked_dnc_lists(conn: sa.Connection, campaign_id: int) -> list[str]:
     return [r.name for r in rows]
 
 
+def dispositions(conn: sa.Connection, campaign_id: int) -> list[Disposition]:
+    """The campaign's dispositions, in the campaign file's order."""
+    d = t.dispositions
+    return [Disposition.from_row(r) for r in conn.execute(
+        sa.select(d).where(d.c.campaign_id == campaign_id).order_by(d.c.position)
+    )]
+
+
 def _dispositions(conn: sa.Connection, campaign_id: int) -> list[dict[str, Any]]:
-    rows = conn.execute(
-        sa.select(
-            t.dispositions.c.title,
-            t.dispositions.c.qualified,
-            t.dispositions.c.contacted,
-            t.dispositions.c.callback,
-            t.dispositions.c.dnc,
-            t.dispositions.c.position,
-        )
-        .where(t.dispositions.c.campaign_id == campaign_id)
-        .order_by(t.dispositions.c.position)
-    )
-    return [dict(r._mapping) for r in rows]
+    """The dispositions as the rows `apply_campaign` writes (title, flags, position), to compare."""
+    return [
+        {"title": d.title, "qualified": d.qualified, "contacted": d.contacted, "callback": d.callback,
+         "dnc": d.dnc, "position": d.position}
+        for d in dispositions(conn, campaign_id)
+    ]
 
 
 def apply_campaign(
