@@ -13,7 +13,7 @@ from rich.text import Text
 
 from campaigns.core.lifecycle import CampaignState
 from campaigns.reporting.explain import not_dialable_summary
-from campaigns.reporting.status import campaign_status
+from campaigns.reporting.status import PacingStatus, campaign_status
 from campaigns.setup import registry
 from campaigns.setup.settings import load_settings_file
 from dialer_cli.common import (
@@ -149,6 +149,8 @@ def campaign_status_cmd(
                   "unless renewed)")
     else:
         out.print("no daemon holds its lease: nothing paces it until a `dialer daemon` runs")
+    if report.pacing is not None:
+        _print_pacing(report.pacing)
     table = Table("prospect state", "count")
     for state, count in report.prospects.items():
         table.add_row(state, str(count))
@@ -163,6 +165,30 @@ def campaign_status_cmd(
         for reason in dialability["top_reasons"]:
             reasons.add_row(reason["code"], str(reason["prospects"]), Text(reason["message"]))
         out.print(reasons)
+
+
+def _percent(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1%}"
+
+
+def _print_pacing(p: PacingStatus) -> None:
+    line = f"pacing {p.mode} (target abandon rate {p.target_abandon_rate:.1%})"
+    if p.estimated_at is None:
+        line += ": no tick yet"
+    else:
+        line += (f" at {p.estimated_at:%H:%M:%S} UTC: answer rate {_percent(p.answer_rate)}, "
+                 f"{'—' if p.expected_free_sessions is None else f'{p.expected_free_sessions:.1f}'} sessions "
+                 "expected free")
+        if p.margin is not None:
+            line += f", margin {p.margin:.2f}σ"
+        if p.guard:
+            line += ", [bold]30-day guard on: no overdial[/]"
+        line += f"; last tick placed {p.last_calls} ({p.limited_by})"
+        if p.sessions_total is not None:
+            line += (f"; sessions {p.sessions_total}: {p.sessions_idle} idle, {p.sessions_wrap_up} in wrap-up")
+    out.print(line)
+    out.print(f"abandon rate: last hour {_percent(p.abandon_rate_hour)} of {p.answered_hour:,} answered, "
+              f"30 days {_percent(p.abandon_rate_30d)} of {p.answered_30d:,} answered")
 
 
 def _state_command(name: str, state: CampaignState, verb: str) -> None:

@@ -1,9 +1,10 @@
 """The daemon's metrics (Prometheus) and health, served on loopback (`dialer daemon --metrics-port`).
 
 `GET /metrics` — Prometheus' text format, from one registry per daemon:
-calls placed, not placed, answered and abandoned, the abandon rate, agent
-sessions (idle, wrap-up), calls in flight, hopper depth, the pacing decision,
-tick latency (a histogram), leases held, provider faults retried.
+calls placed, not placed, answered and abandoned, the abandon rate (last hour
+and 30 days), agent sessions (idle, wrap-up), calls in flight, hopper depth, the
+pacing decision, its mode and estimates (answer rate, expected free sessions,
+margin), tick latency (a histogram), leases held, provider faults retried.
 Counters count what *this* daemon did; sum them over replicas in Prometheus.
 Gauges are per campaign, set by the daemon that paces it.
 
@@ -28,7 +29,7 @@ from prometheus_client import (
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from campaigns.core.lifecycle import DaemonState
+from campaigns.core.lifecycle import DaemonState, PacingMode
 
 TICK_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 # Gauge name → (key in the pacing decision, help)
@@ -41,6 +42,16 @@ DECISION_GAUGES = {
     "calls_ringing": ("ringing", "Calls placed, not yet answered or ended"),
     "calls_active": ("active", "Calls placed, not yet ended"),
     "hopper_depth": ("hopper", "Queued hopper rows"),
+}
+# Gauge name → (key in the pacing decision's estimates, help); a key with no value leaves it unset.
+ESTIMATE_GAUGES = {
+    "pacing_answer_rate": ("answer_rate", "Estimated chance a dial reaches a person"),
+    "pacing_expected_free_sessions": ("expected_free", "Sessions expected free by the time a dial placed now answers"),
+    "pacing_expected_answers": ("expected_answers", "Person answers expected by then from calls ringing"),
+    "pacing_talk_mean_seconds": ("talk_mean_s", "Estimated mean talk time"),
+    "pacing_margin": ("margin", "Predictive pacing's safety margin, in standard deviations"),
+    "pacing_guard": ("guard", "1 while the 30-day abandon guard holds predictive pacing to no overdial"),
+    "abandon_rate_30d": ("abandon_rate_30d", "Abandoned / answered by a person, last 30 days, from the database"),
 }
 
 
@@ -65,6 +76,10 @@ class Metrics:
                                   "from the database", ["campaign"], registry=r)
         self.decision = {name: Gauge(f"dialer_{name}", help_text, ["campaign"], registry=r)
                          for name, (_, help_text) in DECISION_GAUGES.items()}
+        self.estimates = {name: Gauge(f"dialer_{name}", help_text, ["campaign"], registry=r)
+                          for name, (_, help_text) in ESTIMATE_GAUGES.items()}
+        self.pacing_mode = Gauge("dialer_pacing_mode", "1 for the campaign's pacing mode (ratio or predictive)",
+                                 ["campaign", "mode"], registry=r)
         self.tick_seconds = Histogram("dialer_tick_seconds", "Duration of one campaign tick", ["campaign"],
                                       buckets=TICK_BUCKETS, registry=r)
         self.lease_held = Gauge("dialer_lease_held", "1 while this daemon holds the campaign's lease",
@@ -99,7 +114,14 @@ class Metrics:
         if report.decision is not None:
             decision = report.decision.as_dict()
             for name, (key, _) in DECISION_GAUGES.items():
-                self.decision[name].labels(c).set(decision[key])
+                if decision[key] is not None:
+                    self.decision[name].labels(c).set(decision[key])
+            for mode in PacingMode:
+                self.pacing_mode.labels(c, str(mode)).set(1 if mode == report.decision.mode else 0)
+            estimates = decision["estimates"] or {}
+            for name, (key, _) in ESTIMATE_GAUGES.items():
+                if estimates.get(key) is not None:
+                    self.estimates[name].labels(c).set(float(estimates[key]))
         if report.abandon_rate is not None:
             self.abandon_rate.labels(c).set(report.abandon_rate)
         self.tick_seconds.labels(c).observe(seconds)

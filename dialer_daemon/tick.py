@@ -6,7 +6,7 @@
 3. read agent-session capacity, record it (it sizes the hopper level);
 4. if the campaign is not active, stop here: calls in flight finish and are
    recorded, no new call is placed;
-5. pace (`campaigns.dialing.pacing.calls_to_place`), claim that many hopper rows
+5. pace (`campaigns.dialing.pace.decide`: ratio or predictive, the pacer's state kept), claim that many hopper rows
    (checking the lease in the same transaction: `fence`), re-check each with the
    fill's rules, record the attempt (committed before the request), place the call
    with the attempt's idempotency key (`placing.CallPlacer`).
@@ -26,8 +26,8 @@ from datetime import datetime, timedelta
 from campaigns.core.db import Connection, Engine
 from campaigns.core.lifecycle import CampaignState
 from campaigns.core.model import Attempt, Campaign, ClaimedProspect
-from campaigns.dialing import calls, hopper, roster, runtime
-from campaigns.dialing.pacing import PacingInputs, calls_to_place
+from campaigns.dialing import calls, hopper, pace, roster, runtime
+from campaigns.dialing.pace import Sessions
 from campaigns.setup import registry
 from dialer_daemon.clock import Clock, SystemClock
 from dialer_daemon.events import EventReader
@@ -82,15 +82,10 @@ class CampaignTicker:
                 report.filled = hopper.fill_campaign(self.engine, campaign_id, now).queued
         if campaign.state != CampaignState.ACTIVE:
             return report
-        with self.engine.connect() as conn:
-            live = calls.live_counts(conn, campaign_id)
-            depth = hopper.queued_depth(conn, campaign_id)
-        report.decision = calls_to_place(PacingInputs(
-            sessions_total=capacity.total, idle=capacity.idle, wrap_up=capacity.wrap_up,
-            ringing=live.ringing, active=live.in_flight, hopper=depth, call_ratio=campaign.call_ratio,
-            max_active_calls=campaign.max_active_calls, damper_mode=campaign.damper_mode,
-            damper_threshold=campaign.damper_threshold,
-        ))
+        with self.engine.begin() as conn:
+            self.fence(conn, campaign_id, name)  # the pacer's state is the lease holder's to write
+            report.decision = pace.decide(conn, campaign, Sessions(capacity.total, capacity.idle, capacity.wrap_up),
+                                          now)
         self.dial(campaign, name, report.decision.calls, now, report)
         return report
 

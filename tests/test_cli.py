@@ -124,11 +124,13 @@ def test_show_prints_effective_settings_that_apply_back_unchanged(dialer_env, tm
     shown = run("campaign", "show", "acme/feb-reminders")
     assert shown.exit_code == 0
     assert "call_ratio: 1.0" in shown.stdout and "dnc_disposition: Do Not Call" in shown.stdout
+    assert "pacing: ratio" in shown.stdout and "target_abandon_rate: 0.02" in shown.stdout
     exported = tmp_path / "exported.yaml"
     exported.write_text(shown.stdout)
     assert "unchanged" in run("campaign", "apply", str(exported)).stdout
     as_json = json.loads(run("campaign", "show", "feb-reminders", "--json").stdout)
     assert as_json["dialing"]["dialer_interval_s"] == 10
+    assert (as_json["dialing"]["pacing"], as_json["dialing"]["target_abandon_rate"]) == ("ratio", 0.02)
     assert as_json["reports"]["recipients"] == ["ops@example.com"]
 
 

@@ -24,6 +24,7 @@ def test_defaults_are_the_products():
     assert (d.call_ratio, d.dialer_interval_s, d.max_active_calls, d.max_calls_per_prospect) == (1.0, 10, 0, 10)
     assert (d.min_minutes_between_calls, d.wrap_up_s, d.hopper_expiry_min, d.fill_interval_min) == (30, 3, 30, 5)
     assert d.damper.mode == "disabled"
+    assert (d.pacing, d.target_abandon_rate) == ("ratio", 0.02)
     assert (s.uploads.dupe_days, s.uploads.expire_days) == (90, 90)
     assert s.dnc.check_on_dial is True and s.dnc.dnc_disposition is None
     assert (s.reports.schedule, s.reports.format, s.reports.compression) == ("end_of_dialing", "csv", "none")
@@ -87,6 +88,10 @@ BAD_VALUES = [
     ({"dialing": {"hopper_min_level": 0}}, "`dialing.hopper_min_level` must be between 1 and 100000 (got 0)"),
     ({"dialing": {"damper": {"mode": "predictive"}}}, "`dialing.damper.mode` must be 'disabled' or 'waiting_stations'"),
     ({"dialing": {"damper": {"mode": "waiting_stations", "threshold": 1.5}}}, "`dialing.damper.threshold` must be above 0 and at most 1"),
+    ({"dialing": {"pacing": "fast"}}, "`dialing.pacing` must be 'ratio' or 'predictive' (got 'fast')"),
+    ({"dialing": {"target_abandon_rate": 0.05}}, "`dialing.target_abandon_rate` must be above 0 and at most 0.03 (got 0.05)"),
+    ({"dialing": {"target_abandon_rate": 0}}, "`dialing.target_abandon_rate` must be above 0 and at most 0.03 (got 0)"),
+    ({"dialing": {"target_abandon_rate": "2%"}}, "`dialing.target_abandon_rate` must be a valid number"),
     ({"uploads": {"dupe_days": -2}}, "`uploads.dupe_days` must be between -1 and 3650 (got -2)"),
     ({"uploads": {"expire_days": 0}}, "`uploads.expire_days` must be between 1 and 3650 (got 0)"),
     ({"uploads": {"priority": 101}}, "`uploads.priority` must be between 0 and 100 (got 101)"),

@@ -19,6 +19,13 @@ class CampaignState(StrEnum):
     ARCHIVED = "archived"
 
 
+class PacingMode(StrEnum):
+    """How the daemon decides how many calls to place each tick (`campaigns.pacing_mode`)."""
+
+    RATIO = "ratio"  # ⌊idle sessions × call ratio (after the damper)⌋ − calls ringing
+    PREDICTIVE = "predictive"  # as many calls as expected free sessions absorb at the target abandon rate
+
+
 class CampaignStatus(StrEnum):
     """What the campaign is doing, derived from its state, prospects and calls."""
 

@@ -18,6 +18,7 @@ from campaigns.core.lifecycle import (
     AttemptStatus,
     CallOutcome,
     CampaignState,
+    PacingMode,
     ProspectStatus,
 )
 
@@ -71,11 +72,15 @@ class Campaign:
     report_compression: str
     report_recipients: tuple[str, ...]
     report_timezone: str
+    pacing_mode: PacingMode = PacingMode.RATIO
+    target_abandon_rate: float = 0.02
 
     @classmethod
     def from_row(cls, row: Any) -> Campaign:
         m = dict(_mapping(row))
         m["state"] = CampaignState(m["state"])
+        if "pacing_mode" in m:
+            m["pacing_mode"] = PacingMode(m["pacing_mode"])
         m["blocked_states"] = tuple(m.get("blocked_states") or ())
         m["report_recipients"] = tuple(m.get("report_recipients") or ())
         m["holiday_filtering"] = bool(m["holiday_filtering"])

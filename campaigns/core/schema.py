@@ -22,6 +22,7 @@ from campaigns.core.lifecycle import (
     CampaignState,
     DaemonState,
     HopperStatus,
+    PacingMode,
     ProspectStatus,
     RowOutcome,
     UploadStatus,
@@ -88,6 +89,9 @@ campaigns = sa.Table(
     sa.Column("callback_delay_min", sa.Integer, nullable=False, server_default="1440"),
     sa.Column("damper_mode", sa.String(32), nullable=False),
     sa.Column("damper_threshold", sa.Float, nullable=False),
+    # Pacing: `ratio` (call ratio and damper) or `predictive` (holds the abandon rate to a target).
+    sa.Column("pacing_mode", sa.String(16), nullable=False, server_default="ratio"),
+    sa.Column("target_abandon_rate", sa.Float, nullable=False, server_default="0.02"),
     # Upload defaults, overridable per file.
     sa.Column("dupe_days", sa.Integer, nullable=False),
     sa.Column("expire_days", sa.Integer, nullable=False),
@@ -109,6 +113,8 @@ campaigns = sa.Table(
     sa.UniqueConstraint("workspace_id", "slug"),
     sa.CheckConstraint(_one_of("state", CampaignState), name="state"),
     sa.CheckConstraint("dial_earliest_min < dial_latest_min", name="dial_window"),
+    sa.CheckConstraint(_one_of("pacing_mode", PacingMode), name="pacing_mode"),
+    sa.CheckConstraint("target_abandon_rate > 0 AND target_abandon_rate <= 0.03", name="target_abandon_rate"),
 )
 
 dispositions = sa.Table(
@@ -384,6 +390,14 @@ campaign_runtime = sa.Table(
     sa.Column("sessions_reported_at", UTCDateTime, nullable=True),
     # The platform's event cursor: events up to here have been applied.
     sa.Column("events_cursor", sa.BigInteger, nullable=False, server_default="0"),
+    # The predictive pacer's state, so a daemon taking over the lease continues where the last
+    # one was: the safety margin's multiplier, the 30-day guard, the instant up to which
+    # answers and abandons have fed the margin, and the last tick's estimates (for status).
+    sa.Column("pacing_margin", sa.Float, nullable=True),
+    sa.Column("pacing_guard", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("pacing_counted_to", UTCDateTime, nullable=True),
+    sa.Column("pacing_estimates", JSONType, nullable=True),
+    sa.Column("pacing_updated_at", UTCDateTime, nullable=True),
 )
 
 hopper_fills = sa.Table(

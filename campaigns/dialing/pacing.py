@@ -1,4 +1,9 @@
-"""How many calls to place on one dialer tick (DESIGN.md §3, issue 5).
+"""How many calls to place on one dialer tick (DESIGN.md §3, issues 5 and 16).
+
+Two modes (`campaigns.pacing_mode`): `ratio`, below, and `predictive`
+(`campaigns.dialing.predictive`). `campaigns.dialing.pace.decide` picks one.
+
+Ratio mode:
 
 calls = ⌊idle sessions × effective ratio⌋ − calls ringing, never negative,
 capped by max active calls (0 = unlimited) and by what the hopper holds.
@@ -15,6 +20,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import Any
+
+from campaigns.core.lifecycle import PacingMode
+from campaigns.dialing.predictive import Estimates
 
 
 @dataclass(frozen=True)
@@ -34,15 +43,22 @@ class PacingInputs:
 @dataclass(frozen=True)
 class PacingDecision:
     calls: int
-    effective_ratio: float
+    effective_ratio: float | None  # ratio mode: the call ratio after the damper; predictive: None
     idle_share: float
-    limited_by: str  # "ratio", "max_active_calls", "hopper", "no_idle_sessions"
+    # ratio: "ratio", "no_idle_sessions"; predictive: "model", "cold_start", "abandon_guard",
+    # "no_free_sessions"; both: "max_active_calls", "hopper"
+    limited_by: str
     inputs: PacingInputs
+    mode: PacingMode = PacingMode.RATIO
+    estimates: Estimates | None = None  # what the predictive model believed (both modes)
 
-    def as_dict(self) -> dict:
-        return {"calls": self.calls, "effective_ratio": round(self.effective_ratio, 4),
-                "idle_share": round(self.idle_share, 4), "limited_by": self.limited_by,
-                **asdict(self.inputs)}
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "mode": str(self.mode), "calls": self.calls,
+            "effective_ratio": None if self.effective_ratio is None else round(self.effective_ratio, 4),
+            "idle_share": round(self.idle_share, 4), "limited_by": self.limited_by, **asdict(self.inputs)}
+        out["estimates"] = self.estimates.as_dict() if self.estimates else None
+        return out
 
 
 def effective_ratio(call_ratio: float, idle_share: float, mode: str, threshold: float) -> float:

@@ -1,11 +1,13 @@
 """What the dialing side last learned about a campaign (`campaign_runtime`), as opposed to what
-an operator set: how far its daemon has read the platform's events, and how many agent
-sessions the platform last reported (which sizes the hopper's level).
+an operator set: how far its daemon has read the platform's events, how many agent
+sessions the platform last reported (which sizes the hopper's level), and the pacer's state.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -52,3 +54,36 @@ def agent_sessions(conn: sa.Connection, campaign_id: int) -> int | None:
     return conn.execute(
         sa.select(r.c.agent_sessions).where(r.c.campaign_id == campaign_id)
     ).scalar_one_or_none()
+
+
+@dataclass(frozen=True)
+class StoredPacing:
+    """The pacer's state as the last tick left it (`campaign_runtime.pacing_*`)."""
+
+    margin: float | None = None  # None: the predictive pacer never ran for the campaign
+    guard: bool = False
+    counted_to: datetime | None = None  # answers and abandons up to here have fed the margin
+    estimates: dict[str, Any] | None = None  # the last tick's estimates and decision, as stored
+    updated_at: datetime | None = None
+
+
+def pacing_state(conn: sa.Connection, campaign_id: int) -> StoredPacing:
+    r = t.campaign_runtime
+    row = conn.execute(
+        sa.select(r.c.pacing_margin, r.c.pacing_guard, r.c.pacing_counted_to, r.c.pacing_estimates,
+                  r.c.pacing_updated_at).where(r.c.campaign_id == campaign_id)
+    ).one_or_none()
+    if row is None:
+        return StoredPacing()
+    return StoredPacing(row.pacing_margin, bool(row.pacing_guard), row.pacing_counted_to, row.pacing_estimates,
+                        row.pacing_updated_at)
+
+
+def store_pacing(conn: sa.Connection, campaign_id: int, stored: StoredPacing) -> None:
+    """Keep the pacer's state for the next tick, whichever daemon runs it."""
+    r = t.campaign_runtime
+    values = {"pacing_margin": stored.margin, "pacing_guard": stored.guard, "pacing_counted_to": stored.counted_to,
+              "pacing_estimates": stored.estimates, "pacing_updated_at": stored.updated_at}
+    if conn.execute(sa.update(r).where(r.c.campaign_id == campaign_id).values(**values)).rowcount == 0:
+        conn.execute(insert_for(conn, r).values(campaign_id=campaign_id, events_cursor=0, **values)
+                     .on_conflict_do_update(index_elements=["campaign_id"], set_=values))

@@ -8,8 +8,9 @@ Stopped: there is nothing to complete.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -20,7 +21,59 @@ from campaigns.core.lifecycle import (
     HopperStatus,
     ProspectStatus,
 )
-from campaigns.dialing import calls, hopper
+from campaigns.dialing import calls, hopper, runtime
+from campaigns.dialing.pace import ABANDON_PERIOD
+
+
+@dataclass(frozen=True)
+class PacingStatus:
+    """How the campaign is paced, and what its pacer believed at its last tick."""
+
+    mode: str
+    target_abandon_rate: float
+    abandon_rate_hour: float | None  # abandoned ÷ answered by a person, calls placed in the last hour
+    abandon_rate_30d: float | None  # … in the last 30 days (the FTC TSR's measure)
+    answered_hour: int
+    answered_30d: int
+    # From the last tick (None before the first): when, and what the pacer estimated and decided.
+    estimated_at: datetime | None = None
+    answer_rate: float | None = None
+    expected_free_sessions: float | None = None
+    margin: float | None = None  # predictive only
+    guard: bool = False
+    limited_by: str | None = None
+    last_calls: int | None = None  # calls the last tick decided to place
+    sessions_total: int | None = None
+    sessions_idle: int | None = None
+    sessions_wrap_up: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["estimated_at"] = self.estimated_at.isoformat() if self.estimated_at else None
+        return out
+
+
+def _rate(lost: int, answered: int) -> float | None:
+    return lost / answered if answered else None
+
+
+def pacing_status(conn: sa.Connection, campaign_id: int, mode: str, target: float, now: datetime) -> PacingStatus:
+    lost_hour, answered_hour = calls.abandon_counts(conn, campaign_id, now - timedelta(hours=1), now)
+    lost_30d, answered_30d = calls.abandon_counts(conn, campaign_id, now - ABANDON_PERIOD, now)
+    status = PacingStatus(mode=mode, target_abandon_rate=target, abandon_rate_hour=_rate(lost_hour, answered_hour),
+                          abandon_rate_30d=_rate(lost_30d, answered_30d), answered_hour=answered_hour,
+                          answered_30d=answered_30d)
+    stored = runtime.pacing_state(conn, campaign_id)
+    last = stored.estimates
+    if not last:
+        return status
+    estimates = last.get("estimates") or {}
+    return replace(
+        status, estimated_at=stored.updated_at, answer_rate=estimates.get("answer_rate"),
+        expected_free_sessions=estimates.get("expected_free"), margin=estimates.get("margin"),
+        guard=bool(estimates.get("guard")), limited_by=last.get("limited_by"), last_calls=last.get("calls"),
+        sessions_total=last.get("sessions_total"), sessions_idle=last.get("idle"), sessions_wrap_up=last.get("wrap_up"),
+    )
 
 
 @dataclass(frozen=True)
@@ -38,6 +91,7 @@ class CampaignStatusReport:
     # The daemon pacing it: its lease holder and when that lease runs out unless renewed.
     paced_by: str | None = None
     lease_expires_at: datetime | None = None
+    pacing: PacingStatus | None = None
 
     def as_dict(self) -> dict:
         return {
@@ -54,6 +108,7 @@ class CampaignStatusReport:
             "as_of": self.as_of.isoformat(),
             "paced_by": self.paced_by,
             "lease_expires_at": self.lease_expires_at.isoformat() if self.lease_expires_at else None,
+            "pacing": self.pacing.as_dict() if self.pacing else None,
         }
 
 
@@ -77,6 +132,8 @@ def campaign_status(conn: sa.Connection, campaign_id: int, now: datetime) -> Cam
             t.campaigns.c.slug,
             t.campaigns.c.name,
             t.campaigns.c.state,
+            t.campaigns.c.pacing_mode,
+            t.campaigns.c.target_abandon_rate,
         )
         .join(t.workspaces, t.workspaces.c.id == t.campaigns.c.workspace_id)
         .where(t.campaigns.c.id == campaign_id)
@@ -111,6 +168,7 @@ def campaign_status(conn: sa.Connection, campaign_id: int, now: datetime) -> Cam
         .where(t.campaign_leases.c.campaign_id == campaign_id)
     ).one_or_none()
     return CampaignStatusReport(
+        pacing=pacing_status(conn, campaign_id, head.pacing_mode, head.target_abandon_rate, now),
         paced_by=lease.holder if lease else None,
         lease_expires_at=lease.expires_at if lease else None,
         workspace=head.workspace,

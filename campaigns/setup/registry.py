@@ -71,6 +71,8 @@ def settings_to_row(s: CampaignSettings) -> dict[str, Any]:
         "callback_delay_min": s.dialing.callback_delay_min,
         "damper_mode": s.dialing.damper.mode,
         "damper_threshold": s.dialing.damper.threshold,
+        "pacing_mode": str(s.dialing.pacing),
+        "target_abandon_rate": s.dialing.target_abandon_rate,
         "dupe_days": s.uploads.dupe_days,
         "expire_days": s.uploads.expire_days,
         "list_priority": s.uploads.priority,
@@ -373,6 +375,8 @@ def load_settings(conn: sa.Connection, campaign_id: int) -> CampaignSettings:
                 "hopper_min_level": row.hopper_min_level,
                 "callback_delay_min": row.callback_delay_min,
                 "damper": {"mode": row.damper_mode, "threshold": row.damper_threshold},
+                "pacing": row.pacing_mode,
+                "target_abandon_rate": row.target_abandon_rate,
             },
             "uploads": {
                 "dupe_days": row.dupe_days,

@@ -24,7 +24,7 @@ from pydantic import (
 )
 
 from campaigns.core.errors import DialerError
-from campaigns.core.lifecycle import CampaignState
+from campaigns.core.lifecycle import CampaignState, PacingMode
 from campaigns.core.regions import LOCALES, regions_for
 
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
@@ -95,6 +95,11 @@ class Dialing(_Strict):
     # A callback disposition without a time asked for is called back this much later.
     callback_delay_min: Annotated[int, Field(ge=1, le=60 * 24 * 30)] = 24 * 60
     damper: Damper = Damper()
+    # `ratio`: ⌊idle × call ratio (after the damper)⌋ − ringing per tick, the seed's pacing.
+    # `predictive`: as many calls as the sessions expected free absorb, holding abandons to the target.
+    pacing: PacingMode = PacingMode.RATIO
+    # Abandoned ÷ answered by a person that predictive pacing aims at (the FTC TSR caps it at 3% over 30 days).
+    target_abandon_rate: Annotated[float, Field(gt=0, le=0.03)] = 0.02
 
 
 class Uploads(_Strict):
