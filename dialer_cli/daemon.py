@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import signal
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 import yaml
@@ -23,6 +24,9 @@ from dialer_cli.common import (
     user_errors,
 )
 
+if TYPE_CHECKING:
+    from dialer_daemon.simulator import Profile, ProfileChange
+
 commands = typer.Typer()
 
 
@@ -35,22 +39,23 @@ def simulator_cmd(
     sessions: Annotated[int, typer.Option("--sessions", help="Agent sessions per campaign.", min=1)] = 10,
     speed: Annotated[float, typer.Option("--speed", help="Simulated seconds per wall-clock second.", min=0.01)] = 1.0,
     start: Annotated[str | None, typer.Option("--start", help="The simulated clock's first instant, ISO-8601.")] = None,
-    profile: Annotated[Path | None, typer.Option("--profile", help="YAML: `default:` and per-campaign `campaigns:` call profiles.")] = None,
+    profile: Annotated[Path | None, typer.Option("--profile", help="YAML: `default:` and per-campaign `campaigns:` call profiles, and `changes:` to them at simulated instants.")] = None,
     faults: Annotated[str, typer.Option("--faults", help="Provider faults, e.g. error=0.02,error_after_accept=0.01,timeout=0.01,timeout_s=10,drop=0.01,slow=0.05,slow_s=0.5,outage_every_s=300,outage_s=5.")] = "",
 ) -> None:
     """Run a simulated voice platform on loopback (the API of docs/voice-api.yaml)."""
     from dialer_daemon.simulator import Faults, Simulator, serve
 
-    default, profiles = _profiles(profile, sessions)
+    default, profiles, changes = simulator_profiles(profile, sessions)
     try:
         injected = Faults.parse(faults)
     except ValueError as exc:
         raise DialerError(f"--faults: {exc}.") from None
     sim = Simulator(seed=seed, start=parse_at(start), speed=speed, default=default, profiles=profiles,
-                    token=config_of(ctx).voice_api_token, faults=injected)
+                    token=config_of(ctx).voice_api_token, faults=injected, changes=changes)
     server = serve(sim, "127.0.0.1", port)
     out.print(f"Voice simulator on http://127.0.0.1:{server.server_port} — clock {sim.now().isoformat()}, "
               f"speed ×{speed:g}, {default.sessions} sessions per campaign"
+              f"{f', {len(changes)} profile change(s)' if changes else ''}"
               f"{', faults ' + faults if injected.any else ''}. Ctrl-C stops it.")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -62,25 +67,82 @@ def simulator_cmd(
         server.shutdown()
 
 
-def _profiles(path: Path | None, sessions: int):
-    from dialer_daemon.simulator import Profile
+def simulator_profiles(path: Path | None, sessions: int) -> tuple[Profile, dict[str, Profile], list[ProfileChange]]:
+    """The `--profile` file: the default profile, per-campaign profiles and the changes to them, in time order.
+
+    ```yaml
+    default: {answer_rate: 0.2, talk_s_mean: 120}
+    campaigns:
+      acme/spring: {sessions: 4}          # starts from the default
+    changes:                              # in time order
+      - {at: 2026-07-01T10:30:00-04:00, answer_rate: 0.35, talk_s_mean: 300}   # the default
+      - {at: "2026-07-01T15:00Z", campaign: acme/spring, answer_rate: 0.1}
+    ```
+    A change without `campaign:` changes the default, so it reaches the campaigns not listed
+    under `campaigns:`; `sessions` cannot change.
+    """
+    from dialer_daemon.simulator import Profile, ProfileChange
 
     default = Profile(sessions=sessions)
     if path is None:
-        return default, {}
+        return default, {}, []
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise DialerError(f"{path}: cannot be read as a YAML simulator profile ({exc}).") from None
-    if not isinstance(data, dict) or not set(data) <= {"default", "campaigns"}:
-        raise DialerError(f"{path}: a simulator profile has `default:` and `campaigns:` mappings only.")
+    if not isinstance(data, dict) or not set(data) <= {"default", "campaigns", "changes"}:
+        raise DialerError(f"{path}: a simulator profile has `default:` and `campaigns:` mappings and a `changes:` "
+                          "list only.")
+    default_values, campaign_values = data.get("default") or {}, data.get("campaigns") or {}
+    if not isinstance(default_values, dict) or not isinstance(campaign_values, dict) \
+            or not all(isinstance(values or {}, dict) for values in campaign_values.values()):
+        raise DialerError(f"{path}: `default:` is a mapping of profile keys, and `campaigns:` a mapping of campaign "
+                          "name to such a mapping.")
     try:
-        default = Profile.from_mapping(data.get("default") or {}, default)
-        campaigns = {name: Profile.from_mapping(values or {}, default)
-                     for name, values in (data.get("campaigns") or {}).items()}
+        default = Profile.from_mapping(default_values, default)
+        campaigns = {str(name): Profile.from_mapping(values or {}, default)
+                     for name, values in campaign_values.items()}
     except (TypeError, ValueError) as exc:
         raise DialerError(f"{path}: {exc}.") from None
-    return default, campaigns
+    changes = data.get("changes") or []
+    if not isinstance(changes, list) or not all(isinstance(item, dict) for item in changes):
+        raise DialerError(f"{path}: `changes:` is a list of mappings, each with `at:` (an instant), an optional "
+                          "`campaign:` and the profile keys that change.")
+    parsed: list[ProfileChange] = []
+    for number, item in enumerate(changes, start=1):
+        values = dict(item)
+        at = _change_instant(path, number, values.pop("at", None))
+        campaign = values.pop("campaign", None)
+        if campaign is not None and not isinstance(campaign, str):
+            raise DialerError(f"{path}: change {number}: `campaign:` is a campaign name, got {campaign!r}.")
+        if parsed and at < parsed[-1].at:
+            raise DialerError(f"{path}: changes must be in time order, and change {number} ({at.isoformat()}) "
+                              f"comes before change {number - 1} ({parsed[-1].at.isoformat()}).")
+        try:
+            parsed.append(ProfileChange(at=at, values=values, campaign=campaign))
+        except ValueError as exc:
+            raise DialerError(f"{path}: change {number}: {exc}.") from None
+    return default, campaigns, parsed
+
+
+def _change_instant(path: Path, number: int, value: Any) -> datetime:
+    """A change's `at:`: YAML reads an unquoted timestamp as a datetime, a quoted one as a string."""
+    if value is None:
+        raise DialerError(f"{path}: change {number} has no `at:`; give the instant it takes effect, "
+                          "e.g. at: 2026-07-01T10:30:00-04:00.")
+    moment: datetime | None = None
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError:
+            moment = None
+    if moment is None or moment.tzinfo is None:
+        shown = value.isoformat() if isinstance(value, datetime) else repr(value)
+        raise DialerError(f"{path}: change {number}: `at:` {shown} is not an ISO-8601 instant with a UTC offset; "
+                          "write e.g. at: 2026-07-01T10:30:00-04:00.")
+    return moment.astimezone(UTC)
 
 
 @commands.command("daemon")

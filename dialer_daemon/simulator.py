@@ -8,8 +8,20 @@ session frees up within `abandon_after_s` (2 s) is abandoned.
 
 Its clock starts at `start` and runs `speed` times faster than the wall
 clock; `GET /v1/clock` publishes it, and the daemon takes its `now` from it.
-Everything random comes from one seeded generator per campaign, drawn in call
-order, so a run is reproducible for a given sequence of requests.
+
+Each call placed for a campaign takes the next index (1, 2, 3, …; a re-sent
+request keeps its call's) and its `Fate` comes from a generator of its own,
+seeded with (seed, campaign, index): five uniforms drawn in a fixed order (who
+answers, ring time, talk time, disposition, callback delay) and mapped through
+the profile in effect at the instant the call is placed. The k-th call of a
+campaign therefore meets the same person, machine or busy line whenever it is
+placed, however many calls go out per tick and whatever other campaigns do, so
+two pacers run with the same seed compare like with like. Only the agent
+sessions are left to the run: whether an answering person finds a free session
+in time or is abandoned, and so when a call connects.
+
+A profile can change at a simulated instant (`ProfileChange`: the answer rate
+drops at 10:30, talk time lengthens), to see how a pacer follows drift.
 
 The simulation advances lazily: every request first plays out everything due
 up to the current simulated instant, in time order, so events carry their
@@ -23,16 +35,20 @@ connections (`dialer simulator --faults error=0.02,timeout=0.01,...`).
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import itertools
 import json
+import math
 import random
 import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -61,13 +77,121 @@ class Profile:
     dispositions: dict[str, float] = field(default_factory=dict)  # title → weight; empty: uniform
 
     @classmethod
-    def from_mapping(cls, data: dict[str, Any], base: Profile | None = None) -> Profile:
+    def from_mapping(cls, data: Mapping[str, Any], base: Profile | None = None) -> Profile:
+        """`base` (default: the defaults) with the keys of `data` replaced; unknown keys and bad values refused."""
         merged = dict((base or cls()).__dict__)
         for key, value in data.items():
             if key not in merged:
                 raise ValueError(f"unknown simulator profile key {key!r}; known: {', '.join(sorted(merged))}")
-            merged[key] = tuple(value) if isinstance(merged[key], tuple) else value
+            merged[key] = _profile_value(key, value, merged[key])
         return cls(**merged)
+
+
+def _profile_value(key: str, value: Any, like: Any) -> Any:
+    """`value` for profile key `key`, shaped like its current value `like`; a ValueError says what was expected."""
+
+    def number(v: Any) -> bool:
+        return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+    if isinstance(like, tuple):
+        if isinstance(value, list | tuple) and len(value) == 2 and all(number(v) and v >= 0 for v in value) \
+                and value[0] <= value[1]:
+            return (float(value[0]), float(value[1]))
+        raise ValueError(f"simulator profile key {key!r}: expected [low, high] seconds, got {value!r}")
+    if isinstance(like, dict):
+        if isinstance(value, dict) and all(isinstance(k, str) and number(w) and w >= 0 for k, w in value.items()):
+            return dict(value)
+        raise ValueError(f"simulator profile key {key!r}: expected a mapping of disposition title to weight, "
+                         f"got {value!r}")
+    if key == "sessions":
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+            return value
+        raise ValueError(f"simulator profile key 'sessions': expected a whole number of at least 1, got {value!r}")
+    if key.endswith("_rate"):
+        if number(value) and 0 <= value <= 1:
+            return float(value)
+        raise ValueError(f"simulator profile key {key!r}: expected a probability from 0 to 1, got {value!r}")
+    if number(value) and (value > 0 if key == "talk_s_mean" else value >= 0):
+        return float(value)
+    raise ValueError(f"simulator profile key {key!r}: expected a number of seconds"
+                     f"{' above 0' if key == 'talk_s_mean' else ''}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class ProfileChange:
+    """From the simulated instant `at` on, calls placed follow `values` (profile keys) on top of the profile before.
+
+    `campaign` names the campaign it changes; None changes the default profile, so it reaches
+    every campaign without a profile of its own (a campaign with one changes only when named).
+    `sessions` cannot change during a run.
+    """
+
+    at: datetime
+    values: Mapping[str, Any]
+    campaign: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.values, Mapping):
+            raise ValueError(f"a profile change's values are a mapping of profile keys, got {self.values!r}")
+        if not isinstance(self.at, datetime) or self.at.tzinfo is None:
+            raise ValueError(f"a profile change needs an instant with a UTC offset, got {self.at!r}")
+        if "sessions" in self.values:
+            raise ValueError(f"a profile change at {self.at.isoformat()} sets 'sessions': agent sessions are "
+                             "fixed for a run; give the campaign its sessions in its profile instead")
+        Profile.from_mapping(self.values)  # unknown keys and bad values are refused now, not mid-run
+
+
+class FateKind(StrEnum):
+    """Who or what picks up a call, before any agent session comes into it."""
+
+    PERSON = "person"
+    MACHINE = "machine"
+    BUSY = "busy"
+    NO_ANSWER = "no_answer"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Fate:
+    """One call's fate, fixed when it is placed; the agent sessions decide the rest (connected or abandoned).
+
+    `ring_s` is when a person or a machine answers; `talk_s`, `disposition` and `callback_s`
+    (the delay of the requested callback, for a callback disposition) apply once a person reaches
+    an agent. Every call has all of them, so that the draws keep their order.
+    """
+
+    kind: FateKind
+    ring_s: float
+    talk_s: float
+    disposition: str
+    callback_s: float
+
+
+def draw_fate(seed: int, campaign: str, index: int, profile: Profile, titles: Sequence[str] = ()) -> Fate:
+    """The fate of the campaign's `index`-th call under `profile`, the disposition chosen among `titles`.
+
+    The generator is the call's own, seeded from (seed, campaign, index) (a str seed hashes the
+    same in every process), and always yields five uniforms in the same order.
+    """
+    rng = random.Random(f"{seed}:{campaign}:{index}")
+    kind_u, ring_u, talk_u, disposition_u, callback_u = (rng.random() for _ in range(5))
+    p = profile
+    edges = itertools.accumulate((p.fail_rate, p.busy_rate, p.machine_rate, p.answer_rate))
+    kinds = (FateKind.FAILED, FateKind.BUSY, FateKind.MACHINE, FateKind.PERSON)
+    kind = next((k for k, edge in zip(kinds, edges, strict=True) if kind_u < edge), FateKind.NO_ANSWER)
+    names = list(titles) or ["Completed"]
+    weights = [p.dispositions.get(t, 0.0 if p.dispositions else 1.0) for t in names]
+    if not any(weights):
+        weights = [1.0] * len(names)
+    cumulative = list(itertools.accumulate(weights))
+    chosen = min(bisect.bisect_right(cumulative, disposition_u * cumulative[-1]), len(names) - 1)
+    return Fate(
+        kind=kind,
+        ring_s=p.ring_s[0] + ring_u * (p.ring_s[1] - p.ring_s[0]),
+        talk_s=max(10.0, -p.talk_s_mean * math.log(1.0 - talk_u)),  # exponential, at least 10 s
+        disposition=names[chosen],
+        callback_s=p.callback_after_s[0] + callback_u * (p.callback_after_s[1] - p.callback_after_s[0]),
+    )
 
 
 @dataclass(frozen=True)
@@ -120,6 +244,8 @@ class Call:
     created_at: datetime
     dispositions: list[str]
     callback_titles: list[str]
+    index: int  # 1, 2, 3, … in placement order within its campaign
+    fate: Fate
     status: PlatformCallStatus = PlatformCallStatus.QUEUED
     outcome: CallOutcome | None = None
     disposition: str | None = None
@@ -141,27 +267,56 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment is not None else None
 
 
+_ALWAYS = datetime.min.replace(tzinfo=UTC)
+
+Timeline = tuple[tuple[datetime, Profile], ...]  # (in effect from, profile), in time order
+
+
+def _profile_at(timeline: Timeline, at: datetime) -> Profile:
+    return timeline[bisect.bisect_right(timeline, at, key=lambda entry: entry[0]) - 1][1]
+
+
 @dataclass
 class CampaignSim:
     name: str
-    profile: Profile
-    rng: random.Random
+    timeline: Timeline
     busy_until: list[datetime]  # per session: on a call or in wrap-up until then
     on_call: list[bool]
     waiting: list[str] = field(default_factory=list)  # answered calls waiting for a session
+    calls: list[str] = field(default_factory=list)  # call ids in placement order: calls[index - 1]
+
+    @property
+    def sessions(self) -> int:
+        return self.timeline[0][1].sessions
+
+    def profile_at(self, at: datetime) -> Profile:
+        return _profile_at(self.timeline, at)
 
 
 class Simulator:
-    """The platform's state; thread-safe. `clock` is injectable for tests."""
+    """The platform's state; thread-safe. `clock` (seconds, e.g. `time.monotonic`) is injectable for tests.
+
+    `default` is the profile of every campaign not in `profiles`; `changes` (in time order) change
+    them at simulated instants. A call's fate follows the profile in effect when it is placed;
+    `wrap_up_s` and `abandon_after_s` are read when they come into play (the wrap-up when the
+    call hangs up, the wait for a session when the person answers). A campaign's profiles are
+    settled when it places its first call (or capacity is first asked for).
+    """
 
     def __init__(self, *, seed: int = 1, start: datetime | None = None, speed: float = 1.0,
                  default: Profile | None = None, profiles: dict[str, Profile] | None = None,
-                 token: str | None = None, clock=time.monotonic, faults: Faults | None = None) -> None:
+                 token: str | None = None, clock=time.monotonic, faults: Faults | None = None,
+                 changes: Sequence[ProfileChange] = ()) -> None:
         self.seed = seed
         self.start = (start or datetime.now(UTC)).astimezone(UTC)
         self.speed = speed
         self.default = default or Profile()
         self.profiles = profiles or {}
+        for before, after in itertools.pairwise(changes):
+            if after.at < before.at:
+                raise ValueError(f"profile changes must be in time order: the change at {after.at.isoformat()} "
+                                 f"is listed after the one at {before.at.isoformat()}")
+        self.changes = tuple(changes)
         self.token = token
         self._clock = clock
         self._origin = clock()
@@ -201,14 +356,58 @@ class Simulator:
             return now
 
     # -- campaigns and sessions --------------------------------------------
+    def _timeline(self, name: str) -> Timeline:
+        own = name in self.profiles
+        profile = self.profiles.get(name, self.default)
+        timeline = [(_ALWAYS, profile)]
+        for change in self.changes:
+            if change.campaign == name or (change.campaign is None and not own):
+                profile = Profile.from_mapping(change.values, profile)
+                timeline.append((change.at, profile))
+        return tuple(timeline)
+
     def _campaign(self, name: str) -> CampaignSim:
         sim = self._campaigns.get(name)
         if sim is None:
-            profile = self.profiles.get(name, self.default)
-            rng = random.Random(f"{self.seed}:{name}")
-            sim = CampaignSim(name, profile, rng, [self.start] * profile.sessions, [False] * profile.sessions)
+            timeline = self._timeline(name)
+            sessions = timeline[0][1].sessions
+            sim = CampaignSim(name, timeline, [self.start] * sessions, [False] * sessions)
             self._campaigns[name] = sim
         return sim
+
+    def profile_at(self, campaign: str, at: datetime) -> Profile:
+        """The campaign's profile in effect at the simulated instant `at`."""
+        with self._lock:
+            sim = self._campaigns.get(campaign)
+            return _profile_at(sim.timeline if sim else self._timeline(campaign), at)
+
+    def fate(self, campaign: str, index: int, *, at: datetime | None = None,
+             titles: Sequence[str] | None = None) -> Fate:
+        """The fate of the campaign's `index`-th call (from 1), drawn without placing anything.
+
+        For a placed call, the fate it got; `at` and `titles` ask instead what it would be if placed
+        at `at` (default: when it was placed, or now) with these disposition titles (default: the
+        ones it was sent with, or none: "Completed").
+        """
+        if index < 1:
+            raise ValueError(f"call indexes start at 1, got {index}")
+        with self._lock:
+            sim = self._campaigns.get(campaign)
+            placed = self._calls[sim.calls[index - 1]] if sim and index <= len(sim.calls) else None
+            if placed is not None and at is None and titles is None:
+                return placed.fate
+            if at is None:
+                at = placed.created_at if placed else self.now()
+            if titles is None:
+                titles = placed.dispositions if placed else ()
+            profile = _profile_at(sim.timeline if sim else self._timeline(campaign), at)
+            return draw_fate(self.seed, campaign, index, profile, titles)
+
+    def call_index(self, call_id: str) -> int | None:
+        """A placed call's index within its campaign (1, 2, 3, …), None for an unknown call id."""
+        with self._lock:
+            call = self._calls.get(call_id)
+            return call.index if call else None
 
     def _free_session(self, sim: CampaignSim, at: datetime) -> int | None:
         free = [i for i, until in enumerate(sim.busy_until) if until <= at and not sim.on_call[i]]
@@ -220,7 +419,7 @@ class Simulator:
             sim = self._campaign(campaign)
             on_call = sum(sim.on_call)
             wrap_up = sum(1 for i, until in enumerate(sim.busy_until) if not sim.on_call[i] and until > now)
-            total = sim.profile.sessions
+            total = sim.sessions
             return {"campaign": campaign, "at": now.isoformat(), "sessions_total": total,
                     "idle": total - on_call - wrap_up, "on_call": on_call, "wrap_up": wrap_up}
 
@@ -238,38 +437,40 @@ class Simulator:
                 return 200, self._calls[call_id].as_dict()
             sim = self._campaign(body["campaign"])
             metadata = body.get("metadata") or {}
+            index = len(sim.calls) + 1
+            titles = list(metadata.get("dispositions") or [])
             call = Call(
                 call_id=f"call-{self._run}-{len(self._calls) + 1:07d}", campaign=body["campaign"], to=body["to"],
                 agent=body.get("agent", ""), prospect_id=body.get("prospect_id"), idempotency_key=key,
-                created_at=now, dispositions=list(metadata.get("dispositions") or []),
-                callback_titles=list(metadata.get("callback_dispositions") or []),
+                created_at=now, dispositions=titles,
+                callback_titles=list(metadata.get("callback_dispositions") or []), index=index,
+                fate=draw_fate(self.seed, sim.name, index, sim.profile_at(now), titles),
             )
             self._calls[call.call_id] = call
+            sim.calls.append(call.call_id)
             self._by_key[key] = (fingerprint, call.call_id)
             self._plan(sim, call, now)
             return 201, call.as_dict()
 
     def _plan(self, sim: CampaignSim, call: Call, now: datetime) -> None:
-        p, rng = sim.profile, sim.rng
-        roll = rng.random()
-        ring = rng.uniform(*p.ring_s)
-        if roll < p.fail_rate:
+        fate = call.fate
+        if fate.kind is FateKind.FAILED:
             call.outcome = CallOutcome.FAILED
             self._schedule(now + timedelta(seconds=1), "fail", call.call_id)
             return
         self._schedule(now + timedelta(seconds=0.5), "ring", call.call_id)
-        if roll < p.fail_rate + p.busy_rate:
+        if fate.kind is FateKind.BUSY:
             call.outcome = CallOutcome.BUSY
             self._schedule(now + timedelta(seconds=3), "end", call.call_id)
-        elif roll < p.fail_rate + p.busy_rate + p.machine_rate:
+        elif fate.kind is FateKind.MACHINE:
             call.outcome = CallOutcome.MACHINE
-            self._schedule(now + timedelta(seconds=ring + 20), "end", call.call_id)
-        elif roll < p.fail_rate + p.busy_rate + p.machine_rate + p.answer_rate:
+            self._schedule(now + timedelta(seconds=fate.ring_s + 20), "end", call.call_id)
+        elif fate.kind is FateKind.PERSON:
             call.outcome = None  # set when the call ends
-            self._schedule(now + timedelta(seconds=ring), "answer", call.call_id)
+            self._schedule(now + timedelta(seconds=fate.ring_s), "answer", call.call_id)
         else:
             call.outcome = CallOutcome.NO_ANSWER
-            self._schedule(now + timedelta(seconds=p.no_answer_s), "end", call.call_id)
+            self._schedule(now + timedelta(seconds=sim.profile_at(now).no_answer_s), "end", call.call_id)
 
     def _event(self, call: Call, kind: CallEventType, at: datetime, **extra) -> None:
         event = {"id": len(self._events) + 1, "call_id": call.call_id, "campaign": call.campaign,
@@ -290,42 +491,39 @@ class Simulator:
         session = self._free_session(sim, at)
         if session is None:
             sim.waiting.append(call.call_id)
-            self._schedule(at + timedelta(seconds=sim.profile.abandon_after_s), "abandon", call.call_id)
+            self._schedule(at + timedelta(seconds=self._abandon_after_s(sim, call)), "abandon", call.call_id)
             return
         self._connect(sim, call, session, at)
 
+    def _abandon_after_s(self, sim: CampaignSim, call: Call) -> float:
+        # The wait allowed is the one in effect when the person answered (at ring time).
+        return sim.profile_at(call.created_at + timedelta(seconds=call.fate.ring_s)).abandon_after_s
+
     def _connect(self, sim: CampaignSim, call: Call, session: int, at: datetime) -> None:
-        p, rng = sim.profile, sim.rng
         # answered_at is when the person reached an agent (after any wait for a free session).
         call.status, call.session, call.answered_at = PlatformCallStatus.IN_PROGRESS, session, at
         sim.on_call[session] = True
         self._event(call, CallEventType.ANSWERED, at)
-        talk = max(10.0, rng.expovariate(1 / p.talk_s_mean))
-        self._schedule(at + timedelta(seconds=talk), "hang_up", call.call_id)
+        self._schedule(at + timedelta(seconds=call.fate.talk_s), "hang_up", call.call_id)
 
     def _on_abandon(self, call: Call, at: datetime) -> None:
         sim = self._campaigns[call.campaign]
         if call.call_id in sim.waiting:
             sim.waiting.remove(call.call_id)
             call.status, call.ended_at, call.outcome = PlatformCallStatus.ABANDONED, at, CallOutcome.ABANDONED
-            self._event(call, CallEventType.ABANDONED, at, waited_s=sim.profile.abandon_after_s)
+            self._event(call, CallEventType.ABANDONED, at, waited_s=self._abandon_after_s(sim, call))
 
     def _on_hang_up(self, call: Call, at: datetime) -> None:
         sim = self._campaigns[call.campaign]
-        p, rng = sim.profile, sim.rng
         session, answered_at = call.session, call.answered_at
         assert session is not None and answered_at is not None  # hung up: it was connected first
         sim.on_call[session] = False
-        sim.busy_until[session] = at + timedelta(seconds=p.wrap_up_s)
-        titles = call.dispositions or ["Completed"]
-        weights = [p.dispositions.get(t, 0.0 if p.dispositions else 1.0) for t in titles]
-        if not any(weights):
-            weights = [1.0] * len(titles)
-        call.disposition = rng.choices(titles, weights)[0]
+        sim.busy_until[session] = at + timedelta(seconds=sim.profile_at(at).wrap_up_s)
+        call.disposition = call.fate.disposition
         extra: dict[str, Any] = {"outcome": CallOutcome.COMPLETED, "disposition": call.disposition,
                                  "duration_s": round((at - answered_at).total_seconds(), 3)}
         if call.disposition in call.callback_titles:
-            extra["callback_at"] = (at + timedelta(seconds=rng.uniform(*p.callback_after_s))).isoformat()
+            extra["callback_at"] = (at + timedelta(seconds=call.fate.callback_s)).isoformat()
         call.status, call.ended_at, call.outcome = PlatformCallStatus.ENDED, at, CallOutcome.COMPLETED
         self._event(call, CallEventType.ENDED, at, **extra)
         self._schedule(sim.busy_until[session], "session_free", call.call_id)
