@@ -33,9 +33,9 @@ def talks(n: int = 500, mean: float = 120.0) -> list[Talk]:
     return [Talk(-mean * math.log(1 - (i + 0.5) / n), True) for i in range(n)]
 
 
-def inputs(*, idle=10, wrap_up=0, sessions=50, ringing=(), talking=None, hopper=10_000, max_active=0,
+def inputs(*, idle=10, wrap_up=0, sessions=200, ringing=(), talking=None, hopper=10_000, max_active=0,
            margin=1.0, guard=False, history=None, **history_kw) -> PredictiveInputs:
-    talking = [30.0] * (sessions - idle - wrap_up) if talking is None else talking
+    talking = [30.0] * 40 if talking is None else talking
     h = history or CallHistory(dials=dials(), talks=talks(), ringing_ages=list(ringing), talking=talking,
                                **history_kw)
     return PredictiveInputs(sessions_total=sessions, idle=idle, wrap_up=wrap_up,
@@ -129,7 +129,7 @@ def test_the_30_day_guard_stops_overdialing_near_3_percent_and_lifts_once_it_rec
 def test_max_active_calls_and_the_hopper_bound_the_calls():
     free = predictive_calls(inputs(idle=20))
     assert free.calls > 20
-    capped = predictive_calls(inputs(idle=20, max_active=len([30.0] * 30) + 7))
+    capped = predictive_calls(inputs(idle=20, max_active=40 + 7))  # 40 calls talking
     assert (capped.calls, capped.limited_by) == (7, "max_active_calls")
     dry = predictive_calls(inputs(idle=20, hopper=3))
     assert (dry.calls, dry.limited_by) == (3, "hopper")
@@ -137,6 +137,11 @@ def test_max_active_calls_and_the_hopper_bound_the_calls():
     assert (empty.calls, empty.limited_by) == (0, "hopper")
     cold = predictive_calls(inputs(history=CallHistory(talking=[10.0] * 30), idle=20, hopper=2))
     assert (cold.calls, cold.limited_by) == (2, "hopper")
+
+
+def test_a_tick_places_at_most_one_new_call_per_session():
+    idle = predictive_calls(inputs(idle=50, sessions=50, talking=[]))
+    assert (idle.calls, idle.limited_by) == (50, "per_tick_cap")
 
 
 def test_over_committed_it_places_nothing_and_never_a_negative_count():

@@ -46,7 +46,7 @@ class PacingDecision:
     effective_ratio: float | None  # ratio mode: the call ratio after the damper; predictive: None
     idle_share: float
     # ratio: "ratio", "no_idle_sessions"; predictive: "model", "cold_start", "abandon_guard",
-    # "no_free_sessions"; both: "max_active_calls", "hopper"
+    # "no_free_sessions", "per_tick_cap"; both: "max_active_calls", "hopper"
     limited_by: str
     inputs: PacingInputs
     mode: PacingMode = PacingMode.RATIO

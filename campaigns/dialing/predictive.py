@@ -43,6 +43,8 @@ the target share of answers — and is clamped to [`MARGIN_MIN`, `MARGIN_MAX`].
   (idle − ringing) until the rate is `GUARD_HYSTERESIS` below that again.
 - `max_active_calls`, the hopper and every compliance rule (applied at claim) still bound
   the calls; a ringing call is never cancelled.
+- At most `MAX_CALLS_PER_SESSION` new calls per agent session per tick: the ramp from all
+  sessions idle spreads over a few ticks, and a tick stays within its dialer interval.
 """
 
 from __future__ import annotations
@@ -76,6 +78,9 @@ GUARD_HYSTERESIS = 0.001
 # The margin aims at the target, never above this: the 30-day guard is a guard, not the steady state.
 HIGHEST_AIM = LEGAL_ABANDON_RATE - GUARD_MARGIN - 0.003
 GUARD_MIN_ANSWERS = 300
+# New calls per tick, per agent session: the ramp from all sessions idle spreads over a few
+# ticks (each placing at most this many) instead of one burst that outlasts the dialer interval.
+MAX_CALLS_PER_SESSION = 1.0
 
 
 @dataclass(frozen=True)
@@ -161,7 +166,8 @@ class Estimates:
 @dataclass(frozen=True)
 class PredictiveDecision:
     calls: int
-    limited_by: str  # "model", "cold_start", "abandon_guard", "max_active_calls", "hopper", "no_free_sessions"
+    # "model", "cold_start", "abandon_guard", "no_free_sessions", "per_tick_cap", "max_active_calls", "hopper"
+    limited_by: str
     estimates: Estimates
     state: PacerState  # to store for the next tick
 
@@ -360,6 +366,9 @@ def predictive_calls(i: PredictiveInputs) -> PredictiveDecision:
     estimates = _estimates(i, dials, talk, state)
     cold = estimates.cold_start
     cap, capped_by = i.hopper, "hopper"
+    per_tick = max(1, math.floor(MAX_CALLS_PER_SESSION * i.sessions_total))
+    if per_tick < cap:
+        cap, capped_by = per_tick, "per_tick_cap"
     if i.max_active_calls > 0 and i.max_active_calls - i.active < cap:
         cap, capped_by = max(0, i.max_active_calls - i.active), "max_active_calls"
 
