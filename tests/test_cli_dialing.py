@@ -180,3 +180,14 @@ def test_explain_each_state_row(campaign, state):
     assert code in {r["code"] for r in closed["reasons"]}
     # Mid-afternoon on a Wednesday in October, every zone of every listed state is open.
     assert explain("--phone", phone, "--state", state, "--at", "2026-10-21T19:00Z")["dialable"] is True
+
+
+def test_status_shows_the_pacing_mode_and_abandon_rates(campaign, engine):
+    human = runner.invoke(app, ["campaign", "status", "renewals", "--at", NOON.isoformat()])
+    assert human.exit_code == 0, human.output
+    assert "pacing ratio (target abandon rate 2.0%): no tick yet" in human.stdout
+    assert "abandon rate: last hour — of 0 answered, 30 days — of 0 answered" in human.stdout
+    pacing = json.loads(runner.invoke(app, ["campaign", "status", "renewals", "--json"]).stdout)["pacing"]
+    assert pacing["mode"] == "ratio" and pacing["target_abandon_rate"] == 0.02
+    assert {"answer_rate", "expected_free_sessions", "margin", "abandon_rate_hour", "abandon_rate_30d",
+            "limited_by", "estimated_at"} <= set(pacing)

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from campaigns.core import schema as t
 from campaigns.dialing import predictive
+from campaigns.reporting.status import campaign_status
 from dialer_daemon.daemon import Daemon, PlatformClock
 from dialer_daemon.simulator import Profile, Simulator, serve
 from dialer_daemon.voice import VoiceClient
@@ -104,6 +105,17 @@ def test_predictive_pacing_holds_its_target_and_keeps_sessions_busier_than_one_c
     assert stored_margin(engine, cid) == pytest.approx(last.estimates.margin)
     # Never more calls placed in one tick than the hopper held, never a cancelled call.
     assert all(r.placed <= r.decision.inputs.hopper for r in reports if r.decision)
+    # What ops see: the metrics and the status carry the mode and the estimates.
+    text = daemon.metrics.text()
+    assert f'dialer_pacing_mode{{campaign="{NAME}",mode="predictive"}} 1.0' in text
+    assert f'dialer_pacing_mode{{campaign="{NAME}",mode="ratio"}} 0.0' in text
+    for gauge in ("pacing_answer_rate", "pacing_expected_free_sessions", "pacing_margin", "abandon_rate_30d"):
+        assert f'dialer_{gauge}{{campaign="{NAME}"}}' in text
+    with engine.connect() as conn:
+        status = campaign_status(conn, cid, START + timedelta(minutes=30)).pacing
+    assert status is not None and status.mode == "predictive" and status.margin == last.estimates.margin
+    assert status.answer_rate == pytest.approx(last.estimates.answer_rate, abs=1e-4)
+    assert status.abandon_rate_30d == pytest.approx(abandoned / answered, abs=0.01)
 
 
 def test_a_daemon_taking_over_the_lease_continues_with_the_stored_margin(engine, platform):

@@ -19,6 +19,7 @@ from campaigns.core.lifecycle import (
     CampaignState,
     CampaignStatus,
     HopperStatus,
+    PacingMode,
     ProspectStatus,
 )
 from campaigns.dialing import calls, hopper, runtime
@@ -70,7 +71,8 @@ def pacing_status(conn: sa.Connection, campaign_id: int, mode: str, target: floa
     estimates = last.get("estimates") or {}
     return replace(
         status, estimated_at=stored.updated_at, answer_rate=estimates.get("answer_rate"),
-        expected_free_sessions=estimates.get("expected_free"), margin=estimates.get("margin"),
+        expected_free_sessions=estimates.get("expected_free"),
+        margin=stored.margin if mode == PacingMode.PREDICTIVE else None,
         guard=bool(estimates.get("guard")), limited_by=last.get("limited_by"), last_calls=last.get("calls"),
         sessions_total=last.get("sessions_total"), sessions_idle=last.get("idle"), sessions_wrap_up=last.get("wrap_up"),
     )
