@@ -28,7 +28,10 @@ lasted `e`).
 the longest person answer seen, the expected person answers of the calls ringing plus `n`
 new calls, plus `margin × √variance`, fit the sessions free by τ + `GRACE_S` (a person may
 wait that long for a session: the law's two seconds). Answers and free sessions are sums
-of independent Bernoulli trials, so the variance is the sum of p(1 − p).
+of independent Bernoulli trials, so their variance is the sum of p(1 − p); to it is added the
+error of the estimates themselves, which every call shares — a rate estimated from k events
+is known to about 1/√k of itself — counted `ESTIMATE_CAUTION` times over, which matters at
+the start (few answers yet) and hardly at all later.
 
 **The margin** (a multiplier of the standard deviation) moves by a slow feedback on the
 calls persons answered since the last tick: up by `MARGIN_UP` per abandoned call, down by
