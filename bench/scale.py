@@ -22,10 +22,16 @@ own log:
 - prospects left in a non-final, non-dialable state (DIALING), attempts not
   ended and hopper rows still claimed (must all be 0);
 - tick latency p50/p99 per daemon, from the daemons' JSON tick logs;
+- hopper churn: per hour of the day (New York time), the fills, the rows they
+  queued and the rows returned unclaimed at hopper expiry (`hopper_fills`);
+- ticks that found the hopper empty (pacing limited by the hopper, 0 rows to
+  claim), and among them those when open prospects remained: a prospect in an
+  open window, under max calls, past its min time between calls (or at a due
+  callback) and not being dialed, rebuilt from the attempts at the tick's instant;
 - dead tuples of the churned tables, sampled every 2 s: peak and last;
 - with kills: how long each killed daemon's campaigns went without a holder.
 
-    python bench/scale.py [--speed 120] [--kill-every 30] [--runs steady,kills]
+    python bench/scale.py [--speed 120] [--kill-every 30] [--runs steady,kills] [--database NAME]
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ import time
 from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -63,6 +70,8 @@ FAULTS = "error=0.01,error_after_accept=0.005,timeout=0.003,timeout_s=6,drop=0.0
          "outage_every_s=90,outage_s=2"
 TABLES = ("hopper", "call_attempts", "prospects", "campaign_runtime", "campaign_leases", "daemons")
 MAX_CALLS = 3
+MIN_BETWEEN = timedelta(minutes=60)
+NEW_YORK = ZoneInfo("America/New_York")  # the hours of the churn table
 
 
 def setup(url: str, campaigns: int, per_campaign: int):
@@ -84,7 +93,8 @@ def setup(url: str, campaigns: int, per_campaign: int):
                 "name": f"Scale {c}", "slug": f"scale-{c}", "workspace": "bench", "locale": "US", "agent": "a",
                 "dnc": {"lists": ["internal"], "dnc_disposition": "Do Not Call"}, "dispositions": DISPOSITIONS,
                 "dialing": {"dialer_interval_s": 5, "call_ratio": 2.0, "max_calls_per_prospect": MAX_CALLS,
-                            "min_minutes_between_calls": 60, "hopper_min_level": 200,
+                            "min_minutes_between_calls": int(MIN_BETWEEN.total_seconds() // 60),
+                            "hopper_min_level": 200,
                             "damper": {"mode": "waiting_stations", "threshold": 0.5}},
             })
             cid = registry.apply_campaign(conn, settings, loaded).campaign_id
@@ -212,7 +222,7 @@ def holders(conn) -> dict[int, str]:
 def run(base: str, mode: str, args) -> dict:
     from dialer_daemon.simulator import Faults, Profile, Simulator, serve
 
-    url = database(base, "dialer_bench_scale")
+    url = database(base, args.database)
     engine, ids = setup(url, args.campaigns, args.prospects // args.campaigns)
     profile = Profile(sessions=args.sessions // args.campaigns, talk_s_mean=180.0, wrap_up_s=5.0)
     sim = Simulator(seed=17, start=DAY_START, speed=args.speed, default=profile, faults=Faults.parse(args.faults))
@@ -279,6 +289,7 @@ def run(base: str, mode: str, args) -> dict:
     platform_log = sim.calls()
     server.shutdown()
     result = check(engine, platform_log)
+    result.update(fills_by_hour=fills_by_hour(engine), empty=empty_hopper_ticks(engine, logdir))
     engine.dispose()
     latencies = tick_latencies(logdir)
     result.update(mode=mode, wall_s=wall, kills=kills, settled_in=settled_in, orphaned=orphaned, drained=drained, dead_peak=dict(dead_peak),
@@ -356,6 +367,103 @@ def check(engine, platform_log: list[dict]) -> dict:
     }
 
 
+def fills_by_hour(engine) -> dict[str, dict]:
+    """Hour of the day (New York time) → fills, rows queued, returned unclaimed at expiry, levels."""
+    import sqlalchemy as sa
+
+    from campaigns.core import schema as t
+
+    f = t.hopper_fills
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(f.c.filled_at, f.c.level, f.c.queued, f.c.returned_expired)
+                            .order_by(f.c.filled_at)).all()
+    hours: dict[str, dict] = {}
+    for row in rows:
+        local = row.filled_at.astimezone(NEW_YORK)
+        key = f"{local:%H}:00" if row.filled_at <= DAY_END else "after the day"
+        h = hours.setdefault(key, {"fills": 0, "queued": 0, "expired": 0, "levels": []})
+        h["fills"] += 1
+        h["queued"] += row.queued
+        h["expired"] += row.returned_expired
+        h["levels"].append(row.level)
+    return hours
+
+
+def tick_entries(logdir: Path):
+    for path in sorted(logdir.glob("d*.log")):
+        for line in path.read_text().splitlines():
+            if '"event": "tick"' in line:
+                yield json.loads(line)
+
+
+def empty_hopper_ticks(engine, logdir: Path) -> dict:
+    """Ticks whose pacing wanted calls and found no queued row, and those of them when open prospects remained.
+
+    A prospect is open at an instant when its zone group's window is open, it is not being dialed,
+    and its calls so far leave it dialable: none yet; or fewer than max calls, the last ended
+    without a final disposition at least the min time between calls before; or a callback now
+    due. That is the fill's rule, rebuilt from the attempts (so a tick that skipped its fill is
+    judged as strictly as one whose fill found nothing).
+    """
+    import sqlalchemy as sa
+
+    from campaigns.core import schema as t
+    from campaigns.core.model import Campaign
+    from campaigns.dialing.dialability import DialRules, Place, window_open
+
+    limited = [e for e in tick_entries(logdir) if (e.get("pacing") or {}).get("limited_by") == "hopper"]
+    empty = [(e["campaign"], datetime.fromisoformat(e["at"]), e.get("filled")) for e in limited
+             if e["pacing"]["hopper"] == 0]
+    out = {"ticks": len(empty), "filled_nothing": sum(1 for _, _, filled in empty if filled is not None),
+           "short": len(limited) - len(empty), "open_remained": 0, "examples": []}
+    if not empty:
+        return out
+    final = {d["title"] for d in DISPOSITIONS if not d.get("callback")}
+    callbacks = {d["title"] for d in DISPOSITIONS if d.get("callback")}
+    c, w, p, a = t.campaigns, t.workspaces, t.prospects, t.call_attempts
+    with engine.connect() as conn:
+        campaigns = {row.qualified: Campaign.from_row(row) for row in conn.execute(
+            sa.select(c, (w.c.name + "/" + c.c.slug).label("qualified")).join(w, w.c.id == c.c.workspace_id))}
+        wanted = {campaigns[name].id for name, _, _ in empty}
+        groups = dict(conn.execute(sa.select(p.c.id, p.c.zone_group).where(p.c.campaign_id.in_(wanted))).all())
+        calls: dict[int, list] = defaultdict(list)
+        for row in conn.execute(
+            sa.select(a.c.prospect_id, a.c.created_at, a.c.ended_at, a.c.outcome, a.c.disposition, a.c.callback_at)
+            .where(a.c.campaign_id.in_(wanted)).order_by(a.c.created_at)
+        ):
+            calls[row.prospect_id].append(row)
+    by_campaign: dict[int, list[int]] = defaultdict(list)
+    with engine.connect() as conn:
+        for pid, cid in conn.execute(sa.select(p.c.id, p.c.campaign_id).where(p.c.campaign_id.in_(wanted))):
+            by_campaign[cid].append(pid)
+
+    def is_open(campaign: Campaign, pid: int, at: datetime) -> bool:
+        before = [x for x in calls.get(pid, ()) if x.created_at <= at]
+        if not before:
+            return True
+        if any(x.ended_at is None or x.ended_at > at for x in before):
+            return False  # being dialed
+        last = before[-1]
+        if sum(1 for x in before if x.outcome != "not_placed") >= MAX_CALLS:
+            return False
+        if last.outcome == "completed" and last.disposition in final:
+            return False
+        if last.outcome == "completed" and last.disposition in callbacks:
+            due = last.callback_at or last.ended_at + timedelta(minutes=campaign.callback_delay_min)
+            return due <= at
+        return last.ended_at + MIN_BETWEEN <= at
+
+    for name, at, filled in empty:
+        campaign = campaigns[name]
+        rules = DialRules.from_campaign(campaign)
+        open_groups = {g for g in set(groups.values()) if window_open(Place.from_group(g), rules, at)}
+        if any(groups[pid] in open_groups and is_open(campaign, pid, at) for pid in by_campaign[campaign.id]):
+            out["open_remained"] += 1
+            if len(out["examples"]) < 5:
+                out["examples"].append(f"{name} at {at:%H:%M:%S} UTC ({'filled nothing' if filled is not None else 'no fill'})")
+    return out
+
+
 def report(r: dict, args) -> None:
     print(f"\n### {r['mode']}: {r['wall_s']:.0f} s wall, {r['kills']} kills")
     print()
@@ -374,6 +482,29 @@ def report(r: dict, args) -> None:
     print()
     print(f"Hopper churn: the fills queued {r['hopper_queued']:,} rows; {r['hopper_returned_expired']:,} of them "
           "were returned unclaimed at hopper expiry.")
+    print()
+    print("| hour (New York) | fills | queued | queued per fill | returned expired | expired per fill "
+          "| expired ÷ queued | level, median |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    hours = r["fills_by_hour"]
+    for hour, h in sorted(hours.items(), key=lambda kv: (kv[0] == "after the day", kv[0])):
+        print(f"| {hour} | {h['fills']:,} | {h['queued']:,} | {h['queued'] / h['fills']:.0f} | {h['expired']:,} "
+              f"| {h['expired'] / h['fills']:.0f} | {h['expired'] / h['queued'] if h['queued'] else 0:.1%} "
+              f"| {statistics.median(h['levels']):.0f} |")
+    fills = sum(h["fills"] for h in hours.values())
+    queued = sum(h["queued"] for h in hours.values())
+    expired = sum(h["expired"] for h in hours.values())
+    levels = [v for h in hours.values() for v in h["levels"]]
+    if fills:
+        print(f"| **all** | {fills:,} | {queued:,} | {queued / fills:.0f} | {expired:,} | {expired / fills:.0f} "
+              f"| {expired / queued if queued else 0:.1%} | {statistics.median(levels):.0f} |")
+    print()
+    e = r["empty"]
+    print(f"Ticks that found the hopper empty (pacing limited by the hopper, 0 rows): {e['ticks']:,} of "
+          f"{r['all_ticks'][0]:,}; {e['filled_nothing']:,} of them after a fill in the same tick that found "
+          f"nothing to queue; with open prospects remaining: {e['open_remained']:,}"
+          + (f" (e.g. {'; '.join(e['examples'])})." if e["examples"] else ".")
+          + f" Ticks that found fewer rows than pacing asked for, but some: {e['short']:,}.")
     print()
     print("| table | dead tuples, peak | dead tuples, last sample |")
     print("|---|---:|---:|")
@@ -406,6 +537,8 @@ def main() -> None:
     parser.add_argument("--lease-seconds", type=float, default=5.0)
     parser.add_argument("--faults", default=FAULTS)
     parser.add_argument("--runs", default="steady,kills")
+    parser.add_argument("--database", default="dialer_bench_scale",
+                        help="the benchmark's database on the server (dropped and created afresh)")
     args = parser.parse_args()
     print(f"{args.daemons} daemons, {args.campaigns} campaigns, {args.sessions} sessions, {args.prospects:,} "
           f"prospects, ×{args.speed:g}, lease {args.lease_seconds:g} s, faults {args.faults}", flush=True)

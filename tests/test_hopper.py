@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
@@ -10,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from campaigns.core import schema as t
+from campaigns.core.model import Campaign
 from campaigns.dialing import hopper
 from campaigns.reporting.status import campaign_status
 from tests.helpers import UPLOADS_CAMPAIGN, add_prospects, apply_campaign
@@ -81,14 +84,151 @@ def test_fill_never_queues_a_prospect_twice_and_tops_up_to_the_level(engine):
     assert len(queued) == len(set(queued)) == 5
 
 
-def test_level_follows_sessions_ratio_and_intervals(engine):
-    cid = _campaign(engine, call_ratio=2.0, dialer_interval_s=10, fill_interval_min=1)
-    add_prospects(engine, cid, [{"phone": _phone(i)} for i in range(200)], now=NOON)
+def _sessions(engine, cid, sessions: int) -> None:
     with engine.begin() as conn:
-        conn.execute(sa.insert(t.campaign_runtime).values(campaign_id=cid, agent_sessions=3))
-    # 3 sessions × ratio 2 × (60 s / 10 s) = 36 expected dials per fill interval.
-    assert hopper.fill_campaign(engine, cid, NOON).level == 36
-    assert len(_queued(engine, cid)) == 36
+        conn.execute(sa.insert(t.campaign_runtime).values(campaign_id=cid, agent_sessions=sessions))
+
+
+def _dials(engine, cid, times: list[datetime]) -> None:
+    """Attempts created at `times` (ended at once), as a daemon records them, for one settled prospect."""
+    [prospect] = add_prospects(engine, cid, [{"phone": _phone(9999, "646"), "status": "done"}], now=NOON)
+    with engine.begin() as conn:
+        conn.execute(sa.insert(t.call_attempts), [
+            {"campaign_id": cid, "prospect_id": prospect, "attempt_number": 1, "idempotency_key": uuid.uuid4().hex,
+             "phone_e164": _phone(9999, "646"), "status": "ended", "outcome": "no_answer",
+             "created_at": at, "ended_at": at}
+            for at in times
+        ])
+
+
+def _every(seconds: float, count: int, last=NOON) -> list[datetime]:
+    """`count` instants `seconds` apart, the last at `last`."""
+    return [last - timedelta(seconds=seconds * k) for k in range(count)]
+
+
+def _load(engine, cid) -> Campaign:
+    with engine.connect() as conn:
+        return Campaign.from_row(conn.execute(sa.select(t.campaigns).where(t.campaigns.c.id == cid)).one())
+
+
+@pytest.mark.parametrize(
+    ("times", "rate", "level"),
+    [
+        # 40 dials evenly over the last 5 minutes: 8 a minute → 8 × 5 min × 1.5 = 60.
+        (_every(7.5, 40), 8.0, 60),
+        # The same 40 an hour earlier are not the pace now, and neither are dials stamped after `now`.
+        (_every(7.5, 40, NOON - timedelta(hours=1)) + _every(-7.5, 40, NOON + timedelta(seconds=1))
+         + _every(7.5, 40), 8.0, 60),
+        # A ramp-up: 30 dials in the last minute, none before: the last 2 minutes (15 a minute) lead.
+        (_every(2, 30), 15.0, 113),
+    ],
+    ids=["steady", "only-the-last-interval", "ramp-up"],
+)
+def test_level_follows_the_dial_rate_measured_over_the_last_fill_interval(engine, times, rate, level):
+    cid = _campaign(engine, call_ratio=2.0, dialer_interval_s=10, fill_interval_min=5)
+    add_prospects(engine, cid, [{"phone": _phone(i)} for i in range(200)], now=NOON)
+    _sessions(engine, cid, 25)  # 25 × 2 × 30 ticks = 1,500 by the old rule: sessions no longer size it
+    _dials(engine, cid, times)
+    result = hopper.fill_campaign(engine, cid, NOON)
+    assert (result.dials_per_min, result.level, result.queued) == (rate, level, level)
+    with engine.connect() as conn:
+        fill = conn.execute(sa.select(t.hopper_fills)).one()
+    assert (fill.level, fill.queued) == (level, level)
+
+
+def test_level_is_never_below_the_hopper_min_level(engine):
+    cid = _campaign(engine, hopper_min_level=50, fill_interval_min=5)
+    add_prospects(engine, cid, [{"phone": _phone(i)} for i in range(100)], now=NOON)
+    _sessions(engine, cid, 25)
+    # 3 dials in 5 minutes, none in the last 2: 0.6 a minute → 5 rows, floored at 50.
+    _dials(engine, cid, [NOON - timedelta(seconds=s) for s in (150, 180, 240)])
+    result = hopper.fill_campaign(engine, cid, NOON)
+    assert (result.dials_per_min, result.level, result.queued) == (0.6, 50, 50)
+
+
+def test_cold_start_level_is_every_session_idle_over_one_minute_of_ticks(engine):
+    """No dial over the hopper expiry: sessions × ratio per tick, over a minute — not a whole interval."""
+    cid = _campaign(engine, call_ratio=2.0, dialer_interval_s=10, fill_interval_min=5, hopper_expiry_min=30)
+    add_prospects(engine, cid, [{"phone": _phone(i)} for i in range(200)], now=NOON)
+    _dials(engine, cid, _every(60, 30, NOON - timedelta(minutes=31)))  # the last pace, before the expiry
+    assert hopper.fill_campaign(engine, cid, NOON).level == 5  # no session reported: the minimum
+    _sessions(engine, cid, 3)
+    # 3 sessions × ratio 2 × (60 s / 10 s) = 36 (the old rule gave 180: a whole fill interval).
+    cold = hopper.fill_campaign(engine, cid, NOON + timedelta(seconds=1))
+    assert (cold.dials_per_min, cold.level, cold.depth_after) == (None, 36, 36)
+
+
+def test_a_campaign_that_dialed_within_the_hopper_expiry_is_measured_at_zero_not_cold(engine):
+    """Its last dial 6 minutes ago (slow ticks, a short pause): the minimum, not a burst that would expire."""
+    cid = _campaign(engine, call_ratio=2.0, dialer_interval_s=10, fill_interval_min=5, hopper_expiry_min=30)
+    add_prospects(engine, cid, [{"phone": _phone(i)} for i in range(200)], now=NOON)
+    _sessions(engine, cid, 3)
+    _dials(engine, cid, _every(60, 30, NOON - timedelta(minutes=6)))
+    result = hopper.fill_campaign(engine, cid, NOON)
+    assert (result.dials_per_min, result.level) == (0.0, 5)
+
+
+def test_low_water_is_two_minutes_of_dials_or_one_idle_tick_and_at_most_half_the_level(engine):
+    cid = _campaign(engine, hopper_min_level=5, fill_interval_min=5, call_ratio=2.0)
+    campaign = _load(engine, cid)
+    # 8 dials a minute: the level holds 8 × 5 × 1.5 = 60 rows; below 8 × 2 × 1.5 = 24 the campaign is due,
+    # or below 10 × 2 = 20 with ten sessions all idle (a tick may place that many).
+    assert hopper.hopper_level(campaign, 10, 8.0) == 60
+    assert (hopper.low_water(campaign, 10, 8.0), hopper.low_water(campaign, 12, 8.0)) == (24, 24)
+    assert hopper.low_water(campaign, 14, 8.0) == 28
+    # A one-minute interval: the level is 12 rows; low water stops at half of it, or every tick would fill.
+    short = dataclasses.replace(campaign, fill_interval_min=1)
+    assert (hopper.hopper_level(short, 10, 8.0), hopper.low_water(short, 10, 8.0)) == (12, 6)
+    # A cold start: one idle tick (3 × 2); nothing dialed and no session reported: never due early.
+    assert (hopper.low_water(campaign, 3, None), hopper.low_water(campaign, None, None)) == (6, 0)
+
+
+def test_a_campaign_whose_queued_rows_run_low_is_due_before_its_fill_interval(engine):
+    cid = _campaign(engine, hopper_min_level=5, fill_interval_min=5)
+    add_prospects(engine, cid, [{"phone": _phone(i)} for i in range(200)], now=NOON)
+    _sessions(engine, cid, 25)
+    _dials(engine, cid, _every(7.5, 40))  # 8 a minute
+    assert hopper.fill_campaign(engine, cid, NOON).level == 60
+    soon, campaign = NOON + timedelta(seconds=30), _load(engine, cid)
+    with engine.connect() as conn:
+        need = hopper.low_water(campaign, 25, hopper.dial_rate(conn, campaign, soon))
+        assert hopper.campaigns_due(conn, soon) == []  # 60 queued: plenty
+    assert 0 < need < 60
+    _claim(engine, cid, 60 - need)  # the daemon dialed all but `need` rows: still enough
+    with engine.connect() as conn:
+        assert hopper.campaigns_due(conn, soon) == []
+    _claim(engine, cid, 1)  # one row fewer than two minutes' dials × margin
+    with engine.connect() as conn:
+        assert hopper.campaigns_due(conn, soon) == [cid]
+    refill = hopper.fill_campaign(engine, cid, soon)
+    assert (refill.depth_before, refill.depth_after) == (need - 1, refill.level)
+
+
+def test_an_empty_hopper_is_refilled_on_the_first_tick_after_a_window_opens(engine):
+    """Honolulu opens at 09:00 HST (19:00 UTC): the campaign is due then, not at its next fill interval.
+
+    A fill that found nothing to queue is not repeated within the same minute (a window opens on
+    a whole minute), so a daemon ticking a closed campaign fills it at most once a minute.
+    """
+    cid = _campaign(engine, fill_interval_min=5)
+    add_prospects(engine, cid, [{"phone": _phone(i, "808"), "zones": ("Pacific/Honolulu",), "state": "HI",
+                                 "area_state": "HI"} for i in range(10)], now=NOON)
+    _sessions(engine, cid, 2)
+    opening = datetime(2026, 10, 21, 19, 0, tzinfo=UTC)
+    closed = hopper.fill_campaign(engine, cid, opening - timedelta(seconds=50))  # 08:59:10 HST
+    assert (closed.queued, closed.note) == (0, "no zone group is open now")
+    with engine.connect() as conn:
+        assert hopper.campaigns_due(conn, opening - timedelta(seconds=5)) == []  # the same minute
+        assert hopper.campaigns_due(conn, opening + timedelta(seconds=5)) == [cid]  # the first tick at 09:00
+    assert hopper.fill_campaign(engine, cid, opening + timedelta(seconds=5)).queued == 10
+
+
+def _claim(engine, cid, count: int) -> None:
+    """A daemon dials `count` queued rows: starting each attempt deletes its hopper row."""
+    h = t.hopper
+    with engine.begin() as conn:
+        ids = conn.execute(sa.select(h.c.id).where(h.c.campaign_id == cid).order_by(h.c.id).limit(count)).scalars()
+        conn.execute(sa.delete(h).where(h.c.id.in_(list(ids))))
 
 
 def test_unclaimed_rows_return_after_hopper_expiry_to_where_they_came_from(engine):

@@ -1,8 +1,30 @@
-"""The hopper: a table of prospects that may be dialed now, topped up every fill interval.
+"""The hopper: a table of prospects that may be dialed now, topped up as the dials draw on it.
 
 DESIGN.md §1: the hopper fill is batch work (a Dagster asset, or `dialer
-hopper fill`); the daemon consumes the rows. One fill of one campaign, in one
-transaction under the campaign's row lock:
+hopper fill`); the daemon consumes the rows.
+
+The level follows the pace (issue 16). A fill tops the hopper up to the dials
+the campaign placed (`call_attempts` created) over its last fill interval — or
+over the last RECENT_SPAN, if that rate is higher (a ramp-up shows there
+first) — projected over the next fill interval, × MARGIN, never below
+`hopper_min_level`. Measured from the dials actually placed, it serves every
+pacing mode, and queued rows are claimed long before their hopper expiry. The
+level it replaces, sessions × ratio × fill interval ÷ dialer interval, assumed
+every session idle on every tick: in `bench/scale.py`'s day nine rows in ten it
+queued expired unclaimed (docs/PERFORMANCE.md, "Hopper churn"). That estimate
+is kept for a cold start only (no dial over the last hopper expiry: the start
+of the day, a campaign just started), over BOOTSTRAP_SPAN, until the first
+dials are measured.
+
+A campaign is due for a fill (`campaigns_due`) when its fill interval has
+passed, or earlier at low water: when its queued rows fall below the dials of
+the next LOW_WATER_SPAN at the measured rate × MARGIN, or below one tick with
+every session idle. The Dagster schedule asks once a minute; a daemon that
+fills its own hopper asks on every tick, so no tick finds the hopper empty
+while a fill would find something to queue (after a fill that found nothing
+more, the next one waits for the next whole minute: `campaigns_due`).
+
+One fill of one campaign, in one transaction under the campaign's row lock:
 
 1. Unclaimed rows older than the hopper expiry, rows whose zone group has
    closed (the evening moved on, the campaign was paused) and rows whose
@@ -69,12 +91,25 @@ CALLBACK_RANK = 1000  # hopper.priority for due callbacks: above any list priori
 MAX_ROUNDS = 8
 IN_CHUNK = 1000
 
+# The level is the dials expected until the next fill, with room for the pace to rise before it.
+MARGIN = 1.5
+# The rate is also measured over this last stretch, and the faster of the two used: a campaign
+# whose pace rises (its first minutes, sessions added) is seen within a tick or two.
+RECENT_SPAN = timedelta(minutes=2)
+# Queued rows that would not last this long at the measured rate (× MARGIN) make a campaign due
+# before its fill interval: the Dagster schedule runs once a minute, so this is one run and a spare.
+LOW_WATER_SPAN = timedelta(minutes=2)
+# No dial in the last fill interval (a cold start): the level is every session idle on every tick
+# over this span — enough for the first dials to be placed and measured, too few to expire.
+BOOTSTRAP_SPAN = timedelta(minutes=1)
+
 
 @dataclass
 class FillResult:
     campaign_id: int
     filled_at: datetime
     level: int = 0
+    dials_per_min: float | None = None  # the rate the level was sized from (None: a cold start)
     depth_before: int = 0
     queued: int = 0
     queued_callbacks: int = 0
@@ -100,45 +135,128 @@ class FillResult:
         return out
 
 
-def hopper_level(campaign: Campaign, agent_sessions: int | None) -> int:
-    """Expected dials over one fill interval (sessions × ratio per dialer tick), at least the minimum."""
-    expected = 0
-    if agent_sessions:
-        ticks = campaign.fill_interval_min * 60 / campaign.dialer_interval_s
-        expected = math.ceil(agent_sessions * campaign.call_ratio * ticks)
+def dial_rate(conn: sa.Connection, campaign: Campaign, now: datetime) -> float | None:
+    """The campaign's dials per minute lately; None for a cold start (no dial over its last hopper expiry).
+
+    Attempts created over the last fill interval, or over the last RECENT_SPAN if
+    that rate is higher: one range of `ix_call_attempts_campaign_time`, counted
+    once for both spans. A campaign that dialed within the hopper expiry but not
+    in the last fill interval (slow ticks, a short pause) is measured at 0, not
+    cold: rows queued for a burst it may not resume would only expire.
+    """
+    a = t.call_attempts
+    window = timedelta(minutes=campaign.fill_interval_min)
+    recent = min(RECENT_SPAN, window)
+    mine = (a.c.campaign_id == campaign.id, a.c.created_at <= now)
+    total, lately = conn.execute(
+        sa.select(sa.func.count(), sa.func.count(sa.case((a.c.created_at > now - recent, 1))))
+        .where(*mine, a.c.created_at > now - window)
+    ).one()
+    if total:
+        return max(total / _minutes(window), lately / _minutes(recent))
+    warm = conn.execute(
+        sa.select(a.c.id).where(*mine, a.c.created_at > now - timedelta(minutes=campaign.hopper_expiry_min)).limit(1)
+    ).first()
+    return 0.0 if warm else None
+
+
+def hopper_level(campaign: Campaign, agent_sessions: int | None, dials_per_min: float | None) -> int:
+    """Rows a fill tops the hopper up to: the dials expected before the next fill, at least `hopper_min_level`.
+
+    With a measured rate (`dial_rate`): that rate over one fill interval, × MARGIN.
+    On a cold start (None): every session idle on every tick (sessions × ratio per
+    dialer interval) over BOOTSTRAP_SPAN only — an upper bound on the first
+    ticks' dials, after which the rate is measured.
+    """
+    if dials_per_min is not None:
+        expected = math.ceil(dials_per_min * campaign.fill_interval_min * MARGIN)
+    else:
+        expected = _burst(campaign, agent_sessions) * _ticks(campaign, BOOTSTRAP_SPAN)
     return max(campaign.hopper_min_level, expected)
 
 
+def low_water(campaign: Campaign, agent_sessions: int | None, dials_per_min: float | None) -> int:
+    """Queued rows below which the campaign is due for a fill before its fill interval has passed.
+
+    The dials of the next LOW_WATER_SPAN at the measured rate, × MARGIN, and at
+    least one tick with every session idle (sessions × ratio: the most the ratio
+    pacing asks for at once), so the next tick finds what it may place; never
+    above half the level, so a fill that reached its level is not due again at
+    once. 0 (never early) when nothing was dialed lately and no session was
+    reported: pacing would place no call.
+    """
+    need = _burst(campaign, agent_sessions)
+    if dials_per_min is not None:
+        need = max(need, math.ceil(dials_per_min * _minutes(LOW_WATER_SPAN) * MARGIN))
+    return min(need, max(1, hopper_level(campaign, agent_sessions, dials_per_min) // 2))
+
+
+def _burst(campaign: Campaign, agent_sessions: int | None) -> int:
+    """Calls one tick places with every session idle: sessions × ratio."""
+    return math.ceil((agent_sessions or 0) * campaign.call_ratio)
+
+
+def _ticks(campaign: Campaign, span: timedelta) -> int:
+    return math.ceil(span.total_seconds() / campaign.dialer_interval_s)
+
+
+def _minutes(span: timedelta) -> float:
+    return span.total_seconds() / 60
+
+
 def campaigns_due(conn: sa.Connection, now: datetime, only: list[int] | None = None) -> list[int]:
-    """Active campaigns whose fill interval has passed, and inactive ones still holding queued rows.
+    """Active campaigns whose fill interval has passed or whose queued rows ran low, and inactive
+    ones still holding queued rows.
 
     Half a minute of slack lets a once-a-minute schedule keep a five-minute
-    interval instead of drifting to six.
+    interval instead of drifting to six. Low water (`low_water`) makes a campaign
+    due early — except, after a fill that could not reach its level (nothing more
+    was dialable), before the next whole minute: a dial window opens on a whole
+    minute, so an earlier fill would find the same nothing, and a prospect whose
+    min time between calls ends meanwhile waits under a minute more. That keeps a
+    daemon ticking a campaign whose windows are all shut to one fill a minute.
+    What it costs per campaign is the last fill (by `ix_hopper_fills_campaign_time`)
+    and, for an active campaign inside its interval, two index ranges: its
+    queued rows and its last fill interval of attempts.
     """
-    c, f = t.campaigns, t.hopper_fills
-    last = (
-        sa.select(f.c.campaign_id, sa.func.max(f.c.filled_at).label("last"))
-        .group_by(f.c.campaign_id)
-        .subquery()
+    c, f, r = t.campaigns, t.hopper_fills, t.campaign_runtime
+    latest = f.alias("latest")
+    last_fill = (
+        sa.select(latest.c.id).where(latest.c.campaign_id == c.c.id)
+        .order_by(latest.c.filled_at.desc(), latest.c.id.desc()).limit(1)
+        .correlate(c).scalar_subquery()
     )
-    due = []
     query = (
-        sa.select(c.c.id, c.c.state, c.c.fill_interval_min, last.c.last)
-        .outerjoin(last, last.c.campaign_id == c.c.id)
+        sa.select(c, f.c.filled_at.label("last_filled_at"), f.c.level.label("last_level"),
+                  (f.c.depth_before + f.c.queued).label("last_depth_after"), r.c.agent_sessions)
+        .select_from(c.outerjoin(f, f.c.id == last_fill).outerjoin(r, r.c.campaign_id == c.c.id))
         .order_by(c.c.id)
     )
     if only is not None:
         query = query.where(c.c.id.in_(only))
-    rows = conn.execute(query)
-    for row in rows:
-        if row.state == CampaignState.ACTIVE:
-            interval = timedelta(minutes=row.fill_interval_min) - timedelta(seconds=30)
-            # A fill stamped after `now` (`dialer hopper fill --at` a later instant) does not defer this one.
-            if row.last is None or row.last > now or now - row.last >= interval:
+    due = []
+    for row in conn.execute(query).all():
+        if row.state != CampaignState.ACTIVE:
+            if queued_depth(conn, row.id):
                 due.append(row.id)
-        elif queued_depth(conn, row.id):
+            continue
+        last = row.last_filled_at
+        interval = timedelta(minutes=row.fill_interval_min) - timedelta(seconds=30)
+        # A fill stamped after `now` (`dialer hopper fill --at` a later instant) does not defer this one.
+        if last is None or last > now or now - last >= interval:
             due.append(row.id)
+        elif row.last_depth_after < row.last_level and now < _next_minute(last):
+            continue
+        else:
+            campaign = Campaign.from_row(row)
+            need = low_water(campaign, row.agent_sessions, dial_rate(conn, campaign, now))
+            if need and queued_depth(conn, row.id) < need:
+                due.append(row.id)
     return due
+
+
+def _next_minute(moment: datetime) -> datetime:
+    return moment.replace(second=0, microsecond=0) + timedelta(minutes=1)
 
 
 def fill_campaign(engine: sa.Engine, campaign_id: int, now: datetime) -> FillResult:
@@ -161,7 +279,8 @@ def fill_campaign(engine: sa.Engine, campaign_id: int, now: datetime) -> FillRes
         open_groups = {g for g, ok in is_open.items() if ok}
         result.open_groups, result.closed_groups = len(open_groups), len(is_open) - len(open_groups)
         result.returned_closed = _return_rows(conn, _closed_rows(conn, campaign_id, is_open, rules, now))
-        result.level = hopper_level(campaign, runtime.agent_sessions(conn, campaign_id))
+        result.dials_per_min = dial_rate(conn, campaign, now)
+        result.level = hopper_level(campaign, runtime.agent_sessions(conn, campaign_id), result.dials_per_min)
         result.depth_before = queued_depth(conn, campaign_id)
         need = result.level - result.depth_before
         if campaign.state != CampaignState.ACTIVE:
