@@ -420,6 +420,8 @@ hopper_fills = sa.Table(
     sa.Column("closed_groups", sa.Integer, nullable=False),
     sa.Column("duration_ms", sa.Float, nullable=False),
     sa.Column("note", sa.Text, nullable=True),
+    # The dial rate the level was sized from (NULL: a cold start, sized from the sessions).
+    sa.Column("dials_per_min", sa.Float, nullable=True),
     sa.Index("ix_hopper_fills_campaign_time", "campaign_id", "filled_at"),
 )
 

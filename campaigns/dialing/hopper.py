@@ -296,7 +296,7 @@ def fill_campaign(engine: sa.Engine, campaign_id: int, now: datetime) -> FillRes
             returned_expired=result.returned_expired, returned_closed=result.returned_closed,
             marked_dnc=result.marked_dnc, skipped_cap=result.skipped_cap,
             open_groups=result.open_groups, closed_groups=result.closed_groups,
-            duration_ms=result.duration_ms, note=result.note,
+            duration_ms=result.duration_ms, note=result.note, dials_per_min=result.dials_per_min,
         ))
     return result
 

@@ -1,4 +1,5 @@
-"""Predictive pacing: a pacing mode and an abandon-rate target per campaign, the pacer's state.
+"""Predictive pacing: a pacing mode and an abandon-rate target per campaign, the pacer's state,
+the dial rate each hopper fill was sized from.
 
 - `campaigns.pacing_mode` (`ratio`, the seed's behaviour and the default, or
   `predictive`) and `campaigns.target_abandon_rate` (a fraction in (0, 0.03],
@@ -8,6 +9,8 @@
   multiplier, the 30-day guard, the instant up to which answers and abandons
   have fed the margin, and the last tick's estimates (shown by `dialer campaign
   status`).
+- `hopper_fills.dials_per_min`: the dial rate a fill's level was sized from (NULL on a
+  cold start, when the level comes from the agent sessions).
 
 Revision ID: 0008
 Revises: 0007
@@ -38,9 +41,13 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("pacing_counted_to", UTCDateTime, nullable=True))
         batch_op.add_column(sa.Column("pacing_estimates", JSONType, nullable=True))
         batch_op.add_column(sa.Column("pacing_updated_at", UTCDateTime, nullable=True))
+    with op.batch_alter_table("hopper_fills", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("dials_per_min", sa.Float(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("hopper_fills", schema=None) as batch_op:
+        batch_op.drop_column("dials_per_min")
     with op.batch_alter_table("campaign_runtime", schema=None) as batch_op:
         for column in ("pacing_updated_at", "pacing_estimates", "pacing_counted_to", "pacing_guard", "pacing_margin"):
             batch_op.drop_column(column)
