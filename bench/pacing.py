@@ -9,7 +9,7 @@ campaign, call index), so two pacers run with the same seed meet the same calls:
 are paired by seed.
 
 Rows, for each session count and answer rate:
-- ratio mode at call ratios 1, 2 and 3, with and without the Waiting Stations damper;
+- ratio mode at call ratios 1, 2 and 3, with and without the Waiting Stations damper (printed last);
 - the best static ratio found by a sweep (`--sweep`, fewer seeds), chosen after the fact:
   the highest occupancy whose pooled abandon rate is within the predictive target (2%);
 - predictive at targets 0.02 and 0.03;
@@ -117,7 +117,8 @@ def template(directory: Path, prospects: int) -> Path:
     path = directory / f"template-{prospects}.sqlite"
     if path.exists():
         return path
-    engine = db.make_engine(f"sqlite:///{path}")
+    building = directory / f"building-{prospects}-{os.getpid()}.sqlite"
+    engine = db.make_engine(f"sqlite:///{building}")
     db.migrate(engine)
     settings = parse_settings({
         "name": "Bench", "slug": "bench", "workspace": "bench", "locale": "US", "agent": "a",
@@ -143,6 +144,7 @@ def template(directory: Path, prospects: int) -> Path:
         for start in range(0, len(rows), 10_000):
             conn.execute(sa.insert(t.prospects), rows[start:start + 10_000])
     engine.dispose()
+    os.replace(building, path)  # whole or not at all: another process may be about to copy it
     return path
 
 
@@ -301,6 +303,8 @@ HEADER = ("| row | occupancy | after warm-up | abandon rate | worst 30 min | con
 
 
 def _pool(jobs: int, specs: list[Spec], workdir: str) -> list[Result]:
+    for prospects in sorted({prospects_needed(s) for s in specs}):
+        template(Path(workdir), prospects)
     with multiprocessing.get_context("spawn").Pool(jobs) as pool:
         return pool.starmap(run, [(s, workdir) for s in specs])
 
@@ -329,12 +333,11 @@ def main() -> None:
                       f"{length:g} simulated minutes, dialer interval {INTERVAL_S} s, talk {TALK_S:g} s, "
                       f"wrap-up {WRAP_UP_S:g} s\n\n{HEADER}", flush=True)
                 best: float | None = None
-                if "ratio" in rows:
-                    for ratio in (1.0, 2.0, 3.0):
-                        for damper in (False, True):
-                            specs = [Spec(**base, seed=s, mode="ratio", ratio=ratio, damper=damper) for s in seeds]
-                            label = f"ratio {ratio:g}{' + damper' if damper else ''}"
-                            print(Row(label, _pool(args.jobs, specs, workdir)).line(), flush=True)
+                if "predictive" in rows:
+                    for target in (0.02, 0.03):
+                        specs = [Spec(**base, seed=s, mode="predictive", target=target) for s in seeds]
+                        print(Row(f"predictive, target {target:.0%}", _pool(args.jobs, specs, workdir)).line(),
+                              flush=True)
                 if "best" in rows or "drift" in rows:
                     sweep = []
                     for ratio in SWEEP_RATIOS.get(answer_rate, SWEEP_RATIOS[0.2]):
@@ -348,17 +351,18 @@ def main() -> None:
                         specs = [Spec(**base, seed=s, mode="ratio", ratio=best) for s in seeds]
                         print(Row(f"best static ratio {best:g}", _pool(args.jobs, specs, workdir)).line(),
                               flush=True)
-                if "predictive" in rows:
-                    for target in (0.02, 0.03):
-                        specs = [Spec(**base, seed=s, mode="predictive", target=target) for s in seeds]
-                        print(Row(f"predictive, target {target:.0%}", _pool(args.jobs, specs, workdir)).line(),
-                              flush=True)
                 if "drift" in rows and answer_rate == 0.2 and best is not None:
                     for drift, what in (("answer", "answer rate 20% → 35%"), ("talk", "talk 120 → 300 s")):
                         for label, extra in ((f"drift ({what}): predictive 2%", {"mode": "predictive"}),
                                              (f"drift ({what}): static ratio {best:g}",
                                               {"mode": "ratio", "ratio": best})):
                             specs = [Spec(**base, seed=s, drift=drift, **extra) for s in seeds]
+                            print(Row(label, _pool(args.jobs, specs, workdir)).line(), flush=True)
+                if "ratio" in rows:
+                    for ratio in (1.0, 2.0, 3.0):
+                        for damper in (False, True):
+                            specs = [Spec(**base, seed=s, mode="ratio", ratio=ratio, damper=damper) for s in seeds]
+                            label = f"ratio {ratio:g}{' + damper' if damper else ''}"
                             print(Row(label, _pool(args.jobs, specs, workdir)).line(), flush=True)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
