@@ -23,7 +23,7 @@ person, pooled over the seeds), the worst 30-minute abandon rate (30-minute wind
 time (wall clock), and the person answers behind the row.
 
     python bench/pacing.py [--sessions 10,50,200] [--answer-rates 0.2,0.35] [--seeds 5]
-                           [--jobs 2] [--rows ratio,best,predictive,drift] [--minutes 10=120,50=60,200=40]
+                           [--jobs 2] [--rows ratio,best,predictive,drift] [--minutes 10=120,50=90,200=60]
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ DISPOSITIONS = [
     {"title": "Not Interested", "contacted": True},
     {"title": "Do Not Call", "contacted": True, "dnc": True},
 ]
-DEFAULT_MINUTES = {10: 120, 50: 60, 200: 40}
+DEFAULT_MINUTES = {10: 120, 50: 90, 200: 60}
 SWEEP_RATIOS = {0.2: [4.0, 5.0, 6.0, 7.0, 8.0, 9.0], 0.35: [2.0, 2.5, 3.0, 3.5, 4.0, 5.0]}
 SWEEP_SEEDS = 2
 WARM_UP = timedelta(minutes=10)  # the "after warm-up" occupancy leaves out the ramp from all sessions idle
@@ -316,6 +316,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--rows", default="ratio,best,predictive,drift")
+    parser.add_argument("--targets", default="0.02,0.03", help="predictive targets to run")
     parser.add_argument("--minutes", default=",".join(f"{k}={v}" for k, v in DEFAULT_MINUTES.items()),
                         help="simulated minutes per run by session count, e.g. 10=240,50=120,200=60")
     args = parser.parse_args()
@@ -334,7 +335,7 @@ def main() -> None:
                       f"wrap-up {WRAP_UP_S:g} s\n\n{HEADER}", flush=True)
                 best: float | None = None
                 if "predictive" in rows:
-                    for target in (0.02, 0.03):
+                    for target in (float(x) for x in args.targets.split(",")):
                         specs = [Spec(**base, seed=s, mode="predictive", target=target) for s in seeds]
                         print(Row(f"predictive, target {target:.0%}", _pool(args.jobs, specs, workdir)).line(),
                               flush=True)

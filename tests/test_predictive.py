@@ -48,7 +48,7 @@ def test_cold_start_places_one_call_per_idle_session_not_already_rung_for():
     assert (d.calls, d.limited_by) == (16, "cold_start")
     assert d.estimates.cold_start and d.estimates.answer_rate is None
     # Not enough person answers yet to estimate from: still the cold start.
-    few = CallHistory(dials=dials(60, rate=0.2), talks=talks(), talking=[10.0] * 30)
+    few = CallHistory(dials=dials(40, rate=0.2), talks=talks(), talking=[10.0] * 30)
     assert predictive_calls(inputs(history=few, idle=20)).limited_by == "cold_start"
 
 

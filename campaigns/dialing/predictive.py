@@ -61,7 +61,7 @@ LEGAL_ABANDON_RATE = 0.03  # FTC TSR: abandoned ÷ answered by a person, per cam
 GRACE_S = 2.0  # a person who answers may wait this long for a session before the call is abandoned
 MIN_SETTLE_S = 20.0  # the outcome cohort's dials are at least this old …
 SETTLE_SLACK_S = 2.0  # … and older than the longest person answer seen by this much
-MIN_PERSONS = 20  # person answers in the cohort before the estimates are used
+MIN_PERSONS = 10  # person answers in the cohort before the estimates are used
 COHORT_MAX = 1000  # dials in the outcome cohort, most recent first …
 COHORT_MIN = 300  # … of which, when at least this many are recent, only the recent ones:
 COHORT_RECENT_S = 15 * 60.0  # a busy campaign follows a drift within minutes
@@ -71,7 +71,7 @@ PRIOR_EXPOSURE_S = 120.0
 MAX_HORIZON_S = 120
 # The estimates' own errors count this many times over: they are largest at the start, where
 # an unlucky first sample would otherwise overdial before the margin's feedback can react.
-ESTIMATE_CAUTION = 2.0
+ESTIMATE_CAUTION = 1.5
 MARGIN_START = 2.0
 MARGIN_UP = 0.1
 MARGIN_MIN = -1.0
