@@ -631,8 +631,7 @@ class Demo:
             return
         self.step(6, "Report", f"the day's report, built from the calls export and mailed to {', '.join(recipients)}")
         extra = [("pacing", f"{self.pacing}, abandon-rate target {self.target_abandon_rate:.1%}"),
-                 ("abandon rate", f"{s.abandon_rate:.1%}" + (f" (busiest hour {hour_abandons:.1%})"
-                                                             if hour_abandons is not None else "")),
+                 ("abandon rate", f"{s.abandon_rate:.1%} of the calls a person answered"),
                  ("agent occupancy, busiest hour",
                   f"{share:.0%} ({hour:%a %H:00} UTC, stepped every {self.plan_.interval_s:g} s)" if hour else "—"),
                  ("agent hours on calls", f"{talk_hours:.1f}")]
