@@ -4,7 +4,7 @@ In a folder of its own (`<DIALER_HOME>/demo`, emptied at each run) the demo
 creates a SQLite database, a bucket folder, a mail folder and a Dagster
 instance, then does what ops and the daemon do on a real day:
 
-1. applies the demo campaign (`demo_campaign.yaml`: dispositions, a DNC list);
+1. applies the demo campaign (`demo_campaign.yaml`: predictive pacing, dispositions, a DNC list);
 2. imports the DNC list from a file in the national registry's format;
 3. generates a few thousand synthetic prospects over every state, territory and
    province of the US locale — with invalid rows, duplicates and DNC hits —
@@ -12,13 +12,17 @@ instance, then does what ops and the daemon do on a real day:
    in this process, exactly as the inbox sensor would;
 4. picks the next ordinary weekday as the dialing day, from 09:00 in its
    first zone to 21:00 in its last, and fills the hopper at its first instant;
-5. starts the voice simulator and the dialer daemon on threads of this
-   process, on a simulated clock that runs through the day in about a minute:
-   fastest where few prospects may be dialed (Guam's early morning), slowest
-   where most may; the daemon fills its own hopper on that clock;
+5. starts the voice simulator on a thread of this process and ticks the
+   daemon through the day on the simulator's clock, which moves on after each
+   tick (`DayPlan`, `DayRunner`): one dialer interval at a time in the hour(s)
+   with the most prospects open, so that how busy the agents are there is the
+   pacing's doing and not the demo's; elsewhere by longer steps, sized from
+   the prospects open and the wall time left, so the day takes about
+   `--seconds`. The daemon fills its own hopper on that clock;
 6. when the window has closed in every zone, pauses the campaign while the
-   last calls end, stops the daemon (a drain), resumes the campaign, then
-   builds the day's report and mails it to the mail folder.
+   last calls end, drains the daemon, resumes the campaign, then builds the
+   day's report, mails it to the mail folder and prints its figures, with the
+   abandon rate and the agents' occupancy in the busiest hour.
 
 Every figure printed at the end is the report's, computed from the file the
 report wrote; `tests/test_demo.py` checks them against the database.
@@ -26,14 +30,16 @@ report wrote; `tests/test_demo.py` checks them against the database.
 
 from __future__ import annotations
 
-import bisect
+import logging
+import math
 import shutil
 import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from contextlib import ExitStack, contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from importlib import resources
 from pathlib import Path
@@ -47,8 +53,8 @@ from rich.text import Text
 from campaigns.core import db
 from campaigns.core.config import DialerConfig
 from campaigns.core.errors import DialerError
-from campaigns.core.lifecycle import CampaignState
-from campaigns.dialing import hopper
+from campaigns.core.lifecycle import CallOutcome, CampaignState, PacingMode
+from campaigns.dialing import calls, hopper
 from campaigns.dialing.staterules import banned_holiday, holiday_bans
 from campaigns.ingestion import dnc
 from campaigns.ingestion.bucket import Bucket
@@ -61,9 +67,19 @@ from dialer_cli.common import JsonFlag, config_of, err, out, print_json, user_er
 from dialer_cli.dev import seed_dagster_home
 
 commands = typer.Typer()
+log = logging.getLogger("dialer.daemon")
 
 MARKER = ".dialer-demo"
 SLOT = timedelta(minutes=15)
+SLOT_S = SLOT.total_seconds()
+# Wall seconds of one tick of the busiest hour, with its calls (10 sessions, SQLite, this machine
+# unloaded): what sizes the hours stepped exactly and the wall time kept for them.
+TICK_S = 0.03
+EQUAL_SHARES = 0.05  # runs of hours whose shares of prospects differ by less count as equals
+EXACT_SHARE = 0.5  # of `--seconds`, at most, for the hours stepped one dialer interval per tick
+LAST_CALLS_STEP_S = 60.0  # after the day: the campaign is paused, no pacing to watch
+LAST_CALLS_LIMIT_S = 2 * 3600.0
+FAILED_TICKS_LIMIT = 20
 SESSIONS = 10
 DISPOSITION_MIX = {"Interested": 0.16, "Not Interested": 0.46, "Call Back": 0.2, "Do Not Call": 0.06,
                    "Wrong Person": 0.12}
@@ -86,70 +102,243 @@ def dialing_day(now: datetime, opens_at) -> date:
         day += timedelta(days=1)
 
 
-class DayClock:
-    """Simulated seconds since the day's start, for the simulator's injectable clock.
+class Stepped:
+    """The simulator's injectable clock: simulated seconds since the day's start, moved by the demo."""
 
-    The day is cut into 15-minute slots; each gets wall time in proportion to the
-    prospects that may be dialed in it, plus a floor, so `seconds` of wall time cover
-    the whole day: Guam's lonely morning passes in a blink, the evening rush on the
-    mainland gets most of it. After the last slot (the last calls ending) it runs at the
-    busiest slot's pace.
-    """
-
-    def __init__(self, weights: list[float], seconds: float, monotonic=time.monotonic) -> None:
-        self._monotonic = monotonic
-        total = sum(weights)
-        self.walls = [seconds * w / total for w in weights]
-        self.speeds = [SLOT.total_seconds() / w for w in self.walls]
-        self.tail_speed = min(self.speeds)
-        self.bounds = []  # wall seconds at each slot's end
-        elapsed = 0.0
-        for wall in self.walls:
-            elapsed += wall
-            self.bounds.append(elapsed)
-        self._t0: float | None = None
-
-    def start(self) -> None:
-        self._t0 = self._monotonic()
-
-    def _wall(self) -> float:
-        return 0.0 if self._t0 is None else self._monotonic() - self._t0
-
-    def _slot(self, wall: float) -> int:
-        return min(bisect.bisect_right(self.bounds, wall), len(self.walls) - 1)
+    def __init__(self) -> None:
+        self.value = 0.0
 
     def __call__(self) -> float:
-        wall = self._wall()
-        i = bisect.bisect_right(self.bounds, wall)
-        if i >= len(self.walls):
-            return len(self.walls) * SLOT.total_seconds() + (wall - self.bounds[-1]) * self.tail_speed
-        begin = self.bounds[i - 1] if i else 0.0
-        return i * SLOT.total_seconds() + (wall - begin) * self.speeds[i]
-
-    def speed(self) -> float:
-        wall = self._wall()
-        return self.tail_speed if wall >= self.bounds[-1] else self.speeds[self._slot(wall)]
+        return self.value
 
 
-def slot_weights(conn, campaign_id: int, start: datetime, end: datetime) -> list[float]:
-    """Per slot of the day: the share of READY prospects whose window is open at its middle, plus a floor."""
+@dataclass(frozen=True)
+class DayPlan:
+    """The demo's simulated day in 15-minute slots, and the slots stepped one dialer interval per tick.
+
+    After each of the daemon's ticks the simulated clock moves on. In the exact slots it moves one
+    dialer interval: the daemon sees the platform every dialer interval, as it would live, so what
+    happens there is the pacing's doing. Elsewhere it moves by whole dialer intervals as fast as the
+    slot's share of the wall time asks (`slot_wall`): fewer prospects, fewer and longer steps; a slot
+    with nothing to dial passes in one. A step never crosses into the next slot, so every slot
+    starts on a tick.
+    """
+
+    start: datetime
+    end: datetime
+    interval_s: float  # the campaign's dialer interval
+    shares: tuple[float, ...]  # per slot: the share of the prospects whose window is open at its middle
+    exact: frozenset[int]  # the slots stepped one dialer interval per tick: whole clock hours, in a row
+
+    @property
+    def span_s(self) -> float:
+        return (self.end - self.start).total_seconds()
+
+    @property
+    def per_slot(self) -> int:
+        """Ticks in a slot stepped exactly."""
+        return math.ceil(SLOT_S / self.interval_s)
+
+    def slot_of(self, t: float) -> int:
+        return min(int(t // SLOT_S), len(self.shares) - 1)
+
+    def exact_span(self) -> tuple[datetime, datetime] | None:
+        if not self.exact:
+            return None
+        return self.start + min(self.exact) * SLOT, min(self.end, self.start + (max(self.exact) + 1) * SLOT)
+
+    def slot_wall(self, slot: int, wall_left: float) -> float:
+        """Wall seconds for a slot not stepped exactly: its share of the wall time left once the exact
+        slots still to come have theirs (at `TICK_S` a tick)."""
+        later = range(slot, len(self.shares))
+        reserved = TICK_S * self.per_slot * sum(1 for i in later if i in self.exact)
+        total = sum(self.shares[i] for i in later if i not in self.exact)
+        return max(0.0, wall_left - reserved) * self.shares[slot] / total if total > 0 else 0.0
+
+    def step(self, t: float, intervals: int) -> float:
+        """From a tick at `t` (seconds since the start) to the next: whole dialer intervals, never past
+        the slot's end."""
+        boundary = min((self.slot_of(t) + 1) * SLOT_S, self.span_s)
+        return min(max(1, intervals) * self.interval_s, boundary - t)
+
+
+def plan_day(start: datetime, end: datetime, shares: list[float], interval_s: float, seconds: float) -> DayPlan:
+    """The day's plan: the run of whole clock hours (UTC, the hours the busiest-hour figure counts)
+    with the most prospects open is stepped exactly, as many hours as `EXACT_SHARE` of `seconds`
+    pays for at `TICK_S` a tick, and at least one."""
+    per_slot = math.ceil(SLOT_S / interval_s)
+    hours: list[list[int]] = []  # slot indices by clock hour, in order
+    for i in range(len(shares)):
+        hour = (start + i * SLOT).replace(minute=0, second=0, microsecond=0)
+        if not hours or (start + hours[-1][0] * SLOT).replace(minute=0, second=0, microsecond=0) != hour:
+            hours.append([])
+        hours[-1].append(i)
+    exact: list[int] = []
+    for length in range(1, len(hours) + 1):
+        runs = [[i for hour in hours[h:h + length] for i in hour] for h in range(len(hours) - length + 1)]
+        most = max(sum(shares[i] for i in slots) for slots in runs)
+        # The earliest of (nearly) equals: the fewer busy slots stepped long before it, the less
+        # they move the pacer's feedback away from where exact steps keep it.
+        run = next(slots for slots in runs if sum(shares[i] for i in slots) >= (1 - EQUAL_SHARES) * most)
+        if exact and len(run) * per_slot * TICK_S > EXACT_SHARE * seconds:
+            break
+        exact = run
+    return DayPlan(start, end, interval_s, tuple(shares), frozenset(exact))
+
+
+class DayRunner:
+    """Ticks through the planned day on the simulator's clock, then the last calls.
+
+    Each step ticks the campaign, then moves the clock to the next instant: one dialer interval
+    in the exact slots; elsewhere, the simulated time the slot's wall share pays for the wall time
+    the tick took, in whole dialer intervals. A tick's cost grows with the calls it places and the
+    machine's load, so the steps follow it, and each slot's share is dealt again from the wall time
+    left when it begins: the day takes about `seconds` on any machine, and the exact slots stay exact.
+
+    At the day's end, or once asked to `finish` (Ctrl-C), the campaign is paused between two ticks,
+    so the next tick starts no call and applies the events of the calls on; the ticks go on a minute
+    apart until no call is in flight. `stop` (the daemon's drain) ends it at once.
+    """
+
+    def __init__(self, plan: DayPlan, clock: Stepped, *, tick: Callable[[], None], in_flight: Callable[[], int],
+                 pause: Callable[[], None], stop: threading.Event, seconds: float,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.plan, self.clock, self.seconds = plan, clock, seconds
+        self.tick, self.in_flight, self.pause, self.stop, self.monotonic = tick, in_flight, pause, stop, monotonic
+        self.finish = threading.Event()
+        self.paused = False
+        self.failure: str | None = None
+        self.instants: list[float] = []  # of the day's ticks, in seconds since the start
+        self.step_s = plan.interval_s  # the step after the last tick (the live line shows it)
+
+    def run(self) -> None:
+        try:
+            self.day()
+            if not self.stop.is_set():
+                self.last_calls()
+        except Exception as exc:  # reported by the main thread
+            log.exception("the demo's day stopped")
+            self.failure = str(exc)
+
+    def day(self) -> None:
+        plan = self.plan
+        deadline = self.monotonic() + self.seconds
+        t, slot, speed = self.clock.value, -1, 1.0  # speed: simulated seconds per wall second in the slot
+        while t < plan.span_s and not self.finish.is_set() and not self.stop.is_set():
+            if plan.slot_of(t) != slot:
+                slot = plan.slot_of(t)
+                wall = plan.slot_wall(slot, deadline - self.monotonic()) if slot not in plan.exact else 0.0
+                speed = SLOT_S / wall if wall > 0 else math.inf
+            began = self.monotonic()
+            self.instants.append(t)
+            self.tick()
+            if slot in plan.exact:
+                intervals = 1
+            elif math.isinf(speed):
+                intervals = plan.per_slot
+            else:
+                intervals = math.ceil((self.monotonic() - began) * speed / plan.interval_s - 1e-9)
+            self.step_s = plan.step(t, intervals)
+            t += self.step_s
+            self.clock.value = t
+
+    def last_calls(self) -> None:
+        self.pause()
+        self.paused = True
+        self.step_s = LAST_CALLS_STEP_S
+        until = self.clock.value + LAST_CALLS_LIMIT_S
+        while not self.stop.is_set():
+            self.tick()
+            in_flight = self.in_flight()
+            if not in_flight:
+                return
+            if self.clock.value >= until:
+                raise DialerError(f"{in_flight} call(s) did not end within {LAST_CALLS_LIMIT_S / 3600:g} simulated "
+                                  "hours of the campaign being paused")
+            self.clock.value += LAST_CALLS_STEP_S
+
+
+class CampaignTicks:
+    """The demo campaign's ticks, logged as `Daemon.run` logs them; a failed tick is logged and the
+    next one retries, up to `FAILED_TICKS_LIMIT` in a row. The demo ticks its one campaign itself, on
+    a database of its own, as the pacing benchmark does: no lease is taken."""
+
+    def __init__(self, engine, daemon, campaign_id: int) -> None:
+        self.engine, self.daemon, self.campaign_id = engine, daemon, campaign_id
+        self._failed_in_a_row = 0
+
+    def __call__(self) -> None:
+        from dialer_daemon.voice import VoiceApiError
+
+        try:
+            report = self.daemon.tick(self.campaign_id)
+        except Exception as exc:
+            if isinstance(exc, VoiceApiError):
+                log.warning("campaign %s: %s", self.campaign_id, exc,
+                            extra={"event": "platform_error", "campaign_id": self.campaign_id})
+            else:
+                log.exception("campaign %s: the tick failed; the next one retries", self.campaign_id)
+            self._failed_in_a_row += 1
+            if self._failed_in_a_row >= FAILED_TICKS_LIMIT:
+                raise DialerError(f"{self._failed_in_a_row} ticks in a row failed, the last with: {exc}") from exc
+            return
+        self._failed_in_a_row = 0
+        log.info("tick %s", report.campaign, extra={"event": "tick", **report.as_dict()})
+
+    def in_flight(self) -> int:
+        with self.engine.connect() as conn:
+            return calls.live_counts(conn, self.campaign_id).in_flight
+
+
+def drain(daemon) -> None:
+    """The daemon's drain, after ticks the demo drove itself: no new call, requests answered, claims
+    handed back (a tick returns once its requests are answered, so there is little left to wait for)."""
+    daemon.stop.set()
+    daemon.placer.shutdown()
+    daemon.lease_keeper.hand_back()
+
+
+def slot_shares(conn, campaign_id: int, start: datetime, end: datetime) -> list[float]:
+    """Per slot of the day: the share of READY prospects whose window is open at its middle."""
     middles = []
     moment = start
     while moment < end:
         middles.append(moment + SLOT / 2)
         moment += SLOT
     ready, open_now = progress.ready_open_at(conn, campaign_id, middles)
-    return [0.05 + n / (ready or 1) for n in open_now]
+    return [n / (ready or 1) for n in open_now]
 
 
 # -- figures -------------------------------------------------------------------------------
 
-def busiest_hour(rows: list[dict], sessions: int) -> tuple[datetime | None, float]:
-    """The clock hour (UTC) whose agent sessions spent the largest share on calls, from report rows."""
-    spans = [(datetime.fromisoformat(r["answered_at_utc"]),
-              datetime.fromisoformat(r["ended_at_utc"]) if r["ended_at_utc"] else None)
-             for r in rows if r["answered_at_utc"]]
+def _talks(rows: list[dict]) -> list[tuple[datetime, datetime | None]]:
+    return [(datetime.fromisoformat(r["answered_at_utc"]),
+             datetime.fromisoformat(r["ended_at_utc"]) if r["ended_at_utc"] else None)
+            for r in rows if r["answered_at_utc"]]
+
+
+def occupancy(rows: list[dict], sessions: int, since: datetime, until: datetime) -> float:
+    """The share of the agent sessions' time in [since, until) spent on calls, from report rows."""
+    seconds = (until - since).total_seconds()
+    return progress.on_call_seconds(_talks(rows), since, until) / (sessions * seconds) if seconds > 0 else 0.0
+
+
+def abandon_rate(rows: list[dict], since: datetime, until: datetime) -> float:
+    """Abandoned ÷ answered by a person, of the calls placed in [since, until), from report rows."""
+    placed = [r for r in rows if since <= datetime.fromisoformat(r["called_at_utc"]) < until]
+    abandoned = sum(1 for r in placed if r["outcome"] == CallOutcome.ABANDONED)
+    people = abandoned + sum(1 for r in placed if r["answered_at_utc"])
+    return abandoned / people if people else 0.0
+
+
+def busiest_hour(rows: list[dict], sessions: int, within: tuple[datetime, datetime] | None = None,
+                 ) -> tuple[datetime | None, float]:
+    """The clock hour (UTC) whose agent sessions spent the largest share on calls, from report rows;
+    with `within`, only the hours inside that span."""
+    spans = _talks(rows)
     hours = {answered.replace(minute=0, second=0, microsecond=0) for answered, _ in spans}
+    if within is not None:
+        hours = {hour for hour in hours if within[0] <= hour and hour + timedelta(hours=1) <= within[1]}
     best: tuple[datetime | None, float] = (None, 0.0)
     for hour in sorted(hours):
         share = progress.on_call_seconds(spans, hour, hour + timedelta(hours=1)) / (sessions * 3600)
@@ -216,9 +405,14 @@ class Demo:
         with engine.begin() as conn:
             applied = registry.apply_campaign(conn, settings, now)
         self.campaign_id, self.name = applied.campaign_id, f"{applied.workspace}/{applied.slug}"
+        dialing = settings.dialing
+        self.pacing, self.target_abandon_rate = dialing.pacing, dialing.target_abandon_rate
+        self.interval_s = float(dialing.dialer_interval_s)
+        pacing = (f"predictive pacing (abandon-rate target {dialing.target_abandon_rate:.0%})"
+                  if dialing.pacing == PacingMode.PREDICTIVE else f"call ratio {dialing.call_ratio:g}")
         self.step(1, "Campaign", f"{self.name} from {self.home / 'campaign.yaml'}: "
-                  f"{len(settings.dispositions)} dispositions, call ratio {settings.dialing.call_ratio:g} with the "
-                  f"waiting-stations damper, DNC list {settings.workspace}/{settings.dnc.lists[0]}")
+                  f"{len(settings.dispositions)} dispositions, {pacing} every {dialing.dialer_interval_s} s, "
+                  f"DNC list {settings.workspace}/{settings.dnc.lists[0]}")
 
         data = demo_data.generate(self.prospects, self.seed, today=now.date())
         dnc_path = self.home / "dnc-registry.txt"
@@ -258,7 +452,8 @@ class Demo:
                              reports.dialing_span(conn, self.campaign_id, self.day - timedelta(days=1))[1])
             last = max(windows, key=lambda zone: (windows[zone][1], zone))  # where the window closes last
             self.end = windows[last][1]
-            self.weights = slot_weights(conn, self.campaign_id, self.start, self.end)
+            shares = slot_shares(conn, self.campaign_id, self.start, self.end)
+        self.plan_ = plan_day(self.start, self.end, shares, self.interval_s, self.seconds)
         filled = hopper.fill_campaign(engine, self.campaign_id, self.start)
         hours = (self.end - self.start).total_seconds() / 3600
         self.result["day"] = {"date": self.day.isoformat(), "start": self.start.isoformat(),
@@ -275,7 +470,7 @@ class Demo:
         from dialer_daemon.simulator import Profile, Simulator, serve
         from dialer_daemon.voice import VoiceClient
 
-        clock = DayClock(self.weights, self.seconds)
+        clock = Stepped()
         profile = Profile(sessions=SESSIONS, answer_rate=0.30, machine_rate=0.12, busy_rate=0.06, fail_rate=0.01,
                           talk_s_mean=150.0, wrap_up_s=15.0, dispositions=DISPOSITION_MIX)
         sim = Simulator(seed=self.seed, start=self.start, speed=1.0, clock=clock, default=profile)
@@ -286,98 +481,83 @@ class Demo:
         log_path = self.home / "daemon.log"
         logging_to_file = ExitStack()
         logging_to_file.enter_context(logs.to_file(log_path))
+        exact = self.plan_.exact_span()
         self.step(5, "Dialing", f"voice simulator on {client.base_url} with {SESSIONS} agent sessions; daemon "
-                  f"`demo` pacing the campaign and filling its hopper on the simulator's clock; the day in "
-                  f"~{self.seconds:g} s (daemon log: {log_path})")
-        stop = threading.Event()
-        failure: list[BaseException] = []
-
-        def run() -> None:
-            try:
-                daemon.run(stop=stop, speed=clock.speed())
-            except BaseException as exc:  # noqa: BLE001 — reported by the main thread
-                failure.append(exc)
-
-        clock.start()
-        thread = threading.Thread(target=run, name="demo-daemon", daemon=True)
+                  f"`demo` pacing the campaign and filling its hopper. After each tick the simulated clock moves "
+                  f"on one dialer interval ({self.plan_.interval_s:g} s)"
+                  + (f" from {exact[0]:%H:%M} to {exact[1]:%H:%M} UTC, where most prospects may be dialed," if exact
+                     else "") + f" and further elsewhere, so the day takes ~{self.seconds:g} s "
+                  f"(daemon log: {log_path})")
+        ticks = CampaignTicks(engine, daemon, self.campaign_id)
+        runner = DayRunner(self.plan_, clock, tick=ticks, in_flight=ticks.in_flight, stop=daemon.stop,
+                           pause=lambda: self._set_state(engine, CampaignState.PAUSED), seconds=self.seconds)
+        thread = threading.Thread(target=runner.run, name="demo-daemon", daemon=True)
         thread.start()
         # The live line's reads: plain deferred transactions, never the write lock the project's
         # engine takes on SQLite (BEGIN IMMEDIATE), so they never hold the daemon up.
         reader = db.make_reader_engine(self.config.database_url)
-        paused_at_tick: int | None = None  # the daemon's tick count when the campaign was paused
-        finish_by = 0.0
+        finish_by: float | None = None  # wall deadline for the calls on to end, once interrupted
         interrupted = False
         try:
             with self._display() as show:
-                while True:
+                while thread.is_alive():
                     try:
                         now = sim.now()
-                        daemon.speed = clock.speed()
                         with reader.connect() as conn:
                             figures = progress.call_figures(conn, self.campaign_id, now, SESSIONS)
-                        show(self._line(now, figures, paused_at_tick is not None), now)
-                        if failure or not thread.is_alive():
-                            raise DialerError(f"the daemon stopped: {failure[0] if failure else 'no reason given'}")
-                        if paused_at_tick is None and now >= self.end:
-                            paused_at_tick, finish_by = self._pause(engine, daemon), time.monotonic() + 60
-                            continue
-                        # A tick that began before the pause may still start a call: two full ticks
-                        # after it, no new call can come, and nothing in flight means all ended.
-                        if paused_at_tick is not None and figures.in_flight == 0 \
-                                and daemon.metrics.total("ticks") >= paused_at_tick + 2:
-                            break
-                        if paused_at_tick is not None and time.monotonic() > finish_by:
-                            raise DialerError(f"{figures.in_flight} call(s) did not end after the campaign was paused; "
-                                              f"see {log_path}")
-                        time.sleep(0.2)
+                        show(self._line(now, figures, runner), now)
+                        if finish_by is not None and time.monotonic() > finish_by:
+                            raise DialerError(f"{figures.in_flight} call(s) did not end after the campaign was "
+                                              f"paused; see {log_path}")
+                        thread.join(timeout=0.25)
                     except KeyboardInterrupt:
                         if interrupted:
                             raise  # a second Ctrl-C: stop at once
                         # Ctrl-C: no new call, let the calls on end, then drain (as at the day's end).
                         interrupted = True
-                        if paused_at_tick is None:
-                            paused_at_tick = self._pause(engine, daemon)
+                        runner.finish.set()
                         finish_by = time.monotonic() + 15
         finally:
             previous = {n: signal.signal(n, signal.SIG_IGN) for n in (signal.SIGINT, signal.SIGTERM)}
             try:
-                stop.set()
+                daemon.stop.set()  # the drain: a tick under way starts no new call
                 thread.join(timeout=60)
+                drain(daemon)
                 server.shutdown()
                 client.close()
                 logging_to_file.close()
                 with reader.connect() as conn:
                     figures = progress.call_figures(conn, self.campaign_id, sim.now(), SESSIONS)
                 reader.dispose()
-                if paused_at_tick is not None:
-                    with engine.begin() as conn:
-                        registry.set_state(conn, registry.resolve_campaign(conn, self.name),
-                                           CampaignState.ACTIVE, datetime.now(UTC))
+                if runner.paused:
+                    self._set_state(engine, CampaignState.ACTIVE)
             finally:
                 for number, handler in previous.items():
                     signal.signal(number, handler)
         if thread.is_alive():
             raise DialerError(f"the daemon did not stop within 60 s of being asked to; see {log_path}")
+        if runner.failure is not None:
+            raise DialerError(f"the daemon stopped: {runner.failure}; see {log_path}")
         if interrupted:
             raise KeyboardInterrupt
         if figures.in_flight:
             raise DialerError(f"{figures.in_flight} call(s) were still in flight when the daemon stopped")
         self.finished_at = sim.now()
         self.result["dialing"] = {
+            "pacing": str(self.pacing), "target_abandon_rate": self.target_abandon_rate,
             "calls": figures.calls, "not_placed": figures.not_placed, "answered": figures.answered,
             "abandoned": figures.abandoned, "platform_calls": len(sim.calls()),
             "simulated_until": self.finished_at.isoformat(), "daemon_ticks": daemon.metrics.total("ticks"),
-            "tick_ms_p50": _median_tick_ms(log_path), "busiest_speed": round(clock.tail_speed),
+            "tick_ms_p50": _median_tick_ms(log_path), "dialer_interval_s": self.plan_.interval_s,
+            "day_ticks": len(runner.instants),
+            "stepped_exactly": {"from": exact[0].isoformat(), "until": exact[1].isoformat()} if exact else None,
         }
         self.say(f"   the window has closed in every zone; the campaign was paused while the last calls ended, "
                  f"then resumed. The platform placed {len(sim.calls()):,} calls.")
 
-    def _pause(self, engine, daemon) -> int:
-        """Pause the campaign (its events are still applied, no new call starts); the tick count then."""
+    def _set_state(self, engine, state: CampaignState) -> None:
         with engine.begin() as conn:
-            registry.set_state(conn, registry.resolve_campaign(conn, self.name), CampaignState.PAUSED,
-                               datetime.now(UTC))
-        return daemon.metrics.total("ticks")
+            registry.set_state(conn, registry.resolve_campaign(conn, self.name), state, datetime.now(UTC))
 
     @contextmanager
     def _display(self):
@@ -398,7 +578,8 @@ class Demo:
 
         yield show
 
-    def _line(self, now: datetime, f: progress.Figures, paused: bool) -> Text:
+    def _line(self, now: datetime, f: progress.Figures, runner: DayRunner) -> Text:
+        paused = runner.paused
         span = (self.end - self.start).total_seconds()
         done = min(1.0, max(0.0, (now - self.start).total_seconds() / span))
         width = 20
@@ -409,7 +590,7 @@ class Demo:
             ("   ", ""), (f"{now:%a %H:%M} UTC ({eastern:%H:%M} ET) ", "bold"), (bar, "magenta"),
             (" finishing" if paused else f" {done:4.0%}", "yellow" if paused else ""),
             f"  calls {f.calls:,}  answered {f.answered:,}  abandoned {f.abandoned:,} ({f.abandon_rate:.1%})"
-            f"  occupancy {f.occupancy:.0%}  hopper {f.hopper:,}",
+            f"  occupancy {f.occupancy:.0%}  hopper {f.hopper:,}  step {_duration(runner.step_s)}",
         )
 
     # 6: the report -----------------------------------------------------------------------
@@ -425,7 +606,11 @@ class Demo:
                            lambda: datetime.now(UTC))
         recipients, sent = list(delivery.recipients), delivery.sent_via
         rows = reports.read_detail(built.detail_path)
-        hour, share = busiest_hour(rows, SESSIONS)
+        # The hours stepped one dialer interval per tick are where the pacing, not the demo's
+        # clock, decides how busy the sessions are: the busiest hour is looked for there.
+        exact = self.plan_.exact_span()
+        hour, share = busiest_hour(rows, SESSIONS, within=exact)
+        hour_abandons = abandon_rate(rows, hour, hour + timedelta(hours=1)) if hour else None
         talk_hours = sum(float(r["duration_s"] or 0) for r in rows if r["answered_at_utc"]) / 3600
         other_days = attempts - built.rows
         self.result["report"] = {**built.summary.as_dict(), "rows": built.rows, "file": str(built.detail_path),
@@ -433,14 +618,24 @@ class Demo:
                                  "attempts_other_days": other_days,
                                  "busiest_hour": hour.isoformat() if hour else None,
                                  "busiest_hour_occupancy": round(share, 4), "talk_hours": round(talk_hours, 2)}
+        s = built.summary
+        self.result["dialing"].update({
+            "abandon_rate": round(s.abandon_rate, 4),
+            "occupancy": None if exact is None else round(occupancy(rows, SESSIONS, *exact), 4),
+            "busiest_hour": hour.isoformat() if hour else None, "busiest_hour_occupancy": round(share, 4),
+            "busiest_hour_abandon_rate": None if hour_abandons is None else round(hour_abandons, 4),
+            "occupancy_whole_day": round(occupancy(rows, SESSIONS, self.start, self.end), 4),
+        })
         self.result["seconds"] = round(time.monotonic() - self.began, 1)
         if self.quiet:
             return
         self.step(6, "Report", f"the day's report, built from the calls export and mailed to {', '.join(recipients)}")
-        extra = [("agent occupancy, busiest hour", f"{share:.0%} ({hour:%H:00} UTC)" if hour else "—"),
+        extra = [("pacing", f"{self.pacing}, abandon-rate target {self.target_abandon_rate:.1%}"),
+                 ("abandon rate", f"{s.abandon_rate:.1%} of the calls a person answered"),
+                 ("agent occupancy, busiest hour",
+                  f"{share:.0%} ({hour:%a %H:00} UTC, stepped every {self.plan_.interval_s:g} s)" if hour else "—"),
                  ("agent hours on calls", f"{talk_hours:.1f}")]
-        out.print(summary_table(built.summary, extra))
-        s = built.summary
+        out.print(summary_table(s, extra))
         states = ", ".join(f"{k} {v:,}" for k, v in sorted(s.prospects.items()) if v)
         self.say(f"   prospects now: {states}")
         if other_days:
@@ -451,6 +646,10 @@ class Demo:
         self.say(Text.assemble(("Done in ", "bold green"), (f"{self.result['seconds']:.0f} s", "bold green"),
                                ". Run it again any time: it starts afresh. To look around in Dagster's UI: "
                                f"make dev DIALER_HOME={_shown(self.home)}"))
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
 
 
 def _median_tick_ms(log_path: Path) -> float | None:
@@ -476,7 +675,7 @@ def demo_cmd(
     ctx: typer.Context,
     home: Annotated[Path | None, typer.Option("--home", help="The demo's own folder, emptied at each run (default: <DIALER_HOME>/demo).")] = None,
     prospects: Annotated[int, typer.Option("--prospects", help="Rows in the synthetic list.", min=200, max=200_000)] = 3000,
-    seconds: Annotated[float, typer.Option("--seconds", help="Wall-clock seconds the dialing day takes.", min=5, max=3600)] = 60.0,
+    seconds: Annotated[float, typer.Option("--seconds", help="Wall-clock seconds the dialing day takes, about (the busiest hour, stepped one dialer interval per tick, takes what it takes).", min=5, max=3600)] = 60.0,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the list and the simulator.")] = 7,
     json_out: JsonFlag = False,
 ) -> None:

@@ -13,6 +13,7 @@ import email
 import email.policy
 import io
 import json
+import math
 import os
 import re
 import shutil
@@ -20,6 +21,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import zipfile
 from collections import Counter
@@ -159,6 +161,37 @@ def test_demo_figures_match_the_database_and_the_report_file(first_run):
     for row in rows:
         assert "09:00" <= row["called_at_local"][11:16] < "21:00"
 
+    # Predictive pacing; its abandon rate and the agents' occupancy, re-counted from the database.
+    assert (campaign.pacing_mode, campaign.target_abandon_rate, campaign.dialer_interval_s) == ("predictive", 0.02, 5)
+    assert (d["pacing"], d["target_abandon_rate"]) == ("predictive", 0.02)
+    placed_today = [a for a in placed if a.id in of_the_day]
+    lost = sum(a.outcome == "abandoned" for a in placed_today)
+    assert d["abandon_rate"] == r["abandon_rate"] == round(
+        lost / (lost + sum(a.answered_at is not None for a in placed_today)), 4)
+    since, until = (datetime.fromisoformat(d["stepped_exactly"][k]) for k in ("from", "until"))
+    assert d["occupancy"] == pytest.approx(_occupancy(placed_today, since, until), abs=1e-4)
+    hour = datetime.fromisoformat(d["busiest_hour"])
+    assert r["busiest_hour"] == d["busiest_hour"] and since <= hour < hour + timedelta(hours=1) <= until
+    hourly = {since + timedelta(hours=h): _occupancy(placed_today, since + timedelta(hours=h),
+                                                     since + timedelta(hours=h + 1))
+              for h in range(int((until - since).total_seconds() // 3600))}
+    assert max(hourly, key=hourly.__getitem__) == hour
+    assert r["busiest_hour_occupancy"] == d["busiest_hour_occupancy"] == pytest.approx(hourly[hour], abs=1e-4)
+    assert hourly[hour] > 0.3, "ten sessions kept busy by the pacing, not idle between ticks"
+    in_hour = [a for a in placed_today if hour <= a.created_at < hour + timedelta(hours=1)]
+    lost_in_hour = sum(a.outcome == "abandoned" for a in in_hour)
+    assert d["busiest_hour_abandon_rate"] == round(
+        lost_in_hour / (lost_in_hour + sum(a.answered_at is not None for a in in_hour)), 4)
+    # The day as the daemon saw it: every 15-minute slot ticked, the busiest hours every dialer
+    # interval exactly (the clock steps once per tick, so occupancy there is the pacing's).
+    start, end = (datetime.fromisoformat(result["day"][k]) for k in ("start", "end"))
+    log = map(json.loads, (home / "daemon.log").read_text().splitlines())
+    ticks = [datetime.fromisoformat(entry["at"]) for entry in log if entry.get("event") == "tick"]
+    assert ticks == sorted(ticks) and ticks[0] == start and d["daemon_ticks"] == len(ticks)
+    assert {(t - start) // demo.SLOT for t in ticks if t < end} == set(range(math.ceil((end - start) / demo.SLOT)))
+    assert [t for t in ticks if since <= t < until] == [
+        since + timedelta(seconds=5 * k) for k in range(int((until - since).total_seconds()) // 5)]
+
     # The email in the mail folder carries the same file and figures.
     [eml] = (home / "mail").glob("*.eml")
     assert r["email"] == str(eml)
@@ -170,7 +203,13 @@ def test_demo_figures_match_the_database_and_the_report_file(first_run):
     body = next(part for part in message.walk() if part.get_content_type() == "text/plain").get_content()
     assert re.search(rf"^Dials\s+{r['dials']}$", body, re.MULTILINE)
     assert [(s.report_date, s.kind) for s in sent] == [(day, "daily")]
-    assert any(json.loads(line)["event"] == "tick" for line in (home / "daemon.log").read_text().splitlines())
+
+
+def _occupancy(attempts, since: datetime, until: datetime, sessions: int = demo.SESSIONS) -> float:
+    """The sessions' share of [since, until) on calls, from attempts' answered and ended instants."""
+    on_calls = sum(max(0.0, (min(a.ended_at or until, until) - max(a.answered_at, since)).total_seconds())
+                   for a in attempts if a.answered_at is not None)
+    return on_calls / (sessions * (until - since).total_seconds())
 
 
 def test_demo_runs_again_from_scratch_and_prints_its_tables(first_run, tmp_path):
@@ -184,6 +223,8 @@ def test_demo_runs_again_from_scratch_and_prints_its_tables(first_run, tmp_path)
             uploads = conn.execute(sa.select(t.prospect_lists.c.loaded, t.prospect_lists.c.duplicates)).all()
             dials = conn.execute(sa.select(sa.func.count()).select_from(t.call_attempts)
                                  .where(t.call_attempts.c.outcome != "not_placed")).scalar_one()
+            attempts = conn.execute(sa.select(t.call_attempts, t.prospects.c.zone_group)
+                                    .join(t.prospects, t.prospects.c.id == t.call_attempts.c.prospect_id)).all()
     finally:
         engine.dispose()
     # A fresh start: one upload, loaded in full again (not duplicates of the first run's numbers).
@@ -197,6 +238,20 @@ def test_demo_runs_again_from_scratch_and_prints_its_tables(first_run, tmp_path)
     printed_dials = re.search(r"│ dials\s+│ ([\d,]+)", stdout).group(1).replace(",", "")
     in_file = sum(1 for row in _report_rows(report_file) if row["outcome"] != "not_placed")
     assert int(printed_dials) == in_file <= dials
+    # The pacing's figures as printed: the day's abandon rate and the busiest hour's occupancy,
+    # re-counted from the database.
+    assert re.search(r"│ pacing\s+│ predictive, abandon-rate target 2\.0%", stdout)
+    day = date.fromisoformat(report_file.parent.name)
+    today = [a for a in attempts if a.outcome != "not_placed" and _local_day(a.created_at, a.zone_group) == day]
+    lost = sum(a.outcome == "abandoned" for a in today)
+    rate = lost / (lost + sum(a.answered_at is not None for a in today))
+    assert re.search(rf"│ abandon rate\s+│ {rate:.1%} of the calls a person answered", stdout), stdout
+    busiest = re.search(r"│ agent occupancy, busiest hour\s+│ (\d+)% \((\w+) (\d\d):00 UTC, stepped every 5 s\)",
+                        stdout)
+    weekday, hh = busiest.group(2), int(busiest.group(3))
+    [hour] = [datetime.combine(d, datetime.min.time(), UTC) + timedelta(hours=hh)
+              for d in (day, day + timedelta(days=1)) if d.strftime("%a") == weekday]
+    assert busiest.group(1) == f"{_occupancy(today, hour, hour + timedelta(hours=1)) * 100:.0f}"
 
 
 def test_ctrl_c_during_the_day_drains_and_exits_130(tmp_path):
@@ -265,21 +320,89 @@ def test_dialing_day_is_an_ordinary_weekday_after_today():
     assert demo.dialing_day(datetime(2026, 12, 1, 23, 30, tzinfo=UTC), opens) == date(2026, 12, 3)
 
 
-def test_day_clock_spends_the_wall_time_where_the_prospects_are():
-    now = {"t": 100.0}
-    clock = demo.DayClock([0.05, 1.0, 1.0, 0.05], seconds=10.0, monotonic=lambda: now["t"])
-    assert clock() == 0.0  # not started: the simulator's origin
-    clock.start()
-    slot = demo.SLOT.total_seconds()
-    assert sum(clock.walls) == pytest.approx(10.0)
-    assert clock.walls[1] == pytest.approx(20 * clock.walls[0])
-    readings = []
-    for step in range(121):
-        now["t"] = 100.0 + step * 0.1
-        readings.append(clock())
-    assert readings == sorted(readings)
-    assert readings[100] == pytest.approx(4 * slot)  # the whole day in `seconds`
-    assert clock.speed() == clock.tail_speed == min(clock.speeds)  # the last calls end at the busiest pace
+# A day shaped like the demo's: Guam's lonely morning, the mainland opening zone by zone, its
+# plateau, the evening tail, then nothing open at all (hour by hour, four 15-minute slots each).
+DAY_START = datetime(2026, 11, 30, 8, tzinfo=UTC)
+HOURLY_SHARES = [0.01] * 5 + [0.02, 0.42, 0.75, 0.87] + [1.0] * 7 + [0.88, 0.42, 0.2, 0.09] + [0.0] * 4
+
+
+def _day_plan(seconds: float) -> demo.DayPlan:
+    shares = [share for share in HOURLY_SHARES for _ in range(4)]
+    return demo.plan_day(DAY_START, DAY_START + timedelta(hours=24), shares, 5.0, seconds)
+
+
+def _run_day(plan: demo.DayPlan, seconds: float, tick_s) -> tuple[demo.DayRunner, float]:
+    """The runner on a fake wall clock: each tick costs `tick_s(step before it)` wall seconds."""
+    wall = {"t": 1000.0}
+    clock = demo.Stepped()
+    runner: demo.DayRunner
+
+    def tick() -> None:
+        wall["t"] += tick_s(runner.step_s)
+
+    runner = demo.DayRunner(plan, clock, tick=tick, in_flight=lambda: 0, pause=lambda: None,
+                            stop=threading.Event(), seconds=seconds, monotonic=lambda: wall["t"])
+    runner.day()
+    return runner, wall["t"] - 1000.0
+
+
+def test_the_day_plan_steps_the_busiest_hours_exactly():
+    plan = _day_plan(60.0)
+    slot = demo.SLOT_S
+    # One hour fits in half of a minute at TICK_S a tick, two do not: the first hour of the plateau,
+    # 17:00 UTC (the earliest of equals: the fewer busy hours stepped long before it the better).
+    assert plan.exact_span() == (DAY_START + timedelta(hours=9), DAY_START + timedelta(hours=10))
+    assert sorted(plan.exact) == [36, 37, 38, 39]
+    assert all(plan.shares[i] == max(plan.shares) for i in plan.exact)
+    assert plan.per_slot == slot / 5
+    # More wall time buys more hours, in a row, with nearly as many prospects (16:00 has 87%);
+    # a few seconds still buy one.
+    assert _day_plan(150.0).exact_span() == (DAY_START + timedelta(hours=8), DAY_START + timedelta(hours=11))
+    assert len(_day_plan(5.0).exact) == 4
+
+
+@pytest.mark.parametrize("tick_ms", [20, 90])
+def test_the_day_runner_steps_the_busiest_hours_exactly_and_the_rest_as_the_wall_time_allows(tick_ms):
+    """A tick costs `tick_ms` (more after a long step: its calls and events), on a machine as fast as
+    `TICK_S` assumes or three times slower; the day is stepped through either way."""
+    plan = _day_plan(60.0)
+    runner, wall = _run_day(plan, 60.0, lambda step_s: tick_ms / 1000 * (1 + min(step_s, 300) / 300))
+    instants = runner.instants
+    # The whole day, in order, every slot starting on a tick, and the clock at the day's end.
+    assert instants[0] == 0.0 and instants == sorted(set(instants)) and instants[-1] < plan.span_s
+    assert runner.clock.value == plan.span_s
+    assert {int(t // demo.SLOT_S) for t in instants} == set(range(96))
+    assert all(any(t == i * demo.SLOT_S for t in instants) for i in range(96))
+    # The busiest hour: one tick per dialer interval, 720 of them.
+    since, until = (t.timestamp() - DAY_START.timestamp() for t in plan.exact_span())
+    exact = [t for t in instants if since <= t < until]
+    assert exact == [since + 5.0 * k for k in range(720)]
+    per_hour = Counter(int(t // 3600) for t in instants)
+    assert [per_hour[h] for h in range(20, 24)] == [4, 4, 4, 4]  # nothing open: one step per slot
+    if tick_ms == 20:
+        # Ticks as cheap as TICK_S says: about `seconds`, the plateau's other hours stepped more
+        # often than the evening tail's.
+        assert 54 <= wall <= 66 and len(instants) <= 66 / 0.02
+        assert min(per_hour[h] for h in range(10, 16)) > per_hour[18] > per_hour[19] > 4
+    else:
+        # Three times dearer: the exact hour takes what it takes, the wall time is gone by its end,
+        # and the rest of the day passes a slot a tick.
+        assert wall < 720 * 0.09 * 1.1 + 30
+        assert all(per_hour[h] == 4 for h in range(10, 24))
+
+
+def test_the_day_runner_finishes_early_by_pausing_and_letting_the_calls_on_end():
+    plan = _day_plan(60.0)
+    clock = demo.Stepped()
+    left = iter([3, 1, 0])
+    events: list[str] = []
+    runner = demo.DayRunner(plan, clock, tick=lambda: events.append("tick"), in_flight=lambda: next(left),
+                            pause=lambda: events.append("pause"), stop=threading.Event(), seconds=60.0)
+    runner.finish.set()  # Ctrl-C before the day began
+    runner.run()
+    assert runner.failure is None and runner.paused and runner.instants == []
+    assert events == ["pause", "tick", "tick", "tick"]
+    assert clock.value == 2 * demo.LAST_CALLS_STEP_S  # a minute between the ticks after the pause
 
 
 def test_generated_list_is_reproducible_and_covers_every_region():
@@ -371,4 +494,5 @@ def test_demo_campaign_file_is_a_valid_campaign():
 
     settings = parse_settings(yaml.safe_load(demo.campaign_file()))
     assert settings.workspace == "demo" and settings.dnc.dnc_disposition == "Do Not Call"
+    assert (settings.dialing.pacing, settings.dialing.target_abandon_rate) == ("predictive", 0.02)
     assert set(demo.DISPOSITION_MIX) == {d.title for d in settings.dispositions}
