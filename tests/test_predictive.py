@@ -160,6 +160,14 @@ def test_the_margin_rises_with_abandons_falls_with_connected_calls_and_settles_a
     assert P.next_state(start, CallHistory(connected=1_000_000), 0.02).margin == P.MARGIN_MIN
 
 
+def test_connected_calls_lower_the_margin_only_after_the_models_own_decisions():
+    held = PacerState(margin=2.0, lowering=False)
+    assert P.next_state(held, CallHistory(connected=100), 0.02).margin == 2.0
+    assert P.next_state(held, CallHistory(connected=100, abandoned=1), 0.02).margin > 2.0
+    assert not predictive_calls(inputs(idle=50, sessions=50, talking=[])).state.lowering  # the per-tick cap
+    assert predictive_calls(inputs(idle=10)).state.lowering
+
+
 def test_a_target_of_3_percent_is_aimed_below_the_guard():
     start = PacerState(margin=2.0)
     # At 2.9% abandons the margin still rises: the aim is capped below the 30-day guard.

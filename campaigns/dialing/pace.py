@@ -22,6 +22,7 @@ from campaigns.core.model import Campaign
 from campaigns.dialing import calls, history, hopper, runtime
 from campaigns.dialing.pacing import PacingDecision, PacingInputs, calls_to_place
 from campaigns.dialing.predictive import (
+    MODEL_LIMITS,
     PacerState,
     PredictiveInputs,
     estimate,
@@ -74,7 +75,9 @@ def decide(conn: sa.Connection, campaign: Campaign, sessions: Sessions, now: dat
         hopper=depth, max_active_calls=campaign.max_active_calls, wrap_up_s=float(campaign.wrap_up_s),
         target_abandon_rate=campaign.target_abandon_rate,
         history=replace(feedback, answered_30d=answered_30d, abandoned_30d=abandoned_30d),
-        state=PacerState(margin=stored.margin, guard=stored.guard) if stored.margin is not None else PacerState(),
+        state=PacerState(margin=stored.margin, guard=stored.guard,
+                         lowering=(stored.estimates or {}).get("limited_by", "model") in MODEL_LIMITS)
+        if stored.margin is not None else PacerState(),
     )
     margin: float | None
     if campaign.pacing_mode == PacingMode.PREDICTIVE:

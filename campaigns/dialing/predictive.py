@@ -36,7 +36,9 @@ the start (few answers yet) and hardly at all later.
 **The margin** (a multiplier of the standard deviation) moves by a slow feedback on the
 calls persons answered since the last tick: up by `MARGIN_UP` per abandoned call, down by
 `MARGIN_UP × target ÷ (1 − target)` per connected call — so it settles where abandons are
-the target share of answers — and is clamped to [`MARGIN_MIN`, `MARGIN_MAX`].
+the target share of answers — and is clamped to [`MARGIN_MIN`, `MARGIN_MAX`]. It is lowered
+only after ticks the model itself decided (`MODEL_LIMITS`), never while something else held
+the calls back.
 
 **Guard rails.**
 - Cold start: until the cohort holds `MIN_PERSONS` person answers, at most one call per idle
@@ -81,6 +83,7 @@ GUARD_HYSTERESIS = 0.001
 # The margin aims at the target, never above this: the 30-day guard is a guard, not the steady state.
 HIGHEST_AIM = LEGAL_ABANDON_RATE - GUARD_MARGIN - 0.003
 GUARD_MIN_ANSWERS = 300
+MODEL_LIMITS = ("model", "no_free_sessions")  # decisions the model made, not a cap or a guard
 # New calls per tick, per agent session: the ramp from all sessions idle spreads over a few
 # ticks (each placing at most this many) instead of one burst that outlasts the dialer interval.
 MAX_CALLS_PER_SESSION = 1.0
@@ -123,6 +126,11 @@ class PacerState:
 
     margin: float = MARGIN_START
     guard: bool = False
+    # Whether connected calls may lower the margin: only when the model itself set the last
+    # decision. While a cold start, the guard, the per-tick cap or the hopper held the calls
+    # back, connects without abandons say nothing about the margin, and lowering it then
+    # would make the next busy stretch overdial.
+    lowering: bool = True
 
 
 @dataclass(frozen=True)
@@ -326,7 +334,7 @@ def _horizon(i: PredictiveInputs, dials: DialOutcomes, talk: TalkTime, tau: floa
 def next_state(state: PacerState, history: CallHistory, target: float) -> PacerState:
     """The margin after this tick's feedback, and the 30-day guard's new position."""
     aim = min(target, HIGHEST_AIM)
-    down = MARGIN_UP * aim / (1 - aim)
+    down = MARGIN_UP * aim / (1 - aim) if state.lowering else 0.0
     margin = state.margin + MARGIN_UP * history.abandoned - down * history.connected
     margin = min(MARGIN_MAX, max(MARGIN_MIN, margin))
     guard = state.guard
@@ -375,12 +383,14 @@ def predictive_calls(i: PredictiveInputs) -> PredictiveDecision:
     if i.max_active_calls > 0 and i.max_active_calls - i.active < cap:
         cap, capped_by = max(0, i.max_active_calls - i.active), "max_active_calls"
 
+    held = replace(state, lowering=False)
     if cold or state.guard:
         wanted = max(0, i.idle - len(h.ringing_ages))
         reason = "cold_start" if cold else "abandon_guard"
         if wanted > cap:
-            return PredictiveDecision(cap, capped_by, estimates, state)
-        return PredictiveDecision(wanted, reason, estimates, state)
+            return PredictiveDecision(cap, capped_by, estimates, held)
+        return PredictiveDecision(wanted, reason, estimates, held)
+    state = replace(state, lowering=True)
 
     horizons = [_horizon(i, dials, talk, float(tau))
                 for tau in range(1, min(MAX_HORIZON_S, math.ceil(dials.longest_answer_s)) + 1)]
@@ -398,5 +408,5 @@ def predictive_calls(i: PredictiveInputs) -> PredictiveDecision:
         else:
             hi = mid - 1
     if lo == cap and cap < most:
-        return PredictiveDecision(lo, capped_by, estimates, state)
+        return PredictiveDecision(lo, capped_by, estimates, held)
     return PredictiveDecision(lo, "model", estimates, state)
