@@ -18,18 +18,11 @@ from dialer_daemon.daemon import Daemon, PlatformClock
 from dialer_daemon.simulator import Profile, Simulator, serve
 from dialer_daemon.voice import VoiceClient
 from tests.helpers import UPLOADS_CAMPAIGN, add_prospects, apply_campaign
+from tests.test_daemon import FakeMonotonic as Stepped
 
 START = datetime(2026, 10, 21, 15, 0, tzinfo=UTC)  # 11:00 in New York, a Wednesday
 INTERVAL = 5
 NAME = "acme/renewals"
-
-
-class Stepped:
-    def __init__(self) -> None:
-        self.value = 0.0
-
-    def __call__(self) -> float:
-        return self.value
 
 
 @pytest.fixture
