@@ -22,6 +22,7 @@ from campaigns.ingestion import (
     dedupe,
     dnc_scrub,
     load,
+    upload_claims,
     upload_record,
     uploads,
 )
@@ -62,7 +63,7 @@ def upload_file(
     """
     store = bucket.get()
     try:
-        opened = uploads.open_upload(database.engine, store, context.partition_key, _now())
+        opened = uploads.open_upload(database.engine, store, context.partition_key, _now(), context.run.run_id)
     except csvfile.FileRejected as exc:
         raise dg.Failure(description=str(exc), metadata={"rejected": True}) from None
     metadata: dict[str, Any] = {
@@ -120,14 +121,19 @@ def validated_rows(
             check_results=[_conformance({}, {"already_loaded": True})],
         )
 
-    def on_batch(rows: int, share: float) -> None:
-        context.log.info(f"staged {rows:,} rows ({share:.0%} of the file)")
-        progress(rows, share)
-
     try:
-        counts = uploads.stage(database.engine, store, opened, on_batch=on_batch)
+        with _holding(context, database, opened) as claim:
+
+            def on_batch(rows: int, share: float) -> None:
+                claim.beat(_now())  # staging is the long stage: show the run is alive
+                context.log.info(f"staged {rows:,} rows ({share:.0%} of the file)")
+                progress(rows, share)
+
+            counts = uploads.stage(database.engine, store, opened, on_batch=on_batch)
     except csvfile.FileRejected as exc:
         raise dg.Failure(description=str(exc), metadata={"rejected": True}) from None
+    except upload_claims.UploadBusy as exc:
+        raise dg.Failure(description=str(exc)) from None
     failures = counts.pop("schema_failures")
     with database.engine.connect() as conn:
         reasons = Counter(
@@ -142,6 +148,11 @@ def validated_rows(
         },
         check_results=[_conformance(failures, {"rows": counts["rows"], "invalid_rows": counts["invalid"]})],
     )
+
+
+def _holding(context: dg.AssetExecutionContext, database: DatabaseResource, opened: uploads.OpenedUpload):
+    """This run's claim on the upload for the stage (handed back if the stage fails)."""
+    return upload_claims.holding(database.engine, opened.upload.id, opened.upload.source_key, context.run.run_id, _now())
 
 
 def _conformance(failures: dict, figures: dict) -> dg.AssetCheckResult:
@@ -165,7 +176,7 @@ def deduplicated_rows(
     opened = uploads.current_upload(database.engine, bucket.get(), context.partition_key)
     if opened.already_loaded:
         return dg.MaterializeResult(metadata={"upload_id": opened.upload.id, "already_loaded": True})
-    with database.engine.begin() as conn:
+    with _holding(context, database, opened), database.engine.begin() as conn:
         within = dedupe.mark_duplicates_within(conn, opened.upload.id)
         across = dedupe.mark_duplicates_across(conn, opened.upload, opened.campaign.id, _now())
     return dg.MaterializeResult(
@@ -186,7 +197,7 @@ def dnc_scrubbed_rows(
     opened = uploads.current_upload(database.engine, bucket.get(), context.partition_key)
     if opened.already_loaded:
         return dg.MaterializeResult(metadata={"upload_id": opened.upload.id, "already_loaded": True})
-    with database.engine.begin() as conn:
+    with _holding(context, database, opened), database.engine.begin() as conn:
         matched, flagged = dnc_scrub.mark_dnc(conn, opened.upload, opened.campaign)
     if matched and not flagged:
         context.log.warning(
@@ -227,7 +238,9 @@ def loaded_prospects(
     store = bucket.get()
     opened = uploads.current_upload(database.engine, store, context.partition_key)
     try:
-        load.load_prospects(database.engine, opened.upload, opened.campaign, _now())
+        with _holding(context, database, opened):
+            # Loads only if no other run has taken the upload over since this stage began.
+            load.load_prospects(database.engine, opened.upload, opened.campaign, _now(), runner=context.run.run_id)
     except DialerError as exc:
         raise dg.Failure(description=str(exc)) from None
     with database.engine.connect() as conn:

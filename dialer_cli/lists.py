@@ -2,7 +2,9 @@
 
 `list upload` runs the same Dagster job the inbox sensor launches, in this
 process, on a copy of the file placed in the bucket's inbox; so a list loaded
-from the CLI and one dropped in the bucket take exactly the same path.
+from the CLI and one dropped in the bucket take exactly the same path. Run
+again after it was interrupted, it resumes the copy already in the inbox
+(`campaigns.ingestion.interrupted.place_in_inbox`) rather than loading a second one.
 """
 
 from __future__ import annotations
@@ -27,12 +29,11 @@ from rich.text import Text
 from campaigns.core.config import DialerConfig
 from campaigns.core.errors import DialerError
 from campaigns.dialing import dnc as dnc_membership
-from campaigns.ingestion import dnc, upload_record
+from campaigns.ingestion import dnc, interrupted, upload_record
 from campaigns.ingestion.bucket import Bucket
 from campaigns.ingestion.inbox import (
     InboxFile,
     UploadOptions,
-    parse_inbox_key,
     parse_options,
 )
 from campaigns.ingestion.staging_table import OnBatch
@@ -49,17 +50,6 @@ from dialer_cli.common import (
 
 list_app = typer.Typer(help="Load prospect lists into campaigns.", no_args_is_help=True)
 dnc_app = typer.Typer(help="Manage do-not-call lists.", no_args_is_help=True)
-
-
-def _free_key(bucket: Bucket, workspace: str, slug: str, filename: str) -> InboxFile:
-    """An inbox key for the file that no earlier file occupies."""
-    candidate = parse_inbox_key(f"inbox/{workspace}/{slug}/{filename}")
-    n = 1
-    stem, suffix = (filename[:-7], ".csv.gz") if filename.lower().endswith(".csv.gz") else (filename[:-4], filename[-4:])
-    while any(bucket.exists(k) for k in (candidate.key, *candidate.sidecar_keys())):
-        candidate = parse_inbox_key(f"inbox/{workspace}/{slug}/{stem}.{n}{suffix}")
-        n += 1
-    return candidate
 
 
 def run_upload_job(config: DialerConfig, partition_key: str, on_batch: OnBatch | None = None):
@@ -158,13 +148,14 @@ def upload(
     with database(config) as engine, engine.connect() as conn:
         ref = registry.resolve_campaign(conn, campaign)
     bucket = Bucket.from_config(config)
-    target = _free_key(bucket, ref.workspace, ref.slug, file.name)
-    if options != UploadOptions():
-        sidecar = {k: v for k, v in options.model_dump().items() if v is not None}
-        bucket.write_text(target.sidecar_keys()[0], yaml.safe_dump(sidecar))
-    with file.open("rb") as source, bucket.open(target.key, "wb") as destination:
-        while chunk := source.read(1 << 20):
-            destination.write(chunk)
+    with database(config) as engine:
+        placement = interrupted.place_in_inbox(
+            engine, bucket, ref.workspace, ref.slug, file.name, lambda: file.open("rb"), file.stat().st_size,
+            options, datetime.now(UTC),
+        )
+    target = placement.inbox_file
+    if placement.copy:
+        _copy_into_inbox(bucket, file, target, options)
 
     show_bar = not json_out and sys.stderr.isatty()
     progress = Progress(
@@ -187,6 +178,22 @@ def upload(
         print_json(payload)
         return
     print_upload_summary(payload, f"{file.name} → {ref.qualified_slug} (upload {summary.upload_id})", summary.warnings)
+
+
+def _copy_into_inbox(bucket: Bucket, file: Path, target: InboxFile, options: UploadOptions) -> None:
+    """The file (and its options as a sidecar) at `target`, appearing whole or not at all.
+
+    Copied under a hidden `.part` name first, so neither the sensor nor a later
+    run ever reads a copy this command did not finish.
+    """
+    if options != UploadOptions():
+        sidecar = {k: v for k, v in options.model_dump().items() if v is not None}
+        bucket.write_text(target.sidecar_keys()[0], yaml.safe_dump(sidecar))
+    partial = target.key + ".part"
+    with file.open("rb") as source, bucket.open(partial, "wb") as destination:
+        while chunk := source.read(1 << 20):
+            destination.write(chunk)
+    bucket.move(partial, target.key)
 
 
 def print_upload_summary(payload: dict, title: str, warnings: list[str]) -> None:

@@ -7,8 +7,10 @@ file is requested when it shows the same version (size and mtime, or ETag)
 on two ticks in a row, so a file still being written waits. A version already
 registered as an upload (e.g. by `dialer list upload`) is not requested again,
 except once more if it loaded but is still in the inbox (the run died before
-filing it away).
-Keys that do not fit the layout are moved to rejected/ with an explanation.
+filing it away), or if its load was interrupted (a killed run left it
+processing: `campaigns.ingestion.interrupted` says when, and when to give up).
+Keys that do not fit the layout are moved to rejected/ with an explanation;
+symbolic links (a folder bucket) are refused in the log, once, and left alone.
 """
 
 
@@ -18,6 +20,7 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from assets.partitions import dnc_files, uploads
+from campaigns.ingestion.bucket import Listing
 from campaigns.ingestion.inbox import (
     BadKey,
     is_hidden,
@@ -25,7 +28,7 @@ from campaigns.ingestion.inbox import (
     parse_dnc_key,
     parse_inbox_key,
 )
-from campaigns.ingestion.upload_record import known_versions
+from campaigns.ingestion.interrupted import InboxAction, Registered, review_inbox
 from campaigns.ingestion.uploads import reject_key
 from pipelines.jobs import import_dnc_file, load_prospect_list
 from resources.bucket import BucketResource
@@ -37,17 +40,24 @@ def _cursor(raw: str | None) -> dict:
         data = json.loads(raw) if raw else {}
     except ValueError:
         data = {}
-    return {"last_key": data.get("last_key"), "pending": dict(data.get("pending") or {})}
+    return {
+        "last_key": data.get("last_key"),
+        "pending": dict(data.get("pending") or {}),
+        "links": list(data.get("links") or []),
+    }
 
 
-def _scan(context, store, prefix, parse, partitions_def, known=None):
+def _scan(context, store, listing: Listing, parse, partitions_def, known: dict[tuple[str, str], Registered] | None = None):
     known = known or {}
     now = datetime.now(UTC)
     state = _cursor(context.cursor)
+    for link in listing.links:
+        if link not in state["links"]:  # once per link, not once per tick
+            context.log.warning(store.refusal(link) or f"{link}: is a symbolic link; it was left untouched.")
     settling: dict[str, str] = {}
     requests: list[dg.RunRequest] = []
     new_partitions: list[str] = []
-    for obj in store.list(prefix):
+    for obj in listing.files:
         if is_sidecar(obj.key) or is_hidden(obj.key) or obj.key.endswith(".error.txt"):
             continue
         try:
@@ -59,12 +69,13 @@ def _scan(context, store, prefix, parse, partitions_def, known=None):
             except OSError as move_error:  # one stuck file must not stop the others
                 context.log.warning(f"{obj.key}: could not be moved aside ({move_error}).")
             continue
-        if (obj.key, obj.version) in known:
-            if known[(obj.key, obj.version)] == "file-away":
-                # Loaded, but the run died before filing the file away: one more run finishes it.
+        registered = known.get((obj.key, obj.version))
+        if registered is not None:
+            if registered.action != InboxAction.DONE:
+                # Loaded but not filed away, or interrupted: one more run finishes it or starts it over.
                 new_partitions.append(target.partition_key)
                 requests.append(
-                    dg.RunRequest(run_key=f"{obj.key}@{obj.version}#file-away", partition_key=target.partition_key)
+                    dg.RunRequest(run_key=registered.run_key(obj.key, obj.version), partition_key=target.partition_key)
                 )
             continue
         if state["pending"].get(obj.key) != obj.version:
@@ -75,10 +86,15 @@ def _scan(context, store, prefix, parse, partitions_def, known=None):
             dg.RunRequest(run_key=f"{obj.key}@{obj.version}", partition_key=target.partition_key)
         )
         state["last_key"] = obj.key
-    cursor = json.dumps({"last_key": state["last_key"], "pending": settling}, sort_keys=True)
+    data: dict = {"last_key": state["last_key"], "pending": settling}
+    if listing.links:
+        data["links"] = listing.links
+    cursor = json.dumps(data, sort_keys=True)
     dynamic = [partitions_def.build_add_request(new_partitions)] if new_partitions else []
     if not requests:
         waiting = f"{len(settling)} file(s) settling" if settling else "no new files"
+        if listing.links:
+            waiting += f"; {len(listing.links)} symbolic link(s) left untouched"
         return dg.SensorResult(skip_reason=waiting, cursor=cursor)
     return dg.SensorResult(run_requests=requests, dynamic_partitions_requests=dynamic, cursor=cursor)
 
@@ -91,10 +107,11 @@ def _scan(context, store, prefix, parse, partitions_def, known=None):
 )
 def inbox_sensor(context: dg.SensorEvaluationContext, bucket: BucketResource, database: DatabaseResource):
     store = bucket.get()
-    keys = [o.key for o in store.list("inbox")]
-    with database.engine.connect() as conn:
-        known = known_versions(conn, keys)
-    return _scan(context, store, "inbox", parse_inbox_key, uploads, known)
+    listing = store.scan("inbox")
+    review = review_inbox(database.engine, store, listing.files, datetime.now(UTC))
+    for notice in review.notices:  # an upload refused or abandoned: logged once, as it happens
+        context.log.warning(notice)
+    return _scan(context, store, listing, parse_inbox_key, uploads, review.registered)
 
 
 @dg.sensor(
@@ -104,4 +121,5 @@ def inbox_sensor(context: dg.SensorEvaluationContext, bucket: BucketResource, da
     description="Requests one import_dnc_file run per new file under dnc/<workspace>/<list>/.",
 )
 def dnc_sensor(context: dg.SensorEvaluationContext, bucket: BucketResource):
-    return _scan(context, bucket.get(), "dnc", parse_dnc_key, dnc_files)
+    store = bucket.get()
+    return _scan(context, store, store.scan("dnc"), parse_dnc_key, dnc_files)

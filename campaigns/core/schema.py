@@ -198,6 +198,11 @@ prospect_lists = sa.Table(
     sa.Column("archived_key", sa.String(1024), nullable=True),
     # The campaign's `list_loads` when this upload's cross-campaign dedupe ran.
     sa.Column("deduped_at_loads", sa.Integer, nullable=True),
+    # The run loading a processing upload, its last sign of life and how often the upload
+    # was started over: a killed run's upload is found and resumed (upload_claims, migration 0009).
+    sa.Column("claimed_by", sa.String(100), nullable=True),
+    sa.Column("heartbeat_at", UTCDateTime, nullable=True),
+    sa.Column("resumes", sa.Integer, nullable=False, server_default="0"),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("completed_at", UTCDateTime, nullable=True),
     sa.UniqueConstraint("campaign_id", "source_key", "source_version"),

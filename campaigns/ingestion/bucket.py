@@ -2,7 +2,12 @@
 
 Keys are always relative, `/`-separated and checked: a key that is absolute,
 contains `..` or a backslash, or otherwise tries to leave the bucket's prefix
-is refused before any file system call (`UnsafeKey`).
+is refused before any file system call (`UnsafeKey`). On a folder, a key must
+also be where its file really is: a symbolic link anywhere below the bucket's
+root (a file link, or a folder link such as `inbox/wsb/camp → ../wsa/camp`)
+would let one workspace's key read and move another's file, or one outside
+the bucket, so such a key is refused and the file left alone (`LinkedKey`).
+S3 has no links.
 """
 
 from __future__ import annotations
@@ -23,11 +28,21 @@ class UnsafeKey(DialerError):
     """A key that would leave the bucket's prefix."""
 
 
+class LinkedKey(UnsafeKey):
+    """A key on a folder bucket whose path goes through a symbolic link."""
+
+
 @dataclass(frozen=True)
 class ObjectInfo:
     key: str
     size: int
     version: str  # ETag on S3, size and mtime on a folder: changes whenever the content does
+
+
+@dataclass(frozen=True)
+class Listing:
+    files: list[ObjectInfo]  # sorted by key; raw keys, not yet checked against the layout
+    links: list[str]  # symbolic links met on a folder bucket, sorted: never read, never moved
 
 
 def storage_options(url: str, s3_endpoint_url: str | None = None) -> dict:
@@ -74,15 +89,44 @@ class Bucket:
     def path(self, key: str) -> str:
         path = f"{self.root}/{check_key(key)}"
         if self.is_local:
-            self._inside(path, key)
+            self._real(path, key)
         return path
 
-    def _inside(self, path: str, key: str) -> None:
-        """On a folder, a symlink must not lead outside the bucket."""
+    def refusal(self, key: str) -> str | None:
+        """The sentence that refuses `key` (a link on its path, a bad segment), or None if it is fine."""
+        try:
+            self.path(key)
+        except UnsafeKey as exc:
+            return str(exc)
+        return None
+
+    def _real(self, path: str, key: str) -> None:
+        """On a folder, the key must be its file's real place: no symbolic link below the root."""
         real_root = os.path.realpath(self.root)
-        real = os.path.realpath(path)
-        if real != real_root and not real.startswith(real_root + os.sep):
-            raise UnsafeKey(f"bucket key {key!r} leads outside the bucket (a symbolic link?)")
+        if os.path.realpath(path) != os.path.join(real_root, *key.split("/")):
+            raise LinkedKey(self._link_sentence(key, real_root))
+
+    def _link_sentence(self, key: str, real_root: str) -> str:
+        parts = key.split("/")
+        for depth in range(1, len(parts) + 1):
+            link = "/".join(parts[:depth])
+            if not os.path.islink(f"{self.root}/{link}"):
+                continue
+            target = os.path.realpath(f"{self.root}/{link}")
+            inside = target.startswith(real_root + os.sep)
+            where = (
+                "to " + os.path.relpath(target, real_root).replace(os.sep, "/")
+                if inside else "that leads outside the bucket"
+            )
+            if link == key:
+                what, fix = "is a symbolic link", f"put the file itself at {key}"
+            else:
+                what, fix = f"goes through {link}, a symbolic link", f"make {link} a real folder holding the file"
+            return (
+                f"{key}: {what} {where}; files are only read and moved where they really are, "
+                f"so it was left untouched: {fix}."
+            )
+        return f"{key}: leads outside the bucket; put the file itself at {key}."
 
     def url_of(self, key: str) -> str:
         return f"{self.url.rstrip('/')}/{check_key(key)}"
@@ -105,20 +149,31 @@ class Bucket:
             version = f"{size}-{int(stamp * 1_000_000)}"
         return ObjectInfo(key=self._key_of(path), size=size, version=version)
 
-    def list(self, prefix: str) -> list[ObjectInfo]:
-        """Every file under `prefix`, sorted by key; raw keys, not yet checked for safety."""
-        base = f"{self.root}/{prefix.strip('/')}"
+    def scan(self, prefix: str) -> Listing:
+        """Every file under `prefix`, and apart the symbolic links met (a folder's links are not followed)."""
+        prefix = prefix.strip("/")
+        base = f"{self.root}/{prefix}"
+        if self.is_local:
+            try:
+                self.path(prefix)
+            except LinkedKey:
+                return Listing([], [prefix])
         if not self.fs.exists(base):
-            return []
+            return Listing([], [])
         found = self.fs.find(base, detail=True)
-        listed = []
+        listed, links = [], []
         for path, info in found.items():
             if info.get("type") == "directory":
                 continue
             if self.is_local and (info.get("islink") or os.path.islink(path)):
-                continue  # a link could point anywhere; only real files are ours
+                links.append(self._key_of(path))  # a link could point anywhere; only real files are ours
+                continue
             listed.append(self._info(path, info))
-        return sorted(listed, key=lambda o: o.key)
+        return Listing(sorted(listed, key=lambda o: o.key), sorted(links))
+
+    def list(self, prefix: str) -> list[ObjectInfo]:
+        """Every file under `prefix`, sorted by key; raw keys, not yet checked against the layout."""
+        return self.scan(prefix).files
 
     def info(self, key: str) -> ObjectInfo | None:
         try:

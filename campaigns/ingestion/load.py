@@ -17,6 +17,7 @@ from campaigns.core import schema as t
 from campaigns.core.errors import DialerError, NotFound
 from campaigns.core.lifecycle import ProspectStatus, RowOutcome, UploadStatus
 from campaigns.core.types import UTCDateTime
+from campaigns.ingestion import upload_claims
 from campaigns.ingestion.accounting import outcome_counts
 from campaigns.ingestion.dedupe import mark_duplicates_across
 from campaigns.ingestion.dnc_scrub import dnc_matches
@@ -41,8 +42,14 @@ def _lock_campaign(conn: sa.Connection, campaign_id: int) -> int:
     return conn.execute(query).scalar_one()
 
 
-def load_prospects(engine: sa.Engine, upload: Upload, campaign: CampaignInfo, now: datetime) -> Summary:
-    """Insert the upload's valid and DNC-flagged rows as prospects, in one transaction."""
+def load_prospects(
+    engine: sa.Engine, upload: Upload, campaign: CampaignInfo, now: datetime, *, runner: str | None = None
+) -> Summary:
+    """Insert the upload's valid and DNC-flagged rows as prospects, in one transaction.
+
+    `runner`: the run loading it, which must still hold the upload's claim
+    (`upload_claims`); a run that another has taken over loads nothing.
+    """
     u, p = t.upload_rows, t.prospects
     with engine.begin() as conn:
         # Lock first, then read the status: a second runner of the same upload (CLI and
@@ -56,6 +63,10 @@ def load_prospects(engine: sa.Engine, upload: Upload, campaign: CampaignInfo, no
             return summary(conn, upload.id)
         if current.status != UploadStatus.PROCESSING:
             raise NotFound(f"{upload.source_key}: upload {upload.id} was {current.status}; it cannot be loaded.")
+        if runner is not None and not upload_claims.holds(conn, upload.id, runner):
+            # The taker restages the file; these staging rows may be half its, half ours.
+            taker = upload_claims.state(conn, upload.id).claimed_by
+            raise upload_claims.UploadBusy(upload_claims.lost_message(upload.source_key, runner, taker))
         counts = outcome_counts(conn, upload.id)
         staged = sum(counts.values())
         recorded_rows = current.rows

@@ -141,28 +141,6 @@ def latest_upload(conn: sa.Connection, campaign_id: int, source_key: str) -> Upl
     return None if row is None else _upload_from_row(row)
 
 
-def known_versions(conn: sa.Connection, source_keys: list[str]) -> dict[tuple[str, str], str]:
-    """(key, version) pairs already registered as uploads → what the sensor should do with them.
-
-    "file-away" when the upload loaded but its file is still in the inbox (the
-    run died after the load committed), else "done".
-    """
-    if not source_keys:
-        return {}
-    pl = t.prospect_lists
-    rows = conn.execute(
-        sa.select(pl.c.source_key, pl.c.source_version, pl.c.status, pl.c.archived_key).where(
-            pl.c.source_key.in_(source_keys)
-        )
-    )
-    return {
-        (r.source_key, r.source_version): (
-            "file-away" if r.status == UploadStatus.LOADED and r.archived_key is None else "done"
-        )
-        for r in rows
-    }
-
-
 def register_upload(
     conn: sa.Connection,
     campaign: CampaignInfo,

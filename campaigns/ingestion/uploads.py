@@ -19,8 +19,8 @@ import sqlalchemy as sa
 
 from campaigns.core.errors import DialerError
 from campaigns.core.lifecycle import UploadStatus
-from campaigns.ingestion import accounting, csvfile, upload_record
-from campaigns.ingestion.bucket import Bucket
+from campaigns.ingestion import accounting, csvfile, upload_claims, upload_record
+from campaigns.ingestion.bucket import Bucket, UnsafeKey
 from campaigns.ingestion.inbox import (
     BadKey,
     InboxFile,
@@ -69,17 +69,22 @@ def reject_file(bucket: Bucket, inbox_file: InboxFile, message: str, now: dateti
     return destination
 
 
-def open_upload(engine: sa.Engine, bucket: Bucket, partition_key: str, now: datetime) -> OpenedUpload:
-    """Find the partition's file, register its upload and read its layout.
+def open_upload(engine: sa.Engine, bucket: Bucket, partition_key: str, now: datetime, runner: str) -> OpenedUpload:
+    """Find the partition's file, register its upload (claimed by the run `runner`) and read its layout.
 
     Raises `csvfile.FileRejected` after moving a refused file aside and
     recording why; a file already loaded comes back with `already_loaded`.
+    An upload a killed run left processing starts over here (`interrupted`).
     """
     try:
         inbox_file = inbox_file_for_partition(partition_key)
     except BadKey as exc:
         raise csvfile.FileRejected(str(exc)) from None
-    info = bucket.info(inbox_file.key)
+    try:
+        info = bucket.info(inbox_file.key)
+    except UnsafeKey as exc:
+        # A link on the key's path: that file is not this key's to load or move; it stays where it is.
+        raise csvfile.FileRejected(str(exc)) from None
     try:
         with engine.begin() as conn:
             campaign = upload_record.campaign_info(conn, inbox_file.workspace, inbox_file.campaign)
@@ -104,6 +109,7 @@ def open_upload(engine: sa.Engine, bucket: Bucket, partition_key: str, now: date
         raise csvfile.FileRejected(str(exc)) from None
     with engine.begin() as conn:
         upload = upload_record.register_upload(conn, campaign, inbox_file, info, options, now, sidecar_key=sidecar_key)
+        upload_claims.claim(conn, upload.id, runner, now, restart=True)
     if upload.status == UploadStatus.LOADED:
         return OpenedUpload(inbox_file, campaign, upload, None, inbox_file.key)
     try:
@@ -174,6 +180,10 @@ def finish_upload(engine: sa.Engine, bucket: Bucket, opened: OpenedUpload) -> up
         bucket.write_bytes(rejects_key, data)
         with engine.begin() as conn:
             upload_record.set_rejects_file(conn, opened.upload.id, rejects_key)
+    # Staging goes before the file moves: a run killed in between leaves the file in the
+    # inbox for the sensor's file-away run, and no staging rows that nothing would purge.
+    with engine.begin() as conn:
+        accounting.purge_staging(conn, opened.upload.id)
     if bucket.exists(inbox_file.key):
         archived = bucket.move(inbox_file.key, inbox_file.moved_key("processed"))
         for sidecar in inbox_file.sidecar_keys():
@@ -181,6 +191,5 @@ def finish_upload(engine: sa.Engine, bucket: Bucket, opened: OpenedUpload) -> up
                 bucket.move(sidecar, archived.rsplit("/", 1)[0] + "/" + sidecar.rsplit("/", 1)[1])
         with engine.begin() as conn:
             upload_record.set_archived_key(conn, opened.upload.id, archived)
-    with engine.begin() as conn:
-        accounting.purge_staging(conn, opened.upload.id)
+    with engine.connect() as conn:
         return upload_record.summary(conn, opened.upload.id)
