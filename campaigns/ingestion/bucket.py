@@ -119,7 +119,8 @@ class Bucket:
                 if inside else "that leads outside the bucket"
             )
             if link == key:
-                what, fix = "is a symbolic link", f"put the file itself at {key}"
+                what = "is a symbolic link"
+                fix = f"make {key} a real folder" if os.path.isdir(target) else f"put the file itself at {key}"
             else:
                 what, fix = f"goes through {link}, a symbolic link", f"make {link} a real folder holding the file"
             return (

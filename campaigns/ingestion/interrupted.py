@@ -213,10 +213,12 @@ def place_in_inbox(
         n += 1
         if not any(bucket.exists(k) for k in (candidate.key, *candidate.sidecar_keys())):
             return Placement(candidate, copy=True)
-        if not (_same_options(bucket, candidate, options) and _same_bytes(bucket, candidate.key, local, size)):
+        if not _same_options(bucket, candidate, options):
             continue
         info = bucket.info(candidate.key)
-        if info is None:
+        if info is None:  # only our sidecar: a copy killed before its file was in place
+            return Placement(candidate, copy=True)
+        if not _same_bytes(bucket, candidate.key, local, size):
             continue
         with engine.connect() as conn:
             upload = upload_record.find_upload(conn, campaign.id, candidate.key, info.version)
