@@ -27,7 +27,9 @@ from typer.testing import CliRunner
 
 from campaigns.core import schema as t
 from campaigns.core.config import DialerConfig
-from campaigns.ingestion import accounting, interrupted, upload_claims
+from campaigns.ingestion import accounting, interrupted, upload_claims, upload_record
+from campaigns.ingestion.bucket import Bucket
+from campaigns.ingestion.inbox import UploadOptions, parse_inbox_key
 from dialer_cli.main import app
 from pipelines.sensors import inbox_sensor
 from resources.bucket import BucketResource
@@ -203,21 +205,43 @@ def test_dialer_list_upload_again_resumes_an_upload_killed_inside_the_load(
     assert list((bucket_dir / "inbox/acme/renewals").iterdir()) == []
 
 
-def test_the_sensor_gives_up_after_the_last_resume_and_abandons_a_vanished_file(engine, dialer_env, bucket_dir, instance):
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # the claim rules; the kill test covers both
+def test_a_run_that_failed_hands_its_upload_back_to_dialer_list_upload_at_once(
+    engine, dialer_env, bucket_dir, tmp_path, instance
+):
     apply_campaign(engine)
     upload_id = _staged_then_killed(engine, bucket_dir)
+    _age_heartbeat(engine, upload_id, by=timedelta(seconds=1))
+    with pytest.raises(RuntimeError), upload_claims.holding(engine, upload_id, KEY, "run-that-fails", datetime.now(UTC)):
+        raise RuntimeError("a stage fails")
+    assert _uploads(engine)[0].claimed_by is None
+
+    # The sensor still waits (a failure may be the database's, gone in a minute) ...
+    assert _tick(instance, _tick(instance).cursor).run_requests == []
+    # ... but an operator re-running the command takes the upload over at once.
+    local = tmp_path / "leads.csv"
+    local.write_text(HEADER + ROWS)
+    result = cli.invoke(app, ["list", "upload", "renewals", str(local), "--json"])
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["upload_id"] == upload_id
+    _assert_loaded_once(engine, upload_id)
+
+
+def test_the_sensor_gives_up_after_the_last_resume_and_abandons_a_vanished_file(engine, dialer_env, bucket_dir, instance):
+    apply_campaign(engine)
+    _staged_then_killed(engine, bucket_dir)
     with engine.begin() as conn:
         conn.execute(sa.update(t.prospect_lists).values(resumes=interrupted.MAX_RESUMES))
-    drop(bucket_dir, "inbox/acme/renewals/gone.csv", HEADER + "4155559999,Z\n")
-    assert run_upload("acme/renewals/gone.csv", instance=None).success is True
-    with engine.begin() as conn:  # a second killed upload whose file then left the inbox
-        conn.execute(
-            sa.update(t.prospect_lists).where(t.prospect_lists.c.id != upload_id)
-            .values(status="processing", archived_key=None, completed_at=None)
-        )
-        conn.execute(sa.delete(t.prospects).where(t.prospects.c.list_id != upload_id))
-        gone_id = conn.execute(sa.select(t.prospect_lists.c.id).where(t.prospect_lists.c.id != upload_id)).scalar_one()
+    # A second killed upload, whose file then left the inbox: nothing to resume it from.
+    gone = parse_inbox_key(drop(bucket_dir, "inbox/acme/renewals/gone.csv", HEADER + "4155559999,Z\n"))
+    bucket = Bucket.from_config(DialerConfig.from_env())
+    with engine.begin() as conn:
+        campaign = upload_record.campaign_info(conn, "acme", "renewals")
+        gone_id = upload_record.register_upload(
+            conn, campaign, gone, bucket.info(gone.key), UploadOptions(), datetime.now(UTC)
+        ).id
         conn.execute(sa.insert(t.upload_rows).values(upload_id=gone_id, row_number=1, outcome="valid"))
+    (bucket_dir / gone.key).unlink()
     _age_heartbeat(engine, gone_id)
 
     tick = _tick(instance)
