@@ -326,7 +326,7 @@ def explain(error: ValidationError, source: str, model: type[BaseModel] | None =
         message = message[len("Value error, ") :]
         shown = ""
     else:
-        message = message.replace("Input should be", "must be")
+        message = re.sub(r"^(?:Input|String|List|Value) should", "must", message)
         message = message[0].lower() + message[1:]
     if not loc:
         return f"{source}: {message}{shown}."
