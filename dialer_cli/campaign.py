@@ -20,6 +20,7 @@ from dialer_cli.common import (
     JsonFlag,
     config_of,
     database,
+    literal,
     now,
     out,
     parse_at,
@@ -138,12 +139,11 @@ def campaign_status_cmd(
     if json_out:
         print_json({**report.as_dict(), "dialability": dialability})
         return
-    out.print(
-        f"[bold]{report.workspace}/{report.slug}[/] — {report.name}\n"
-        f"state {report.state}, status [bold]{report.status}[/], "
-        f"{report.calls_in_flight} calls in flight, hopper {report.hopper_depth}, "
-        f"{report.uploads} uploads"
-    )
+    out.print(Text.assemble(
+        literal(f"{report.workspace}/{report.slug}", "bold"), " — ", literal(report.name),
+        f"\nstate {report.state}, status ", (str(report.status), "bold"),
+        f", {report.calls_in_flight} calls in flight, hopper {report.hopper_depth}, {report.uploads} uploads",
+    ))
     if report.paced_by:
         out.print(f"paced by daemon {report.paced_by} (lease until {report.lease_expires_at:%Y-%m-%d %H:%M:%S} UTC "
                   "unless renewed)")
@@ -154,7 +154,7 @@ def campaign_status_cmd(
     table = Table("prospect state", "count")
     for state, count in report.prospects.items():
         table.add_row(state, str(count))
-    table.add_row("[bold]total[/]", str(sum(report.prospects.values())))
+    table.add_row(Text("total", style="bold"), str(sum(report.prospects.values())))
     out.print(table)
     out.print(
         f"{dialability['dialable_now']} of {dialability['open_prospects']} ready, queued or callback "
@@ -163,7 +163,7 @@ def campaign_status_cmd(
     if dialability["top_reasons"]:
         reasons = Table("not dialable now because", "prospects", "for example")
         for reason in dialability["top_reasons"]:
-            reasons.add_row(reason["code"], str(reason["prospects"]), Text(reason["message"]))
+            reasons.add_row(reason["code"], str(reason["prospects"]), literal(reason["message"]))
         out.print(reasons)
 
 
@@ -172,7 +172,7 @@ def _percent(value: float | None) -> str:
 
 
 def _print_pacing(p: PacingStatus) -> None:
-    line = f"pacing {p.mode} (target abandon rate {p.target_abandon_rate:.1%})"
+    line = Text(f"pacing {p.mode} (target abandon rate {p.target_abandon_rate:.1%})")
     if p.estimated_at is None:
         line += ": no tick yet"
     else:
@@ -182,7 +182,7 @@ def _print_pacing(p: PacingStatus) -> None:
         if p.margin is not None:
             line += f", margin {p.margin:.2f}σ"
         if p.guard:
-            line += ", [bold]30-day guard on: no overdial[/]"
+            line.append(", ").append("30-day guard on: no overdial", style="bold")
         line += f"; last tick placed {p.last_calls} ({p.limited_by})"
         if p.sessions_total is not None:
             line += (f"; sessions {p.sessions_total}: {p.sessions_idle} idle, {p.sessions_wrap_up} in wrap-up")

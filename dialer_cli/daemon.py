@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-import yaml
 
 from campaigns.core.errors import DialerError
+from campaigns.core.yamlfile import read_yaml_file
 from campaigns.setup import registry
 from dialer_cli.common import (
     JsonFlag,
@@ -34,7 +34,7 @@ commands = typer.Typer()
 @user_errors
 def simulator_cmd(
     ctx: typer.Context,
-    port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1.")] = 8765,
+    port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1.", min=0, max=65535)] = 8765,
     seed: Annotated[int, typer.Option("--seed", help="Seed: the same requests give the same calls.")] = 1,
     sessions: Annotated[int, typer.Option("--sessions", help="Agent sessions per campaign.", min=1)] = 10,
     speed: Annotated[float, typer.Option("--speed", help="Simulated seconds per wall-clock second.", min=0.01)] = 1.0,
@@ -50,9 +50,12 @@ def simulator_cmd(
         injected = Faults.parse(faults)
     except ValueError as exc:
         raise DialerError(f"--faults: {exc}.") from None
-    sim = Simulator(seed=seed, start=parse_at(start), speed=speed, default=default, profiles=profiles,
+    sim = Simulator(seed=seed, start=parse_at(start, flag="--start"), speed=speed, default=default, profiles=profiles,
                     token=config_of(ctx).voice_api_token, faults=injected, changes=changes)
-    server = serve(sim, "127.0.0.1", port)
+    try:
+        server = serve(sim, "127.0.0.1", port)
+    except OSError as exc:
+        raise DialerError(f"--port {port}: cannot listen on 127.0.0.1 ({exc.strerror or exc}).") from None
     out.print(f"Voice simulator on http://127.0.0.1:{server.server_port} — clock {sim.now().isoformat()}, "
               f"speed ×{speed:g}, {default.sessions} sessions per campaign"
               f"{f', {len(changes)} profile change(s)' if changes else ''}"
@@ -86,10 +89,7 @@ def simulator_profiles(path: Path | None, sessions: int) -> tuple[Profile, dict[
     default = Profile(sessions=sessions)
     if path is None:
         return default, {}, []
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise DialerError(f"{path}: cannot be read as a YAML simulator profile ({exc}).") from None
+    data = read_yaml_file(path, what="simulator profile") or {}
     if not isinstance(data, dict) or not set(data) <= {"default", "campaigns", "changes"}:
         raise DialerError(f"{path}: a simulator profile has `default:` and `campaigns:` mappings and a `changes:` "
                           "list only.")
@@ -153,7 +153,7 @@ def daemon_cmd(
     once: Annotated[bool, typer.Option("--once", help="One tick of each campaign whose lease is free, then exit.")] = False,
     exit_when_done: Annotated[bool, typer.Option("--exit-when-done", help="Exit once no call is in flight and nothing more can be dialed today.")] = False,
     fill_hopper: Annotated[bool, typer.Option("--fill-hopper", help="Also fill hopper on the platform's clock (simulator runs; Dagster fills it in production).")] = False,
-    metrics_port: Annotated[int | None, typer.Option("--metrics-port", help="Serve /metrics (Prometheus) and /healthz on PORT.")] = None,
+    metrics_port: Annotated[int | None, typer.Option("--metrics-port", help="Serve /metrics (Prometheus) and /healthz on PORT.", min=0, max=65535)] = None,
     metrics_host: Annotated[str, typer.Option("--metrics-host", help="Address for --metrics-port; loopback unless you mean to expose it.")] = "127.0.0.1",
     lease_seconds: Annotated[float, typer.Option("--lease-seconds", help="A campaign's lease lasts this long unrenewed: how soon another daemon takes over from a dead one.", min=3, max=300)] = 15.0,
     concurrency: Annotated[int, typer.Option("--concurrency", help="Requests to place calls in flight at once.", min=1, max=64)] = 8,

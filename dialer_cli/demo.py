@@ -63,7 +63,15 @@ from campaigns.reporting import progress, reports
 from campaigns.reporting.delivery import deliver
 from campaigns.setup import registry
 from campaigns.setup.settings import parse_settings
-from dialer_cli.common import JsonFlag, config_of, err, out, print_json, user_errors
+from dialer_cli.common import (
+    JsonFlag,
+    config_of,
+    err,
+    literal,
+    out,
+    print_json,
+    user_errors,
+)
 from dialer_cli.dev import seed_dagster_home
 
 commands = typer.Typer()
@@ -384,7 +392,7 @@ class Demo:
             out.print(*parts, soft_wrap=True, **kwargs)
 
     def step(self, number: int, title: str, text: str) -> None:
-        self.say(Text.assemble((f"{number}. {title:<9} ", "bold cyan"), text))
+        self.say(Text.assemble((f"{number}. {title:<9} ", "bold cyan"), literal(text)))
 
     # 1–3: campaign, DNC list, upload -----------------------------------------------------
     def setup(self, engine, now: datetime) -> None:
@@ -644,8 +652,8 @@ class Demo:
         self.say(f"   report: {built.detail_path}")
         self.say(f"   email:  {sent}")
         self.say(Text.assemble(("Done in ", "bold green"), (f"{self.result['seconds']:.0f} s", "bold green"),
-                               ". Run it again any time: it starts afresh. To look around in Dagster's UI: "
-                               f"make dev DIALER_HOME={_shown(self.home)}"))
+                               ". Run it again any time: it starts afresh. To look around in Dagster's UI: ",
+                               literal(f"make dev DIALER_HOME={_shown(self.home)}")))
 
 
 def _duration(seconds: float) -> str:
@@ -693,8 +701,8 @@ def demo_cmd(
     demo = Demo(config, prospects, seconds, seed, quiet=json_out)
     prepare_home(home)
     demo.say(Text.assemble(("Campaign dialer demo", "bold"),
-                           f" — on embedded defaults in {_shown(home)}: a SQLite database, a bucket folder, "
-                           "a mail folder and a Dagster instance."))
+                           literal(f" — on embedded defaults in {_shown(home)}: a SQLite database, a bucket folder, "
+                                   "a mail folder and a Dagster instance.")))
     engine = db.make_engine(config.database_url)
     stage = "setup"
     try:

@@ -32,7 +32,7 @@ import typer
 from campaigns.core import db
 from campaigns.core.config import DialerConfig
 from campaigns.core.errors import DialerError
-from dialer_cli.common import config_of, out, user_errors
+from dialer_cli.common import config_of, open_engine, out, user_errors
 
 commands = typer.Typer()
 
@@ -82,8 +82,8 @@ def stop_process_group(process: subprocess.Popen, grace_s: float = 30.0) -> None
 @user_errors
 def dev_cmd(
     ctx: typer.Context,
-    port: Annotated[int, typer.Option("--port", help="Dagster UI port on 127.0.0.1.")] = 3000,
-    simulator_port: Annotated[int, typer.Option("--simulator-port", help="Voice simulator port on 127.0.0.1.")] = 8765,
+    port: Annotated[int, typer.Option("--port", help="Dagster UI port on 127.0.0.1.", min=1, max=65535)] = 3000,
+    simulator_port: Annotated[int, typer.Option("--simulator-port", help="Voice simulator port on 127.0.0.1.", min=0, max=65535)] = 8765,
     sessions: Annotated[int, typer.Option("--sessions", help="Simulated agent sessions per campaign.", min=1)] = 10,
 ) -> None:
     """Run Dagster's UI, the voice simulator and the daemon together; Ctrl-C stops all three."""
@@ -97,7 +97,7 @@ def dev_cmd(
         signal.signal(number, lambda *_: stop.set())
     config = config_of(ctx)
     home = config.home
-    engine = db.make_engine(config.database_url)
+    engine = open_engine(config)
     db.migrate(engine)
     instance = dagster_home(config)
 

@@ -19,6 +19,7 @@ from dialer_cli.common import (
     JsonFlag,
     config_of,
     database,
+    literal,
     out,
     parse_at,
     print_json,
@@ -61,15 +62,15 @@ def explain_cmd(
         (("state", answer.place.address_state), ("area code", answer.place.area_code_state)) if value
     )
     out.print(Text.assemble(
-        (f"{answer.phone_e164}", "bold"), f" in {answer.campaign}, {who}",
-        f" ({states})" if states else "", f" at {now.isoformat()}:",
+        literal(answer.phone_e164, "bold"), literal(f" in {answer.campaign}, {who}"),
+        literal(f" ({states})" if states else ""), f" at {now.isoformat()}:",
     ))
     if verdict.dialable:
         out.print(Text("dialable now", style="bold green"))
     else:
         out.print(Text("not dialable", style="bold red"))
         for reason in verdict.reasons:
-            out.print(Text.assemble("  • ", (reason.code, "yellow"), ": ", reason.message))
+            out.print(Text.assemble("  • ", (reason.code, "yellow"), ": ", literal(reason.message)))
     table = Table("zone", "local time", "open")
     for zone in verdict.zones:
         table.add_row(zone.zone, f"{zone.local:%a %Y-%m-%d %H:%M} {zone.local.tzname()}",
@@ -100,15 +101,15 @@ def hopper_fill(
     if json_out:
         print_json({"campaign": ref.qualified_slug, **result.as_dict(), "queued_prospects": queued})
         return
-    out.print(
-        f"[bold]{ref.qualified_slug}[/] hopper at {now.isoformat()}: queued {result.queued} "
+    out.print(Text.assemble(
+        literal(ref.qualified_slug, "bold"), f" hopper at {now.isoformat()}: queued {result.queued} "
         f"({result.queued_callbacks} callbacks), level {result.level}, depth "
         f"{result.depth_before} → {result.depth_after}; returned {result.returned_expired} expired "
         f"and {result.returned_closed} outside their window or no longer due; marked "
         f"{result.marked_dnc} DNC (on a DNC list); skipped {result.skipped_cap} at a state's "
         f"24-hour cap; {result.open_groups} of "
-        f"{result.open_groups + result.closed_groups} zone groups open ({result.duration_ms:.0f} ms)."
-    )
+        f"{result.open_groups + result.closed_groups} zone groups open ({result.duration_ms:.0f} ms).",
+    ))
     if result.note:
         out.print(result.note)
     if queued:

@@ -43,13 +43,22 @@ from dialer_cli.common import (
     config_of,
     database,
     err,
+    literal,
     out,
+    plain,
     print_json,
     user_errors,
 )
 
 list_app = typer.Typer(help="Load prospect lists into campaigns.", no_args_is_help=True)
 dnc_app = typer.Typer(help="Manage do-not-call lists.", no_args_is_help=True)
+
+
+def _check_file(path: Path, what: str) -> None:
+    if path.is_dir():
+        raise DialerError(f"{path}: is a directory; name the {what} itself.")
+    if not path.is_file():
+        raise DialerError(f"{path}: no such file.")
 
 
 def run_upload_job(config: DialerConfig, partition_key: str, on_batch: OnBatch | None = None):
@@ -140,8 +149,7 @@ def upload(
         for name in flags:
             text = text.replace(f"`{name}`", "--" + name.replace("_", "-"))
         raise DialerError(text) from None
-    if not file.is_file():
-        raise DialerError(f"{file}: no such file.")
+    _check_file(file, "prospect list")
     if not file.name.lower().endswith((".csv", ".csv.gz")):
         raise DialerError(f"{file}: expected a .csv or .csv.gz file.")
     config = config_of(ctx)
@@ -159,12 +167,12 @@ def upload(
 
     show_bar = not json_out and sys.stderr.isatty()
     progress = Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), TaskProgressColumn(),
+        TextColumn("{task.description}", style="bold", markup=False), BarColumn(), TaskProgressColumn(),
         TextColumn("{task.fields[rows]:,} rows"), TimeElapsedColumn(),
         console=err, transient=True, disable=not show_bar,
     )
     with progress:
-        task = progress.add_task(f"loading {file.name}", total=1.0, rows=0)
+        task = progress.add_task(plain(f"loading {file.name}"), total=1.0, rows=0)
         result, summary = load_inbox_file(
             config, target, on_batch=lambda rows, share: progress.update(task, completed=share, rows=rows)
         )
@@ -198,13 +206,13 @@ def _copy_into_inbox(bucket: Bucket, file: Path, target: InboxFile, options: Upl
 
 def print_upload_summary(payload: dict, title: str, warnings: list[str]) -> None:
     """An upload's accounting as a one-row table, then its warnings and where its rejects went."""
-    table = Table(title=Text(title))
+    table = Table(title=literal(title))
     for column in ("rows", "loaded", "duplicates", "invalid", "dnc"):
         table.add_column(column, justify="right")
     table.add_row(*(f"{payload[k]:,}" for k in ("rows", "loaded", "duplicates", "invalid", "dnc")))
     out.print(table)
     for warning in warnings:
-        out.print(Text.assemble(("warning: ", "bold yellow"), warning), soft_wrap=True)
+        out.print(Text.assemble(("warning: ", "bold yellow"), literal(warning)), soft_wrap=True)
     if payload["rejects_file"]:
         out.print(f"Rejected rows and their reasons: {payload['rejects_file']}", soft_wrap=True, markup=False)
 
@@ -239,8 +247,7 @@ def dnc_import(
 
     from campaigns.setup.settings import SLUG_PATTERN
 
-    if not file.is_file():
-        raise DialerError(f"{file}: no such file.")
+    _check_file(file, "file of numbers")
     with database(config_of(ctx)) as engine:
         ws, name = _split_list(list_name, workspace, engine)
         if not re.match(SLUG_PATTERN, name):

@@ -15,6 +15,7 @@ import typer
 
 from campaigns.core.config import DialerConfig
 from dialer_cli import campaign, daemon, database, demo, dev, dialing, lists, reporting
+from dialer_cli.common import user_errors
 
 app = typer.Typer(
     name="dialer",
@@ -37,6 +38,7 @@ app.add_typer(lists.dnc_app, name="dnc")
 
 
 @app.callback()
+@user_errors
 def configure(ctx: typer.Context) -> None:
     # The one read of the environment for the whole invocation; commands find it in ctx.obj.
     ctx.obj = DialerConfig.from_env()

@@ -62,8 +62,12 @@ def report_cmd(
         with engine.connect() as conn:
             ref = registry.resolve_campaign(conn, campaign)
             the_day = _day(day, registry.load_campaign(conn, ref.id).report_timezone, moment)
-            report = reports.build(conn, ref.id, the_day, moment, reports_dir=config.reports_dir,
-                                   out_dir=out_dir, compression=compression)
+            try:
+                report = reports.build(conn, ref.id, the_day, moment, reports_dir=config.reports_dir,
+                                       out_dir=out_dir, compression=compression)
+            except OSError as exc:
+                raise DialerError(f"cannot write the report to {exc.filename or out_dir} ({exc.strerror or exc}); "
+                                  "name a folder you can write to with --out.") from None
         delivered = None
         if email:
             delivery = deliver(engine, ref.id, report, lambda: Mailer.from_config(config.mail), now, resend=resend)

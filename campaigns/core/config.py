@@ -27,6 +27,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from campaigns.core.errors import ConfigurationError
+
 DEFAULT_HOME = ".dialer"
 
 # Every variable the dialer reads; `DialerConfig.from_env` reads these and nothing else.
@@ -75,7 +77,7 @@ class DialerConfig:
     def from_env(cls, env: Mapping[str, str] | None = None) -> DialerConfig:
         """The configuration the environment describes (`os.environ` unless `env` is given)."""
         env = os.environ if env is None else env
-        home = Path(env.get("DIALER_HOME") or DEFAULT_HOME).expanduser().absolute()
+        home = _folder("DIALER_HOME", env.get("DIALER_HOME") or DEFAULT_HOME)
         return cls(
             home=home,
             database_url=env.get("DIALER_DATABASE_URL") or f"sqlite:///{home / 'dialer.sqlite3'}",
@@ -84,7 +86,7 @@ class DialerConfig:
             mail=_mail(env, home),
             voice_api_url=env.get("DIALER_VOICE_API_URL") or None,
             voice_api_token=env.get("DIALER_VOICE_API_TOKEN") or None,
-            dagster_home=Path(env["DAGSTER_HOME"]).expanduser().absolute() if env.get("DAGSTER_HOME") else None,
+            dagster_home=_folder("DAGSTER_HOME", env["DAGSTER_HOME"]) if env.get("DAGSTER_HOME") else None,
             from_environment=frozenset(k for k in VARIABLES if env.get(k)),
         )
 
@@ -101,6 +103,16 @@ class DialerConfig:
     def is_set(self, variable: str) -> bool:
         """Was `variable` set in the environment this configuration came from?"""
         return variable in self.from_environment
+
+
+def _folder(variable: str, value: str) -> Path:
+    try:
+        return Path(value).expanduser().absolute()
+    except RuntimeError:  # `~name/…` where this machine has no user `name`
+        raise ConfigurationError(
+            f"{variable} `{value}` starts with a home directory this machine does not know; "
+            "give the folder as an absolute path."
+        ) from None
 
 
 def _mail(env: Mapping[str, str], home: Path) -> MailConfig:

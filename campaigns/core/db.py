@@ -8,6 +8,7 @@ switched on so both backends enforce the same schema.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,7 +21,12 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.dialects import postgresql, sqlite
 
-from campaigns.core.errors import DatabaseNotReady, DatabaseRefused, DialerError
+from campaigns.core.errors import (
+    ConfigurationError,
+    DatabaseNotReady,
+    DatabaseRefused,
+    DialerError,
+)
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -32,23 +38,90 @@ Connection = sa.Connection
 DatabaseError = sa.exc.SQLAlchemyError
 
 
+# The drivers the dialer is built and tested on; `postgresql://` means psycopg 3.
+DRIVERS = ("sqlite", "sqlite+pysqlite", "postgresql+psycopg")
+_EXAMPLES = "e.g. `sqlite:////path/dialer.sqlite3` or `postgresql+psycopg://user@host:5432/db`"
+
+
+def _shown(raw: str) -> str:
+    """A URL as typed, for a message that cannot parse it: what may be a password becomes ***.
+
+    Everything between the user name and the last `@` may be the password (a password holding an
+    unescaped `@` or `/` is how a URL fails to parse), so all of it goes; without `://` the user
+    name cannot be told from a scheme either, so the credentials go whole.
+    """
+    scheme, separator, rest = raw.partition("://")
+    if not separator:
+        scheme, rest = "", raw
+    if "@" in rest:
+        credentials, _, location = rest.rpartition("@")
+        user = credentials.split(":", 1)[0] if separator else ""
+        rest = f"{user}:***@{location}" if user else f"***@{location}"
+    return _masked_query(f"{scheme}{separator}{rest}")
+
+
+def _masked_query(text: str) -> str:
+    # libpq also takes the password as a query parameter, which SQLAlchemy's rendering leaves visible.
+    return re.sub(r"([?&]password=)[^&]*", r"\1***", text, flags=re.IGNORECASE)
+
+
+def shown_url(url: sa.URL) -> str:
+    """A parsed URL for messages and logs, with its password hidden wherever it is written."""
+    return _masked_query(url.render_as_string(hide_password=True))
+
+
 def normalize_url(url: str) -> sa.URL:
-    """Parse a database URL, sending plain `postgresql://` URLs through psycopg 3."""
+    """Parse a database URL, sending plain `postgresql://` URLs through psycopg 3.
+
+    A URL that cannot be used is refused here, before any connection, in one sentence that never
+    shows its password (`ConfigurationError`).
+    """
     try:
         parsed = sa.make_url(url)
     except sa.exc.ArgumentError:
-        raise DialerError(
-            f"DIALER_DATABASE_URL `{url}` is not a database URL; expected e.g. "
-            "`sqlite:////path/dialer.sqlite3` or `postgresql+psycopg://user@host/db`."
+        raise ConfigurationError(
+            f"DIALER_DATABASE_URL `{_shown(url)}` is not a database URL (it needs a scheme such as "
+            f"`postgresql+psycopg://`); expected {_EXAMPLES}."
+        ) from None
+    except ValueError:  # SQLAlchemy reads the port with int()
+        raise ConfigurationError(
+            f"DIALER_DATABASE_URL `{_shown(url)}` has a port that is not a number (or an IPv6 host "
+            "without its closing bracket); write it like `postgresql+psycopg://user@host:5432/db`."
         ) from None
     if parsed.drivername in ("postgresql", "postgres", "postgresql+psycopg2"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     if parsed.get_backend_name() not in ("sqlite", "postgresql"):
-        raise DialerError(
+        raise ConfigurationError(
             f"DIALER_DATABASE_URL uses `{parsed.get_backend_name()}`; the dialer supports "
             "`sqlite` and `postgresql+psycopg` only."
         )
+    if parsed.drivername not in DRIVERS:
+        raise ConfigurationError(
+            f"DIALER_DATABASE_URL uses the driver `{parsed.drivername}`; the dialer supports "
+            "`sqlite` and `postgresql+psycopg` only."
+        )
+    if parsed.port is not None and not 1 <= parsed.port <= 65535:
+        raise ConfigurationError(
+            f"DIALER_DATABASE_URL `{shown_url(parsed)}` has port {parsed.port}; a port is between 1 and 65535."
+        )
+    if parsed.get_backend_name() == "postgresql" and parsed.query:
+        _check_postgres_options(parsed)
     return parsed
+
+
+def _check_postgres_options(parsed: sa.URL) -> None:
+    """Refuse query options libpq does not know now, rather than as a traceback at the first connection."""
+    from psycopg import ProgrammingError
+    from psycopg.conninfo import make_conninfo
+
+    options = {key: value if isinstance(value, str) else value[-1] for key, value in parsed.query.items()}
+    try:
+        make_conninfo("", **options)
+    except ProgrammingError as exc:
+        raise ConfigurationError(
+            f"DIALER_DATABASE_URL `{shown_url(parsed)}`: {str(exc).strip()}; the options after `?` are libpq "
+            "connection parameters such as sslmode or connect_timeout."
+        ) from None
 
 
 def _on_sqlite_connect(dbapi_connection, _record) -> None:
@@ -125,7 +198,7 @@ def make_reader_engine(url: str) -> sa.Engine:
 
 def describe(engine: sa.Engine) -> str:
     """The engine's URL with any password hidden, for messages."""
-    return engine.url.render_as_string(hide_password=True)
+    return shown_url(engine.url)
 
 
 @contextmanager

@@ -12,6 +12,10 @@ class DialerError(Exception):
     exit_code = 2
 
 
+class ConfigurationError(DialerError):
+    """A setting from the environment that cannot be used, such as a malformed database URL."""
+
+
 class NotFound(DialerError):
     """A named workspace, campaign or list does not exist."""
 

@@ -15,10 +15,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from campaigns.core.errors import DialerError
+from campaigns.core.yamlfile import load_yaml
 from campaigns.ingestion.bucket import Bucket, UnsafeKey, check_key
 from campaigns.setup.settings import SLUG_PATTERN
 
@@ -136,9 +136,10 @@ def read_sidecar(bucket: Bucket, inbox_file: InboxFile) -> tuple[UploadOptions, 
     for key in inbox_file.sidecar_keys():
         if bucket.exists(key):
             try:
-                data = yaml.safe_load(bucket.read_text(key))
-            except (yaml.YAMLError, UnicodeDecodeError) as exc:
-                raise DialerError(f"{key}: is not valid YAML ({exc}).") from None
+                text = bucket.read_text(key)
+            except UnicodeDecodeError:
+                raise DialerError(f"{key}: is not UTF-8 text; save the options file as UTF-8.") from None
+            data = load_yaml(text, key)
             return parse_options(data, key), key
     return UploadOptions(), None
 

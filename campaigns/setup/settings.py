@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -26,6 +25,7 @@ from pydantic import (
 from campaigns.core.errors import DialerError
 from campaigns.core.lifecycle import CampaignState, PacingMode
 from campaigns.core.regions import LOCALES, regions_for
+from campaigns.core.yamlfile import YamlError, read_yaml_file
 
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 _TIME = re.compile(r"^(?:[01]\d|2[0-3]):[0-5]\d$|^24:00$")
@@ -288,6 +288,12 @@ def _range_of(loc: tuple, model: type[BaseModel] | None = None) -> str | None:
     return f"must be between {low} and {high}"
 
 
+def _abridged(value: Any, limit: int = 60) -> str:
+    """`repr(value)`, cut to `limit` characters: a sentence quotes a wrong value, not a megabyte of it."""
+    text = repr(value[: limit + 1] if isinstance(value, str) else value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 _RANGE_ERRORS = {"less_than_equal", "greater_than_equal", "greater_than", "less_than"}
 
 
@@ -296,9 +302,10 @@ def explain(error: ValidationError, source: str, model: type[BaseModel] | None =
     first = error.errors(include_url=False)[0]
     loc = first["loc"]
     key = _key_path(loc) or "(top level)"
+    key = key if len(key) <= 80 else key[:79] + "…"  # an unknown key can be any length
     kind = first["type"]
     given = first.get("input")
-    shown = "" if isinstance(given, (dict, list)) else f" (got {given!r})"
+    shown = "" if isinstance(given, (dict, list)) else f" (got {_abridged(given)})"
     if kind == "extra_forbidden" and model is not None:
         allowed = list(model.model_fields)
         return f"{source}: unknown key `{key}`; allowed keys here are {', '.join(allowed)}."
@@ -319,7 +326,7 @@ def explain(error: ValidationError, source: str, model: type[BaseModel] | None =
         message = message[len("Value error, ") :]
         shown = ""
     else:
-        message = message.replace("Input should be", "must be")
+        message = re.sub(r"^(?:Input|String|List|Value) should", "must", message)
         message = message[0].lower() + message[1:]
     if not loc:
         return f"{source}: {message}{shown}."
@@ -327,10 +334,15 @@ def explain(error: ValidationError, source: str, model: type[BaseModel] | None =
 
 
 def parse_settings(data: Any, source: str = "campaign settings") -> CampaignSettings:
+    if data is None:
+        raise SettingsError(
+            f"{source}: is empty; a campaign file is a mapping of settings (name, workspace, locale, agent, …)."
+        )
     if not isinstance(data, dict):
+        kind = "a list" if isinstance(data, list) else f"a single value ({type(data).__name__})"
         raise SettingsError(
             f"{source}: expected a mapping of campaign settings (name, workspace, locale, agent, …), "
-            f"got {type(data).__name__}."
+            f"got {kind}."
         )
     try:
         return CampaignSettings.model_validate(data)
@@ -339,21 +351,15 @@ def parse_settings(data: Any, source: str = "campaign settings") -> CampaignSett
 
 
 def load_settings_file(path: str | Path) -> tuple[CampaignSettings, set[str]]:
-    """Read a campaign YAML file; returns the settings and the top-level keys it set."""
-    path = Path(path)
+    """Read a campaign YAML file; returns the settings and the top-level keys it set.
+
+    The file is read as `yamlfile.read_yaml_file` reads what people write: bounded in size and
+    nesting, with duplicate keys and control characters refused, naming the key and its line.
+    """
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SettingsError(f"{path}: no such file.") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SettingsError(f"{path}: cannot be read as UTF-8 text ({exc}).") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise SettingsError(f"{path}: is not valid YAML{where}: {problem}.") from None
+        data = read_yaml_file(Path(path), what="campaign file")
+    except YamlError as exc:
+        raise SettingsError(str(exc)) from None
     settings = parse_settings(data, str(path))
     return settings, set(data)
 
