@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.text import Text
 
 from campaigns.core import db
-from campaigns.core.config import DialerConfig
+from campaigns.core.config import DatabaseTimeouts, DialerConfig
 from campaigns.core.errors import DialerError
 
 out = Console(highlight=False)
@@ -58,9 +58,14 @@ def user_errors(fn: Callable) -> Callable:
 
 
 @contextmanager
-def database(config: DialerConfig, *, ready: bool = True) -> Iterator[db.Engine]:
-    """An engine on the configured database, checked to be migrated unless `ready=False`; disposed after."""
-    engine = db.make_engine(config.database_url)
+def database(config: DialerConfig, *, ready: bool = True, timeouts: DatabaseTimeouts | None = None
+             ) -> Iterator[db.Engine]:
+    """An engine on the configured database, checked to be migrated unless `ready=False`; disposed after.
+
+    Its waits are bounded by `timeouts` (the daemon's); else by the batch limits (connect,
+    SQLite busy), so a long command is never cut by a statement limit meant for a tick.
+    """
+    engine = db.make_engine(config.database_url, timeouts=timeouts or config.database_timeouts.for_batch())
     try:
         if ready:
             db.check_ready(engine)
