@@ -168,8 +168,8 @@ class Daemon:
                     self.stop.wait(1.0)
                     continue
                 failed = self._tick_leased(rows, once)
-                if DATABASE not in failed:  # this loop read and wrote it: it is back, if it was away
-                    self.faults.up(DATABASE)
+                if DATABASE not in failed and self.faults.up(DATABASE):  # this loop read and wrote it: back
+                    self._retry_failed_ticks()
                 self.upkeep.maybe_start()
                 self.metrics.loop_done()
                 if once:
@@ -227,9 +227,15 @@ class Daemon:
             if row.id in self._campaign_faults:
                 self.faults.up(self._campaign_faults.pop(row.id))
             log.info("tick %s", report.campaign, extra={"event": "tick", **report.as_dict()})
-        if ticked and PLATFORM not in failed:
-            self.faults.up(PLATFORM)
+        if ticked and PLATFORM not in failed and self.faults.up(PLATFORM):
+            self._retry_failed_ticks()
         return failed
+
+    def _retry_failed_ticks(self) -> None:
+        """A dependency is back: the campaigns whose ticks failed meanwhile tick now, not after their backoff."""
+        for campaign_id in self._failed_ticks:
+            self._next_tick[campaign_id] = 0.0
+        self._failed_ticks.clear()
 
     def _done(self, rows: list[RosterEntry]) -> bool:
         try:

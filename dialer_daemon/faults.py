@@ -75,19 +75,20 @@ class FaultLog:
             opened = self._causes()
         self._tell(opened)
 
-    def up(self, what: str) -> None:
-        """`what` works again (nothing happens unless it was failing)."""
+    def up(self, what: str) -> bool:
+        """`what` works again; True when it was failing until now."""
         now = self.clock()
         with self._lock:
             fault = self._open.pop(what, None)
             if fault is None:
-                return
+                return False
             opened = self._causes()
         lasted = now - fault.since
         log.info("%s: back after %.0f s (%d failures)", what, lasted, fault.failures,
                  extra={"event": "fault_cleared", "fault": what, "seconds": round(lasted, 1),
                         "failures": fault.failures})
         self._tell(opened)
+        return True
 
     def is_open(self, what: str) -> bool:
         with self._lock:

@@ -87,4 +87,5 @@ def vacuum(engine: sa.Engine) -> list[TableHealth]:
                         done.append(table)
             return done
         finally:
-            conn.execute(sa.select(sa.func.pg_advisory_unlock(LOCK_KEY)))
+            if not conn.invalidated:  # a lost session took its lock with it; unlocking would hide why
+                conn.execute(sa.select(sa.func.pg_advisory_unlock(LOCK_KEY)))
