@@ -37,7 +37,14 @@ from campaigns.core.lifecycle import CampaignState, DaemonState
 from campaigns.dialing import calls, leases, roster
 from campaigns.dialing.roster import RosterEntry
 from dialer_daemon.clock import Clock, PlatformClock, SystemClock
-from dialer_daemon.faults import DATABASE, PLATFORM, FaultLog, classify, database_cause
+from dialer_daemon.faults import (
+    DAEMON,
+    DATABASE,
+    PLATFORM,
+    FaultLog,
+    classify,
+    database_cause,
+)
 from dialer_daemon.holds import TokenHolds
 from dialer_daemon.leasekeeper import LEASE_PERIOD, LeaseKeeper, LeaseLost
 from dialer_daemon.metrics import Metrics
@@ -240,12 +247,14 @@ class Daemon:
     def _done(self, rows: list[RosterEntry]) -> bool:
         try:
             now = self.clock.now()
-            return not any(self.busy(row.id, row.state, now) for row in rows if row.state != CampaignState.ARCHIVED)
+            done = not any(self.busy(row.id, row.state, now) for row in rows if row.state != CampaignState.ARCHIVED)
         except Exception as exc:  # an outage is not "done": carry on
             if not (isinstance(exc, VoiceApiError) and not exc.sent):
                 what, kind, cause = classify(exc)
                 self.faults.down(what, cause, kind=kind, exc=exc)
             return False
+        self.faults.up(DAEMON)
+        return done
 
     def _shutdown(self) -> None:
         """Drain's end: requests answered, claims and leases handed back, heartbeat gone."""

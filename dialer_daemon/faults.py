@@ -28,6 +28,7 @@ log = logging.getLogger("dialer.daemon")
 REMIND_EVERY_S = 60.0
 DATABASE = "the database"
 PLATFORM = "the voice platform"
+DAEMON = "the daemon"  # a fault of no campaign's own (deciding whether the work is done)
 
 
 @dataclass
@@ -122,7 +123,7 @@ def classify(exc: BaseException, campaign: str | None = None) -> tuple[str, str,
     refusing the token) are faults of the dependency, shared by every campaign; a statement
     refused, a refusal by the platform for one campaign or a defect are that campaign's own.
     """
-    own = f"campaign {campaign}" if campaign else "the daemon"
+    own = f"campaign {campaign}" if campaign else DAEMON
     if isinstance(exc, VoiceApiError):
         if isinstance(exc, PlatformContractError):
             return PLATFORM, "contract", str(exc)
