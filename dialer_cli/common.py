@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.text import Text
 
 from campaigns.core import db
-from campaigns.core.config import DialerConfig
+from campaigns.core.config import DatabaseTimeouts, DialerConfig
 from campaigns.core.errors import ConfigurationError, DialerError
 
 # Control characters (C0, DEL, C1) and lone surrogates: what a terminal acts on (cursor moves,
@@ -101,10 +101,10 @@ def sentence(exc: BaseException) -> Text:
     return literal(" ".join(line.strip() for line in str(exc).splitlines() if line.strip()))
 
 
-def open_engine(config: DialerConfig) -> db.Engine:
-    """An engine on the configured database (not yet connected)."""
+def open_engine(config: DialerConfig, timeouts: DatabaseTimeouts) -> db.Engine:
+    """An engine on the configured database (not yet connected), its waits bounded by `timeouts`."""
     try:
-        return db.make_engine(config.database_url)
+        return db.make_engine(config.database_url, timeouts=timeouts)
     except OSError as exc:  # the SQLite file's folder is made here, under DIALER_HOME by default
         raise ConfigurationError(
             f"cannot create the folder {exc.filename} for the SQLite database ({exc.strerror}); "
@@ -113,9 +113,14 @@ def open_engine(config: DialerConfig) -> db.Engine:
 
 
 @contextmanager
-def database(config: DialerConfig, *, ready: bool = True) -> Iterator[db.Engine]:
-    """An engine on the configured database, checked to be migrated unless `ready=False`; disposed after."""
-    engine = open_engine(config)
+def database(config: DialerConfig, *, ready: bool = True, timeouts: DatabaseTimeouts | None = None
+             ) -> Iterator[db.Engine]:
+    """An engine on the configured database, checked to be migrated unless `ready=False`; disposed after.
+
+    Its waits are bounded by `timeouts` (the daemon's); else by the batch limits (connect,
+    SQLite busy), so a long command is never cut by a statement limit meant for a tick.
+    """
+    engine = open_engine(config, timeouts or config.database_timeouts.for_batch())
     try:
         if ready:
             db.check_ready(engine)

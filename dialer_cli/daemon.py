@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import signal
 import threading
 from datetime import UTC, datetime
@@ -158,6 +160,7 @@ def daemon_cmd(
     lease_seconds: Annotated[float, typer.Option("--lease-seconds", help="A campaign's lease lasts this long unrenewed: how soon another daemon takes over from a dead one.", min=3, max=300)] = 15.0,
     concurrency: Annotated[int, typer.Option("--concurrency", help="Requests to place calls in flight at once.", min=1, max=64)] = 8,
     log_format: Annotated[str, typer.Option("--log-format", help="auto (JSON unless stderr is a terminal), json or text.")] = "auto",
+    debug: Annotated[bool, typer.Option("--debug", help="Log at debug level too (the tracebacks behind each fault).")] = False,
     daemon_id: Annotated[str | None, typer.Option("--id", help="This daemon's name in leases and logs (default: host-pid-random).")] = None,
     json_out: JsonFlag = False,
 ) -> None:
@@ -165,23 +168,25 @@ def daemon_cmd(
 
     Several daemons may run against one PostgreSQL database: each campaign is paced by one
     of them at a time (a lease), and a dead daemon's campaigns are taken over once its lease
-    expires. SIGTERM drains: no new call, requests in flight answered, leases handed back, exit 0.
+    expires. SIGTERM drains: no new call, requests in flight answered, leases handed back, exit 0;
+    a drain that outlasts DIALER_DAEMON_DRAIN_TIMEOUT_S (30 s) ends the process with exit 1.
     """
     from datetime import timedelta
 
     from dialer_daemon import logs
     from dialer_daemon.daemon import Daemon, PlatformClock
-    from dialer_daemon.voice import VoiceClient
+    from dialer_daemon.voice import VoiceApiError, VoiceClient
 
     try:
-        logs.configure(log_format)
+        logs.configure(log_format, level=logging.DEBUG if debug else logging.INFO)
     except ValueError as exc:
         raise DialerError(f"--log-format: {exc}.") from None
-    stop = threading.Event()  # SIGTERM from the first moment: drain, exit 0
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     config = config_of(ctx)
-    client = VoiceClient.from_config(config)
-    with database(config) as engine:
+    deadlines, db_timeouts = config.daemon_deadlines, config.database_timeouts
+    stop = threading.Event()  # SIGTERM from the first moment: drain, exit 0 — within the drain deadline
+    signal.signal(signal.SIGTERM, lambda *_: drain(stop, deadlines.drain_s))
+    client = VoiceClient.from_config(config, halt=stop)
+    with database(config, timeouts=db_timeouts) as engine:
         ids = None
         if campaign:
             with engine.connect() as conn:
@@ -199,7 +204,15 @@ def daemon_cmd(
             except OSError as exc:
                 raise DialerError(f"--metrics-port {metrics_port}: cannot listen on {metrics_host} ({exc}).") from None
         daemon.stop = stop
-        speed = 1.0 if stop.is_set() else client.clock_speed()
+        # The platform is asked once before the loop: an address that is not the voice API
+        # (an HTML page, an empty object) ends the start with one sentence and exit 2 rather
+        # than a crash, which a supervisor would restart forever.
+        try:
+            speed = 1.0 if stop.is_set() else client.clock_speed()
+        except VoiceApiError as exc:
+            if exc.sent:
+                raise
+            speed = 1.0  # SIGTERM while starting: the loop drains at once
         try:
             daemon.run(once=once, exit_when_done=exit_when_done, speed=speed)
         except KeyboardInterrupt:
@@ -215,3 +228,28 @@ def daemon_cmd(
     else:
         err.print(f"daemon {summary['daemon']} stopped: {summary['ticks']} ticks, "
                   f"{summary['calls_placed']} calls placed")
+
+
+DRAIN_OVERRUN_EXIT = 1
+
+
+def drain(stop: threading.Event, within_s: float) -> None:
+    """SIGTERM: the daemon drains (`stop`), and the process ends within `within_s` whatever happens.
+
+    Every wait of the drain has its own deadline; this bounds their sum. Ending here is safe
+    for the same reasons a SIGKILL is: attempts are committed before their requests, and the
+    next lease holder settles them and takes the claimed rows back once the leases expire.
+    """
+    if stop.is_set():
+        return
+    stop.set()
+    timer = threading.Timer(within_s, _drain_overrun, args=(within_s,))
+    timer.daemon = True
+    timer.start()
+
+
+def _drain_overrun(within_s: float) -> None:
+    logging.getLogger("dialer.daemon").error(
+        "the drain did not end within %g s (DIALER_DAEMON_DRAIN_TIMEOUT_S); exiting now: the leases expire "
+        "and the next holder settles the calls in flight", within_s, extra={"event": "drain_overrun"})
+    os._exit(DRAIN_OVERRUN_EXIT)

@@ -15,6 +15,11 @@ keeper thread, spread by fair share, taken over when their holder dies, and the
 claim transaction checks the lease's token. SIGTERM (the `stop` event) drains:
 no new call is started, the requests in flight are answered and recorded,
 claimed rows and leases are handed back, and `run` returns 0. No Dagster here.
+
+Faults (`faults.FaultLog`): the database or the platform going away, the platform refusing
+the token or answering outside its contract, a campaign's tick failing — each is logged once
+when it starts, reminded now and then, logged once when it ends, and reported by `/healthz`
+while it lasts; a failing campaign's ticks back off.
 """
 
 from __future__ import annotations
@@ -32,6 +37,15 @@ from campaigns.core.lifecycle import CampaignState, DaemonState
 from campaigns.dialing import calls, leases, roster
 from campaigns.dialing.roster import RosterEntry
 from dialer_daemon.clock import Clock, PlatformClock, SystemClock
+from dialer_daemon.faults import (
+    DAEMON,
+    DATABASE,
+    PLATFORM,
+    FaultLog,
+    classify,
+    database_cause,
+)
+from dialer_daemon.holds import TokenHolds
 from dialer_daemon.leasekeeper import LEASE_PERIOD, LeaseKeeper, LeaseLost
 from dialer_daemon.metrics import Metrics
 from dialer_daemon.placing import CallPlacer
@@ -46,6 +60,11 @@ __all__ = ["Daemon", "LeaseLost", "PlatformClock", "SystemClock", "TickReport"]
 
 log = logging.getLogger("dialer.daemon")
 TAKEOVER_POLL_S = 0.25  # how often a daemon short of its fair share looks for expired leases
+TICK_BACKOFF_MAX_S = 60.0  # the longest a failing campaign's next tick is put off (wall seconds)
+# Draining waits this long for the lease keeper's renewal and a VACUUM in progress; each
+# database wait has its own deadline, and `dialer daemon` bounds the whole drain.
+KEEPER_JOIN_S = 10.0
+UPKEEP_JOIN_S = 5.0
 
 
 class Daemon:
@@ -64,16 +83,20 @@ class Daemon:
         self.speed = 1.0  # platform seconds per wall second
         self.started_at: datetime | None = None
         names: dict[int, str] = {}  # campaign id → qualified name: learned by ticks, used in lease logs
+        self.faults = FaultLog(on_change=self.metrics.set_faults)
         self.lease_keeper = LeaseKeeper(engine, self.daemon_id, self.host, self.pid, self.metrics, names=names,
-                                        lease_period=lease_period, draining=self._draining)
+                                        lease_period=lease_period, draining=self._draining, faults=self.faults)
         self.placer = CallPlacer(engine, client, concurrency)
         self.ticker = CampaignTicker(
             engine, client, self.daemon_id, clock=self.clock, placer=self.placer,
             reconciler=Reconciler(engine, client, self.placer, draining=self._draining, speed=lambda: self.speed),
             fill_hopper=fill_hopper, fence=self.lease_keeper.confirm, draining=self._draining, names=names,
+            holds=TokenHolds(self.faults),
         )
-        self.upkeep = TableUpkeep(engine, self.metrics)
+        self.upkeep = TableUpkeep(engine, self.metrics, faults=self.faults)
         self._next_tick: dict[int, float] = {}
+        self._failed_ticks: dict[int, int] = {}  # campaign id → ticks failed in a row (their backoff)
+        self._campaign_faults: dict[int, str] = {}  # campaign id → the fault its ticks opened, until one works
 
     def _draining(self) -> bool:
         return self.stop.is_set()  # read each time: the CLI and `run` may hand the daemon their own event
@@ -129,6 +152,7 @@ class Daemon:
         """
         if stop is not None:
             self.stop = stop
+        self.client.halt = self.stop  # from SIGTERM on, no request to the platform starts
         self.speed = max(speed, 1e-6)
         self.started_at = self.clock.now()
         self.metrics.state = DaemonState.RUNNING
@@ -146,11 +170,13 @@ class Daemon:
                     rows = self.campaigns()
                     self.balance_leases(rows, greedy=once)
                 except DatabaseError as exc:
-                    log.exception("the database is unavailable; retrying")
-                    self.metrics.loop_done(f"database: {exc.__class__.__name__}")
+                    self.faults.down(DATABASE, database_cause(exc), kind="unreachable", exc=exc)
+                    self.metrics.loop_done(f"database: {database_cause(exc)}")
                     self.stop.wait(1.0)
                     continue
-                self._tick_leased(rows, once)
+                failed = self._tick_leased(rows, once)
+                if DATABASE not in failed and self.faults.up(DATABASE):  # this loop read and wrote it: back
+                    self._retry_failed_ticks()
                 self.upkeep.maybe_start()
                 self.metrics.loop_done()
                 if once:
@@ -164,46 +190,77 @@ class Daemon:
             return 0
         finally:
             keeper_stop.set()
-            keeper.join(timeout=30)
+            keeper.join(timeout=KEEPER_JOIN_S)
             self._shutdown()
 
-    def _tick_leased(self, rows: list[RosterEntry], once: bool) -> None:
+    def _tick_leased(self, rows: list[RosterEntry], once: bool) -> set[str]:
+        """Tick each leased campaign that is due; returns the faults (names) its ticks ran into.
+
+        A tick that fails is told through the fault log (once per fault, not per tick) and the
+        campaign's next tick waits twice as long each time (at most TICK_BACKOFF_MAX_S).
+        """
+        failed: set[str] = set()
+        ticked = False
         for row in rows:
             if self.stop.is_set():
-                return
+                break
             if row.id not in self.leases or row.state == CampaignState.ARCHIVED:
                 continue
             wall = time.monotonic()
             if not once and wall < self._next_tick.get(row.id, 0.0):
                 continue
-            self._next_tick[row.id] = wall + row.dialer_interval_s / self.speed
+            interval = row.dialer_interval_s / self.speed
+            self._next_tick[row.id] = wall + interval
+            name = self.ticker.names.get(row.id, str(row.id))
             try:
                 report = self.tick(row.id)
             except LeaseLost as exc:
                 log.warning("%s", exc, extra={"event": "lease_lost", "campaign_id": row.id})
                 self.lease_keeper.drop(row.id)
                 continue
-            except VoiceApiError as exc:
-                log.warning("campaign %s: %s", row.id, exc, extra={"event": "platform_error", "campaign_id": row.id})
+            except Exception as exc:
+                if isinstance(exc, VoiceApiError) and not exc.sent:
+                    continue  # the daemon is stopping: nothing went wrong
+                what, kind, cause = classify(exc, name)
+                self.faults.down(what, cause, kind=kind, exc=exc)
+                failed.add(what)
+                if what not in (DATABASE, PLATFORM):
+                    self._campaign_faults[row.id] = what
+                misses = self._failed_ticks[row.id] = self._failed_ticks.get(row.id, 0) + 1
+                self._next_tick[row.id] = wall + min(TICK_BACKOFF_MAX_S, interval * 2 ** misses)
                 continue
-            except Exception:
-                log.exception("campaign %s: the tick failed; the next one retries", row.id)
-                continue
+            ticked = True
+            self._failed_ticks.pop(row.id, None)
+            if row.id in self._campaign_faults:
+                self.faults.up(self._campaign_faults.pop(row.id))
             log.info("tick %s", report.campaign, extra={"event": "tick", **report.as_dict()})
+        if ticked and PLATFORM not in failed and self.faults.up(PLATFORM):
+            self._retry_failed_ticks()
+        return failed
+
+    def _retry_failed_ticks(self) -> None:
+        """A dependency is back: the campaigns whose ticks failed meanwhile tick now, not after their backoff."""
+        for campaign_id in self._failed_ticks:
+            self._next_tick[campaign_id] = 0.0
+        self._failed_ticks.clear()
 
     def _done(self, rows: list[RosterEntry]) -> bool:
         try:
             now = self.clock.now()
-            return not any(self.busy(row.id, row.state, now) for row in rows if row.state != CampaignState.ARCHIVED)
-        except Exception:
-            log.exception("could not tell whether the work is done; carrying on")  # a platform outage is not "done"
+            done = not any(self.busy(row.id, row.state, now) for row in rows if row.state != CampaignState.ARCHIVED)
+        except Exception as exc:  # an outage is not "done": carry on
+            if not (isinstance(exc, VoiceApiError) and not exc.sent):
+                what, kind, cause = classify(exc)
+                self.faults.down(what, cause, kind=kind, exc=exc)
             return False
+        self.faults.up(DAEMON)
+        return done
 
     def _shutdown(self) -> None:
         """Drain's end: requests answered, claims and leases handed back, heartbeat gone."""
         self.metrics.state = DaemonState.DRAINING
         self.metrics.draining.set(1)
         self.placer.shutdown()
-        self.upkeep.join(timeout=30)
+        self.upkeep.join(timeout=UPKEEP_JOIN_S)
         self.lease_keeper.hand_back()
         log.info("stopped", extra={"event": "stopped", "daemon": self.daemon_id})

@@ -19,6 +19,7 @@ from campaigns.core.errors import DialerError
 from campaigns.core.lifecycle import CampaignState, DaemonState
 from campaigns.dialing import calls, leases
 from campaigns.dialing.roster import RosterEntry
+from dialer_daemon.faults import DATABASE, FaultLog, database_cause
 from dialer_daemon.metrics import Metrics
 
 log = logging.getLogger("dialer.daemon")
@@ -32,7 +33,7 @@ class LeaseLost(Exception):
 class LeaseKeeper:
     def __init__(self, engine: Engine, daemon_id: str, host: str, pid: int, metrics: Metrics, *,
                  names: dict[int, str], lease_period: timedelta = LEASE_PERIOD,
-                 draining: Callable[[], bool] = lambda: False) -> None:
+                 draining: Callable[[], bool] = lambda: False, faults: FaultLog | None = None) -> None:
         self.engine = engine
         self.daemon_id = daemon_id
         self.host, self.pid = host, pid
@@ -44,6 +45,7 @@ class LeaseKeeper:
         self.lock = threading.Lock()  # the loop and the keeper thread both update `leases`
         self.fenced = False  # set by the daemon's `run`: claims need the campaign's lease
         self.short_of_share = False
+        self.faults = faults or FaultLog()
 
     def _name(self, campaign_id: int) -> str:
         return self.names.get(campaign_id, str(campaign_id))
@@ -77,8 +79,12 @@ class LeaseKeeper:
         while not stop.wait(self.lease_period.total_seconds() / 3):
             try:
                 self.renew()
-            except Exception:
-                log.exception("could not renew the leases; retrying")
+            except DatabaseError as exc:  # the loop says when the database is back
+                self.faults.down(DATABASE, database_cause(exc), kind="unreachable", exc=exc)
+            except Exception as exc:
+                self.faults.down("the lease keeper", f"{type(exc).__name__}: {exc}", exc=exc)
+            else:
+                self.faults.up("the lease keeper")
 
     def balance(self, rows: Iterable[RosterEntry], *, greedy: bool = False) -> None:
         """Heartbeat, renew, then take free leases up to the fair share and hand back any above it."""
@@ -143,8 +149,10 @@ class LeaseKeeper:
                 calls.give_back_all(conn, self.daemon_id)
                 leases.release(conn, self.daemon_id, list(self.leases))
                 leases.forget_daemon(conn, self.daemon_id)
-        except DatabaseError:
-            log.exception("could not hand the leases back; they expire within %s", self.lease_period)
+        except DatabaseError as exc:
+            log.warning("could not hand the leases back (%s); they expire within %s", database_cause(exc),
+                        self.lease_period, extra={"event": "hand_back_failed"})
+            log.debug("hand back", exc_info=exc)
         released = {cid: self._name(cid) for cid in self.leases}
         self.leases = {}
         self.metrics.record_leases({}, list(released.values()))

@@ -94,8 +94,11 @@ class Metrics:
         self._totals = {"ticks": 0, "calls_placed": 0}
         self._lock = threading.Lock()
         self._seen_faults: dict[str, int] = {}
+        self.faults_open = Gauge("dialer_faults_open", "Faults open now (a dependency gone, a token refused…): "
+                                 "see /healthz for which", registry=r)
         self.loop_completed_at: float | None = None  # time.monotonic()
         self.loop_error: str | None = None
+        self.faults: dict[str, str] = {}  # fault → its cause (`faults.FaultLog`)
         self.state = DaemonState.STARTING
         self.lease_count = 0
         self.daemon_id = ""
@@ -165,13 +168,25 @@ class Metrics:
     def text(self) -> str:
         return generate_latest(self.registry).decode()
 
+    def set_faults(self, faults: dict[str, str]) -> None:
+        self.faults = dict(faults)
+        self.faults_open.set(len(faults))
+
     def health(self, stall_after: float) -> tuple[bool, dict]:
         age = None if self.loop_completed_at is None else time.monotonic() - self.loop_completed_at
-        healthy = age is not None and age <= stall_after and self.loop_error is None
+        faults = self.faults
+        stalled = age is not None and age > stall_after
+        healthy = age is not None and not stalled and self.loop_error is None and not faults
+        reasons = [f"{what}: {cause}" for what, cause in faults.items()]
+        if stalled:
+            reasons.insert(0, f"the loop has not completed for {age:.0f} s")
+        elif self.loop_error and not faults:
+            reasons.insert(0, self.loop_error)
         return healthy, {
             "status": (str(self.state) if self.state == DaemonState.DRAINING else "ok") if healthy else "unhealthy",
             "daemon": self.daemon_id, "state": self.state, "leases": self.lease_count,
             "last_loop_age_s": None if age is None else round(age, 3), "error": self.loop_error,
+            "reasons": reasons,
         }
 
 

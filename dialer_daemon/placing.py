@@ -16,7 +16,7 @@ from campaigns.core.db import Engine
 from campaigns.core.model import Attempt, Campaign, Disposition
 from campaigns.dialing import calls
 from dialer_daemon.report import TickReport
-from dialer_daemon.voice import PlacedCall, VoiceApiError, VoiceClient
+from dialer_daemon.voice import TOKEN_SETTING, PlacedCall, VoiceApiError, VoiceClient
 
 log = logging.getLogger("dialer.daemon")
 
@@ -57,7 +57,7 @@ class CallPlacer:
         except VoiceApiError as exc:
             return exc
         except Exception as exc:  # e.g. a truncated or garbled answer: the platform may have dialed
-            log.exception("placing a call failed unexpectedly")
+            log.debug("placing a call failed unexpectedly", exc_info=True)  # the tick's warnings carry it
             return VoiceApiError(f"POST /v1/calls: no usable answer from the platform ({exc!r})")
 
     def record(self, campaign: Campaign, attempt: Attempt, result: PlacedCall | VoiceApiError, now: datetime,
@@ -68,13 +68,16 @@ class CallPlacer:
                 # Counted once: an event or another daemon may have confirmed it first.
                 report.placed += calls.mark_placed(conn, attempt.id, result.call_id, now)
             return
-        if result.refused and result.status != 422:
-            # A refusal means the platform did not dial: the attempt's count is given back.
+        if (result.refused and result.status != 422) or not result.sent:
+            # A refusal, or no request sent at all (the daemon is stopping), means the platform
+            # did not dial: the attempt's count is given back.
             with self.engine.begin() as conn:
-                calls.not_placed(conn, campaign, attempt, str(result), now)
+                calls.not_placed(conn, campaign, attempt, str(result)[:200], now)
             report.not_placed += 1
-            if result.status in (401, 403):
-                report.warnings.append(f"{result} — check DIALER_VOICE_API_TOKEN")
+            if result.token_refused:
+                said = str(result)
+                report.token_refused = said if TOKEN_SETTING in said else f"{said} — check {TOKEN_SETTING}"
+                report.warnings.append(report.token_refused)
             return
         # No answer (or a key conflict): the platform may have dialed. The attempt stays
         # `placing`; reconciling asks the platform about its key on a later tick.

@@ -2,11 +2,12 @@
 
 Two kinds, looked at on every tick of their campaign:
 
-- unconfirmed: recorded (`placing`) but the platform never answered our request. If the
-  platform has the idempotency key, its answer was lost: the call id is recorded (and
-  its end, if it is over). If not, the request is sent again under the same key while
-  the call is still allowed; otherwise the attempt was never placed — once no request
-  of ours can still be on its way;
+- unconfirmed: recorded (`placing`) but the platform never answered our request, looked at
+  once the wait since its last send is over (`calls.resend_wait`: 20 s, doubling with each
+  send). If the platform has the idempotency key, its answer was lost: the call id is
+  recorded (and its end, if it is over). If not, the request is sent again under the same
+  key while the call is still allowed; otherwise the attempt was never placed — once no
+  request of ours can still be on its way;
 - stale: placed calls with no end for `RECONCILE_AFTER`: their events were missed, so
   the platform is asked how each ended.
 """
@@ -27,7 +28,6 @@ from dialer_daemon.report import TickReport
 from dialer_daemon.voice import MAX_BACKOFF_S, PlatformCallStatus, VoiceClient
 
 RECONCILE_AFTER = timedelta(minutes=30)
-PLACING_RETRY_AFTER = timedelta(seconds=20)
 
 
 def platform_outcome(call: dict[str, Any]) -> CallOutcome | None:
@@ -55,7 +55,7 @@ class Reconciler:
     def reconcile(self, campaign: Campaign, name: str, now: datetime, report: TickReport) -> None:
         """Settle attempts the platform never confirmed, and calls it went quiet on."""
         with self.engine.connect() as conn:
-            unconfirmed = calls.unconfirmed_attempts(conn, campaign.id, now - PLACING_RETRY_AFTER)
+            unconfirmed = calls.unconfirmed_attempts(conn, campaign.id, now)
             stale = calls.stale_attempts(conn, campaign.id, now - RECONCILE_AFTER)
         dispositions: list[Disposition] | None = None
         for attempt in unconfirmed:
@@ -77,7 +77,7 @@ class Reconciler:
                     with self.engine.connect() as conn:
                         dispositions = registry.dispositions(conn, campaign.id)
                 with self.engine.begin() as conn:
-                    calls.mark_sent(conn, attempt.id)
+                    calls.mark_sent(conn, attempt, now)
                 self.placer.place(campaign, name, attempt, call_metadata(dispositions, attempt), now, report)
             elif self.no_request_on_its_way(attempt, now):
                 with self.engine.begin() as conn:

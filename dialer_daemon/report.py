@@ -27,6 +27,8 @@ class TickReport:
     warnings: list[str] = field(default_factory=list)
     filled: int | None = None
     seconds: float | None = None  # how long the tick took (wall clock)
+    token_refused: str | None = None  # the platform refused the token placing a call (401/403)
+    held: str | None = None  # why this tick claimed nothing: the campaign is held (the token was refused)
 
     def as_dict(self) -> dict:
         return {
@@ -36,4 +38,5 @@ class TickReport:
             "placed": self.placed, "released": dict(self.released), "not_placed": self.not_placed,
             "pacing": self.decision.as_dict() if self.decision else None, "filled": self.filled,
             "warnings": self.warnings, "seconds": self.seconds,
+            **({"held": self.held} if self.held else {}),
         }

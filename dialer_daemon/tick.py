@@ -5,7 +5,8 @@
 2. ask the platform about live attempts it has gone quiet on (`reconciler.Reconciler`);
 3. read agent-session capacity, record it (it sizes the hopper level);
 4. if the campaign is not active, stop here: calls in flight finish and are
-   recorded, no new call is placed;
+   recorded, no new call is placed; likewise while the platform refuses the token
+   for its calls (`holds.TokenHolds`: a probe call now and then);
 5. pace (`campaigns.dialing.pace.decide`: ratio or predictive, the pacer's state kept), claim that many hopper rows
    (checking the lease in the same transaction: `fence`), re-check each with the
    fill's rules, record the attempt (committed before the request), place the call
@@ -31,6 +32,7 @@ from campaigns.dialing.pace import Sessions
 from campaigns.setup import registry
 from dialer_daemon.clock import Clock, SystemClock
 from dialer_daemon.events import EventReader
+from dialer_daemon.holds import TokenHolds
 from dialer_daemon.placing import CallPlacer, call_metadata
 from dialer_daemon.reconciler import Reconciler
 from dialer_daemon.report import TickReport
@@ -49,7 +51,8 @@ class CampaignTicker:
     def __init__(self, engine: Engine, client: VoiceClient, daemon_id: str, *, clock: Clock | None = None,
                  placer: CallPlacer | None = None, reconciler: Reconciler | None = None,
                  fill_hopper: bool = False, fence: Callable[[Connection, int, str], None] = unfenced,
-                 draining: Callable[[], bool] = lambda: False, names: dict[int, str] | None = None) -> None:
+                 draining: Callable[[], bool] = lambda: False, names: dict[int, str] | None = None,
+                 holds: TokenHolds | None = None) -> None:
         self.engine = engine
         self.client = client
         self.daemon_id = daemon_id
@@ -62,6 +65,7 @@ class CampaignTicker:
         self.draining = draining  # True once the daemon stops: no new call
         self.names = {} if names is None else names  # campaign id → qualified name, learned here
         self._abandon_checked: dict[int, float] = {}
+        self.holds = holds or TokenHolds()  # campaigns whose calls the platform refused for the token
 
     def tick(self, campaign_id: int) -> TickReport:
         now = self.clock.now()
@@ -82,11 +86,21 @@ class CampaignTicker:
                 report.filled = hopper.fill_campaign(self.engine, campaign_id, now).queued
         if campaign.state != CampaignState.ACTIVE:
             return report
+        limit = self.holds.claim_limit(campaign_id)
+        if limit == 0:
+            report.held = "the platform refused the token placing its calls"
+            return report
         with self.engine.begin() as conn:
             self.fence(conn, campaign_id, name)  # the pacer's state is the lease holder's to write
             report.decision = pace.decide(conn, campaign, Sessions(capacity.total, capacity.idle, capacity.wrap_up),
                                           now)
-        self.dial(campaign, name, report.decision.calls, now, report)
+        placed = report.placed
+        self.dial(campaign, name, report.decision.calls if limit is None else min(limit, report.decision.calls),
+                  now, report)
+        if report.token_refused:
+            self.holds.refused(campaign_id, name, report.token_refused)
+        elif report.placed > placed:
+            self.holds.accepted(campaign_id, name)
         return report
 
     def _abandon_rate(self, campaign_id: int, now: datetime, report: TickReport) -> None:

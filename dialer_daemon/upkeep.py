@@ -7,18 +7,22 @@ import logging
 import threading
 import time
 
-from campaigns.core.db import DatabaseError, Engine
+from campaigns.core.db import DatabaseError, Engine, connection_lost
 from campaigns.dialing import maintenance
+from dialer_daemon.faults import DATABASE, FaultLog, database_cause
 from dialer_daemon.metrics import Metrics
 
 log = logging.getLogger("dialer.daemon")
 MAINTENANCE_EVERY_S = 10.0  # wall seconds between looks at the churned tables' dead tuples
+MAINTENANCE = "table maintenance"
 
 
 class TableUpkeep:
-    def __init__(self, engine: Engine, metrics: Metrics, every_s: float = MAINTENANCE_EVERY_S) -> None:
+    def __init__(self, engine: Engine, metrics: Metrics, every_s: float = MAINTENANCE_EVERY_S, *,
+                 faults: FaultLog | None = None) -> None:
         self.engine = engine
         self.metrics = metrics
+        self.faults = faults or FaultLog()
         self.every_s = every_s
         self._thread: threading.Thread | None = None
         self._last = 0.0  # time.monotonic() of the last round started
@@ -44,8 +48,13 @@ class TableUpkeep:
             if vacuumed:
                 log.info("vacuumed %s", ", ".join(v.table for v in vacuumed),
                          extra={"event": "vacuum", "tables": {v.table: v.dead for v in vacuumed}})
-        except DatabaseError:
-            log.exception("table maintenance failed; the next round retries")
+        except DatabaseError as exc:  # the next round retries
+            if connection_lost(exc):
+                self.faults.down(DATABASE, database_cause(exc), kind="unreachable", exc=exc)
+            else:
+                self.faults.down(MAINTENANCE, database_cause(exc), exc=exc)
+        else:
+            self.faults.up(MAINTENANCE)
 
     def join(self, timeout: float) -> None:
         """Wait for a round in progress (the daemon is stopping)."""

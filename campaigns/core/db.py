@@ -21,6 +21,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.dialects import postgresql, sqlite
 
+from campaigns.core import db_deadlines
+from campaigns.core.config import DatabaseTimeouts
 from campaigns.core.errors import (
     ConfigurationError,
     DatabaseNotReady,
@@ -29,13 +31,15 @@ from campaigns.core.errors import (
 )
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
-SQLITE_BUSY_TIMEOUT_MS = 30_000
+SQLITE_BUSY_TIMEOUT_MS = int(DatabaseTimeouts().sqlite_busy_s * 1000)  # the default; DIALER_SQLITE_BUSY_TIMEOUT_S
 
 # For code outside `campaigns/` (the daemon, the Dagster resources, the CLI) that holds an
 # engine and catches database failures but writes no SQL and does not import SQLAlchemy.
 Engine = sa.Engine
 Connection = sa.Connection
 DatabaseError = sa.exc.SQLAlchemyError
+statement_limit = db_deadlines.statement_limit
+connection_lost = db_deadlines.connection_lost
 
 
 # The drivers the dialer is built and tested on; `postgresql://` means psycopg 3.
@@ -124,13 +128,16 @@ def _check_postgres_options(parsed: sa.URL) -> None:
         ) from None
 
 
-def _on_sqlite_connect(dbapi_connection, _record) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.close()
+def _on_sqlite_connect(busy_timeout_ms: int):
+    def on_connect(dbapi_connection, _record) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    return on_connect
 
 
 def _on_sqlite_begin(conn) -> None:
@@ -159,9 +166,15 @@ def driver_connection(conn: sa.Connection) -> Any:
     return driver
 
 
-def make_engine(url: str, *, echo: bool = False) -> sa.Engine:
-    """An engine for `url` (`DialerConfig.database_url`: `DIALER_DATABASE_URL` or the embedded SQLite file)."""
+def make_engine(url: str, *, echo: bool = False, timeouts: DatabaseTimeouts | None = None) -> sa.Engine:
+    """An engine for `url` (`DialerConfig.database_url`: `DIALER_DATABASE_URL` or the embedded SQLite file).
+
+    `timeouts` bound its waits (`campaigns.core.db_deadlines`): the daemon passes its
+    `DialerConfig.database_timeouts`; batch work passes `.for_batch()` (no statement or lock
+    limit); none given, the defaults without statement or lock limit.
+    """
     parsed = normalize_url(url)
+    timeouts = timeouts or DatabaseTimeouts()
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
@@ -170,10 +183,10 @@ def make_engine(url: str, *, echo: bool = False) -> sa.Engine:
             echo=echo,
             # The pool hands a connection to one thread at a time (e.g. the staging
             # writer thread), so sqlite3's same-thread guard is not needed.
-            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
+            connect_args={"timeout": timeouts.sqlite_busy_s, "check_same_thread": False},
         )
         # Take transaction control from pysqlite so BEGIN IMMEDIATE is ours.
-        sa.event.listen(engine, "connect", _on_sqlite_connect)
+        sa.event.listen(engine, "connect", _on_sqlite_connect(int(timeouts.sqlite_busy_s * 1000)))
         sa.event.listen(
             engine,
             "connect",
@@ -181,7 +194,10 @@ def make_engine(url: str, *, echo: bool = False) -> sa.Engine:
         )
         sa.event.listen(engine, "begin", _on_sqlite_begin)
         return engine
-    return sa.create_engine(parsed, echo=echo, pool_pre_ping=True)
+    engine = sa.create_engine(parsed, echo=echo, pool_pre_ping=True,
+                              connect_args=db_deadlines.postgres_connect_args(parsed, timeouts))
+    db_deadlines.install_wait_bound(engine, db_deadlines.client_wait_s(timeouts))
+    return engine
 
 
 def make_reader_engine(url: str) -> sa.Engine:

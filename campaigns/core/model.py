@@ -180,6 +180,8 @@ class Attempt:
     failure_cause: str | None
     daemon_id: str | None
     sent_at: datetime | None
+    sends: int = 1
+    next_send_at: datetime | None = None
 
     @classmethod
     def from_row(cls, row: Any) -> Attempt:

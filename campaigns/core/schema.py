@@ -361,6 +361,10 @@ call_attempts = sa.Table(
     # Wall clock of the last request sent for this attempt: until every request of ours can
     # have been answered, an attempt the platform does not know may still reach it.
     sa.Column("sent_at", UTCDateTime, nullable=True),
+    # Requests sent for the attempt, and when (platform clock) it may be sent again if the
+    # platform never confirms it: the wait doubles with each send (`calls.resend_wait`).
+    sa.Column("sends", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("next_send_at", UTCDateTime, nullable=True),
     sa.Index("ix_call_attempts_campaign_time", "campaign_id", "created_at"),
     # Frequency caps: "calls to this prospect in the last 24 h".
     sa.Index("ix_call_attempts_prospect_time", "prospect_id", "created_at"),

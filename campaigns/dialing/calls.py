@@ -68,6 +68,10 @@ class Finish:
     warnings: list[str] = field(default_factory=list)
 
 
+RESEND_FIRST_WAIT = timedelta(seconds=20)
+RESEND_MAX_WAIT = timedelta(minutes=10)
+
+
 # -- claiming and starting -------------------------------------------------------------
 
 def claim(conn: sa.Connection, campaign_id: int, daemon_id: str, limit: int, now: datetime) -> list[ClaimedProspect]:
@@ -162,14 +166,26 @@ def start_attempt(conn: sa.Connection, campaign: Campaign, claimed: ClaimedProsp
         campaign_id=campaign.id, prospect_id=prospect.id, attempt_number=prospect.attempts + 1,
         idempotency_key=f"att-{uuid.uuid4().hex}", phone_e164=prospect.phone_e164,
         status=str(AttemptStatus.PLACING), created_at=now, daemon_id=daemon_id, sent_at=datetime.now(UTC),
+        sends=1, next_send_at=now + resend_wait(1),
     ).returning(*a.c)).one()
     return Attempt.from_row(row)
 
 
-def mark_sent(conn: sa.Connection, attempt_id: int) -> None:
-    """A request for the attempt is about to be sent again (wall clock, see `sent_at`)."""
+def resend_wait(sends: int) -> timedelta:
+    """How long after its `sends`-th request an attempt the platform never confirmed waits to be
+    sent again: 20 s, then twice as long after each re-send, at most 10 minutes.
+
+    Counted from the last send, so a platform that never answers (or answers nonsense) gets a
+    few requests an hour per attempt, not one per tick."""
+    return min(RESEND_MAX_WAIT, RESEND_FIRST_WAIT * 2 ** min(max(sends - 1, 0), 16))
+
+
+def mark_sent(conn: sa.Connection, attempt: Attempt, now: datetime) -> None:
+    """A request for the attempt is about to be sent again: counted, its next re-send put off
+    (`resend_wait`, platform clock) and its send time kept (wall clock, see `sent_at`)."""
     a = t.call_attempts
-    conn.execute(sa.update(a).where(a.c.id == attempt_id).values(sent_at=datetime.now(UTC)))
+    conn.execute(sa.update(a).where(a.c.id == attempt.id).values(
+        sent_at=datetime.now(UTC), sends=a.c.sends + 1, next_send_at=now + resend_wait(attempt.sends + 1)))
 
 
 def mark_placed(conn: sa.Connection, attempt_id: int, call_id: str, now: datetime) -> bool:
@@ -213,12 +229,14 @@ def live_counts(conn: sa.Connection, campaign_id: int) -> LiveCalls:
     return LiveCalls(int(ringing), int(in_flight))
 
 
-def unconfirmed_attempts(conn: sa.Connection, campaign_id: int, older_than: datetime) -> list[Attempt]:
-    """Attempts recorded before `older_than` whose request the platform never confirmed."""
+def unconfirmed_attempts(conn: sa.Connection, campaign_id: int, now: datetime) -> list[Attempt]:
+    """Attempts whose request the platform never confirmed and whose wait since their last
+    send (`resend_wait`) is over at `now`."""
     a = t.call_attempts
+    due = sa.or_(a.c.next_send_at <= now,
+                 sa.and_(a.c.next_send_at.is_(None), a.c.created_at <= now - RESEND_FIRST_WAIT))
     return [Attempt.from_row(r) for r in conn.execute(
-        sa.select(a).where(a.c.campaign_id == campaign_id, a.c.status == str(AttemptStatus.PLACING),
-                           a.c.created_at <= older_than)
+        sa.select(a).where(a.c.campaign_id == campaign_id, a.c.status == str(AttemptStatus.PLACING), due)
         .order_by(a.c.id).limit(200)
     )]
 

@@ -21,11 +21,14 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
+from campaigns.core.db import statement_limit
+
 CHURNED = ("hopper", "call_attempts", "prospects", "campaign_runtime", "campaign_leases", "daemons")
 DEAD_THRESHOLD = 500
 DEAD_SCALE = 0.1
 MIN_INTERVAL = timedelta(seconds=15)
 LOCK_KEY = 0x6469616C6572  # "dialer": one vacuuming daemon at a time
+VACUUM_TIMEOUT_S = 600.0
 
 
 @dataclass(frozen=True)
@@ -75,11 +78,14 @@ def vacuum(engine: sa.Engine) -> list[TableHealth]:
         try:
             due = vacuum_due(conn)
             done = []
-            for table in due:
-                # VACUUM takes no bound parameters: the name must be one of ours, never input.
-                if table.table in CHURNED:
-                    conn.exec_driver_sql(f'VACUUM (ANALYZE) "{table.table}"')
-                    done.append(table)
+            # A VACUUM of a big table outlasts the daemon's statement timeout, which is meant for ticks.
+            with statement_limit(conn, VACUUM_TIMEOUT_S):
+                for table in due:
+                    # VACUUM takes no bound parameters: the name must be one of ours, never input.
+                    if table.table in CHURNED:
+                        conn.exec_driver_sql(f'VACUUM (ANALYZE) "{table.table}"')
+                        done.append(table)
             return done
         finally:
-            conn.execute(sa.select(sa.func.pg_advisory_unlock(LOCK_KEY)))
+            if not conn.invalidated:  # a lost session took its lock with it; unlocking would hide why
+                conn.execute(sa.select(sa.func.pg_advisory_unlock(LOCK_KEY)))
