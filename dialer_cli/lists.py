@@ -26,9 +26,10 @@ from rich.text import Text
 
 from campaigns.core.config import DialerConfig
 from campaigns.core.errors import DialerError
+from campaigns.core.lifecycle import UploadStatus
 from campaigns.dialing import dnc as dnc_membership
 from campaigns.ingestion import dnc, upload_record
-from campaigns.ingestion.bucket import Bucket
+from campaigns.ingestion.bucket import MAX_NAME_BYTES, Bucket, fitted_key
 from campaigns.ingestion.inbox import (
     InboxFile,
     UploadOptions,
@@ -51,15 +52,23 @@ list_app = typer.Typer(help="Load prospect lists into campaigns.", no_args_is_he
 dnc_app = typer.Typer(help="Manage do-not-call lists.", no_args_is_help=True)
 
 
+class LoadedNotFiledAway(DialerError):
+    """The rows were loaded, but the file could not be filed away afterwards (not a refusal)."""
+
+    exit_code = 1
+
+
 def _free_key(bucket: Bucket, workspace: str, slug: str, filename: str) -> InboxFile:
-    """An inbox key for the file that no earlier file occupies."""
-    candidate = parse_inbox_key(f"inbox/{workspace}/{slug}/{filename}")
-    n = 1
+    """An inbox key for the file that no earlier file occupies, short enough for a sidecar beside it."""
     stem, suffix = (filename[:-7], ".csv.gz") if filename.lower().endswith(".csv.gz") else (filename[:-4], filename[-4:])
-    while any(bucket.exists(k) for k in (candidate.key, *candidate.sidecar_keys())):
-        candidate = parse_inbox_key(f"inbox/{workspace}/{slug}/{stem}.{n}{suffix}")
+    n = 0
+    while True:
+        name = filename if n == 0 else f"{stem}.{n}{suffix}"
+        key = fitted_key(f"inbox/{workspace}/{slug}/{name}", MAX_NAME_BYTES - len(".yaml"))
+        candidate = parse_inbox_key(key)
+        if not any(bucket.exists(k) for k in (candidate.key, *candidate.sidecar_keys())):
+            return candidate
         n += 1
-    return candidate
 
 
 def run_upload_job(config: DialerConfig, partition_key: str, on_batch: OnBatch | None = None):
@@ -122,6 +131,9 @@ def failure_message(result) -> str:
             user = getattr(data, "user_failure_data", None)
             if user is not None and user.description:
                 return user.description
+            # Dagster wraps an unexpected error ("Error occurred while executing op …"): name the cause.
+            while error is not None and error.cause is not None:
+                error = error.cause
             return error.message.strip().splitlines()[-1] if error else "the load failed"
     return "the load failed"
 
@@ -139,7 +151,8 @@ def upload(
 ) -> None:
     """Load one prospect list through the same Dagster job the inbox sensor runs, and print its summary.
 
-    Exit 0 when the file was processed (even with rejected rows), 2 when the whole file was rejected.
+    Exit 0 when the file was processed (even with rejected rows), 2 when the whole file was rejected,
+    1 when its rows were loaded but the file could not be filed away (the inbox sensor finishes that).
     """
     flags = {"priority": priority, "dupe_days": dupe_days, "expire_days": expire_days}
     try:
@@ -181,6 +194,12 @@ def upload(
         message = failure_message(result)
         if json_out:
             print_json({"error": message, **({} if summary is None else summary.as_dict())})
+        if summary is not None and summary.status == UploadStatus.LOADED:
+            raise LoadedNotFiledAway(
+                f"{file.name}: upload {summary.upload_id} loaded {summary.loaded:,} prospects, but the file "
+                f"could not be filed away afterwards ({message.rstrip('.')}); it stays in the inbox and the "
+                "inbox sensor finishes filing it away."
+            )
         raise DialerError(message)
     payload = upload_payload(summary, bucket, ref.qualified_slug)
     if json_out:
