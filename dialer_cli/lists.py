@@ -58,13 +58,15 @@ class LoadedNotFiledAway(DialerError):
     exit_code = 1
 
 
-def _free_key(bucket: Bucket, workspace: str, slug: str, filename: str) -> InboxFile:
-    """An inbox key for the file that no earlier file occupies, short enough for a sidecar beside it."""
+def _free_key(bucket: Bucket, workspace: str, slug: str, filename: str, *, sidecar: bool) -> InboxFile:
+    """An inbox key for the file that no earlier file occupies; short enough for its `sidecar`
+    (`<name>.yaml`) beside it, if it has one (the name is then cut as `fitted_key` cuts it)."""
     stem, suffix = (filename[:-7], ".csv.gz") if filename.lower().endswith(".csv.gz") else (filename[:-4], filename[-4:])
+    room = MAX_NAME_BYTES - len(".yaml") if sidecar else MAX_NAME_BYTES
     n = 0
     while True:
         name = filename if n == 0 else f"{stem}.{n}{suffix}"
-        key = fitted_key(f"inbox/{workspace}/{slug}/{name}", MAX_NAME_BYTES - len(".yaml"))
+        key = fitted_key(f"inbox/{workspace}/{slug}/{name}", room)
         candidate = parse_inbox_key(key)
         if not any(bucket.exists(k) for k in (candidate.key, *candidate.sidecar_keys())):
             return candidate
@@ -171,7 +173,7 @@ def upload(
     with database(config) as engine, engine.connect() as conn:
         ref = registry.resolve_campaign(conn, campaign)
     bucket = Bucket.from_config(config)
-    target = _free_key(bucket, ref.workspace, ref.slug, file.name)
+    target = _free_key(bucket, ref.workspace, ref.slug, file.name, sidecar=options != UploadOptions())
     if options != UploadOptions():
         sidecar = {k: v for k, v in options.model_dump().items() if v is not None}
         bucket.write_text(target.sidecar_keys()[0], yaml.safe_dump(sidecar))
@@ -196,9 +198,10 @@ def upload(
             print_json({"error": message, **({} if summary is None else summary.as_dict())})
         if summary is not None and summary.status == UploadStatus.LOADED:
             raise LoadedNotFiledAway(
-                f"{file.name}: upload {summary.upload_id} loaded {summary.loaded:,} prospects, but the file "
-                f"could not be filed away afterwards ({message.rstrip('.')}); it stays in the inbox and the "
-                "inbox sensor finishes filing it away."
+                f"{file.name}: upload {summary.upload_id} was loaded ({summary.rows:,} rows: {summary.loaded:,} "
+                f"loaded, {summary.duplicates:,} duplicates, {summary.invalid:,} invalid, {summary.dnc:,} dnc), "
+                f"but the file could not be filed away afterwards ({message.rstrip('.')}); it stays in the "
+                "inbox and the inbox sensor finishes filing it away."
             )
         raise DialerError(message)
     payload = upload_payload(summary, bucket, ref.qualified_slug)

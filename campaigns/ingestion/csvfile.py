@@ -166,7 +166,7 @@ def _parse_error(name: str, line: int, exc: csv.Error) -> str:
 
 def _row_too_long(name: str, line: int, limit: int = MAX_ROW_CHARS) -> FileRejected:
     return FileRejected(
-        f"{name}: the row at line {line:,} is longer than {limit:,} characters, the most a row may "
+        f"{name}: the row starting at line {line:,} is longer than {limit:,} characters, the most a row may "
         "hold; the file was refused without reading that row whole. Check that its quotes are "
         "balanced, or shorten the row."
     )
@@ -377,7 +377,7 @@ class BoundedLines:
     (a character is at least one byte).
     """
 
-    __slots__ = ("chars", "limits", "line", "max_chars", "name", "readline", "row_chars", "row_limit")
+    __slots__ = ("chars", "limits", "line", "max_chars", "name", "readline", "row_chars", "row_limit", "row_start")
 
     def __init__(
         self, text: io.TextIOBase, name: str, limits: ReadLimits = NO_LIMITS, row_limit: int = MAX_ROW_CHARS
@@ -390,6 +390,7 @@ class BoundedLines:
         self.row_chars = 0
         self.chars = 0
         self.line = 0
+        self.row_start = 1
 
     def __iter__(self) -> BoundedLines:
         return self
@@ -399,10 +400,12 @@ class BoundedLines:
         if not line:
             raise StopIteration
         self.line += 1
+        if not self.row_chars:
+            self.row_start = self.line
         self.row_chars += len(line)
         self.chars += len(line)
         if self.row_chars > self.row_limit:
-            raise _row_too_long(self.name, self.line, self.row_limit)
+            raise _row_too_long(self.name, self.row_start, self.row_limit)
         if self.max_chars is not None and self.chars > self.max_chars:
             raise self.limits.too_large(self.name)
         return line
@@ -465,13 +468,24 @@ def read_batches(
     """The file's rows in batches of at most `batch_rows` rows and about `batch_bytes` of memory."""
     width = len(layout.header)
     col = layout.columns
-    phone_i = col["phone"]
     optional = {k: col.get(k) for k in ("first_name", "last_name", "state", "zip")}
     custom_items = list(layout.custom.items())
-    def new_batch() -> Batch:
-        return Batch(custom_columns={k: [] for k, _ in custom_items})
 
-    batch = new_batch()
+    def batch_of(numbers: list[int], rows: list[list[str]], problems: list[str | None], share: float) -> Batch:
+        # One transpose in C (zip) rather than an append per cell: 5,000 columns cost no more per cell than 6.
+        cells = list(zip(*rows))
+        return Batch(
+            row_numbers=numbers,
+            phone=list(cells[col["phone"]]),
+            **{k: list(cells[i]) if i is not None else [""] * len(rows) for k, i in optional.items()},
+            custom_columns={k: list(cells[i]) for k, i in custom_items},
+            problem=problems,
+            progress=share,
+        )
+
+    numbers: list[int] = []
+    rows: list[list[str]] = []
+    problems: list[str | None] = []
     held = 0
     progress = [0.0]
     for number, row in iter_rows(opener, name, layout, progress, limits):
@@ -479,20 +493,15 @@ def read_batches(
         problem = None
         if len(row) > width:
             problem = f"row has {len(row)} fields, the header has {width}"
+            row = row[:width]
         elif len(row) < width:
             row = row + [""] * (width - len(row))
-        batch.row_numbers.append(number)
-        batch.phone.append(row[phone_i])
-        for key, index in optional.items():
-            getattr(batch, key).append(row[index] if index is not None else "")
-        for key, index in custom_items:
-            batch.custom_columns[key].append(row[index])
-        batch.problem.append(problem)
-        if len(batch) >= batch_rows or held >= batch_bytes:
-            batch.progress = progress[0]
-            yield batch
-            batch = new_batch()
+        numbers.append(number)
+        rows.append(row)
+        problems.append(problem)
+        if len(rows) >= batch_rows or held >= batch_bytes:
+            yield batch_of(numbers, rows, problems, progress[0])
+            numbers, rows, problems = [], [], []
             held = 0
-    if len(batch):
-        batch.progress = 1.0
-        yield batch
+    if rows:
+        yield batch_of(numbers, rows, problems, 1.0)
