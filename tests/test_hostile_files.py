@@ -151,7 +151,7 @@ def test_a_gzip_that_expands_past_the_campaigns_limit_is_refused(engine, bucket,
     done, peak_mb = upload_in_child(path)
     assert done.returncode == 2, done.stderr
     assert_refused(engine, bucket, "bomb.csv.gz", done.stderr,
-                   "is larger than 67,108,864 bytes once decompressed", "uploads.max_uncompressed_bytes")
+                   "expands to more than 67,108,864 bytes", "uploads.max_uncompressed_bytes")
     assert peak_mb < PEAK_RSS_MB
 
 
@@ -203,6 +203,13 @@ def test_a_field_past_the_field_limit_is_refused_with_its_line():
     with pytest.raises(csvfile.FileRejected) as refused:
         list(csvfile.read_batches(lambda: io.BytesIO(data), "field.csv", layout))
     assert str(refused.value) == "field.csv: has a field longer than 131,072 characters near line 3."
+
+
+def test_a_plain_file_past_the_size_limit_is_refused_by_the_scan():
+    data = b"phone\n" + b"4155551234\n" * 500
+    with pytest.raises(csvfile.FileRejected) as refused:
+        csvfile.inspect(lambda: io.BytesIO(data), "big.csv", csvfile.ReadLimits(max_uncompressed_bytes=1024))
+    assert str(refused.value).startswith("big.csv: is larger than 1,024 bytes, the campaign's uploads.max_uncompressed_bytes")
 
 
 def test_a_header_wider_than_the_column_limit_is_refused():

@@ -79,10 +79,11 @@ class ReadLimits:
     max_uncompressed_bytes: int | None = None
 
     def too_large(self, name: str) -> FileRejected:
+        size = "expands to more than" if name.lower().endswith(".gz") else "is larger than"
         return FileRejected(
-            f"{name}: is larger than {self.max_uncompressed_bytes:,} bytes once decompressed, the "
-            "campaign's uploads.max_uncompressed_bytes; split it into smaller files or raise that "
-            "setting in the campaign file."
+            f"{name}: {size} {self.max_uncompressed_bytes:,} bytes, the campaign's "
+            "uploads.max_uncompressed_bytes; split it into smaller files or raise that setting in "
+            "the campaign file."
         )
 
     def too_many_rows(self, name: str) -> FileRejected:
