@@ -103,7 +103,6 @@ def write_rejects(
     layout: csvfile.Layout,
     reasons: Iterable[tuple[int, str]],
     out: BinaryIO,
-    limits: csvfile.ReadLimits = csvfile.NO_LIMITS,
 ) -> None:
     """Write the rejects file to `out`: the rejected rows' original columns, plus `row` and `reason`.
 
@@ -119,7 +118,7 @@ def write_rejects(
     pending = iter(reasons)
     wanted = next(pending, None)
     if wanted is not None:
-        for number, cells in csvfile.iter_rows(opener, name, layout, limits=limits):
+        for number, cells in csvfile.iter_rows(opener, name, layout):
             while wanted is not None and wanted[0] < number:
                 wanted = next(pending, None)
             if wanted is None:

@@ -163,18 +163,18 @@ def stage(engine: sa.Engine, bucket: Bucket, opened: OpenedUpload, on_batch: OnB
 def finish_upload(engine: sa.Engine, bucket: Bucket, opened: OpenedUpload) -> upload_record.Summary:
     """Write the rejects file (if any row was rejected) and move the file to processed/."""
     inbox_file = opened.inbox_file
-    limits = opened.campaign.limits
     with engine.connect() as conn:
         any_rejected = accounting.has_rejected_rows(conn, opened.upload.id)
         recorded = upload_record.summary(conn, opened.upload.id)
     rejects_key = recorded.rejects_file
     if any_rejected and rejects_key is None and bucket.exists(opened.source_key):
-        layout = opened.layout or csvfile.inspect(opened.opener(bucket), opened.source_key, limits)
+        # The file was accepted when it was staged: a limit lowered since must not strand its load.
+        layout = opened.layout or csvfile.inspect(opened.opener(bucket), opened.source_key)
         rejects_key = bucket.free_key(inbox_file.rejects_key)  # an earlier upload's stays
         # Streamed: the reasons from the database and the rows from the file, side by side.
         with engine.connect() as conn, bucket.open(rejects_key, "wb") as out:
             reasons = accounting.rejected_rows(conn, opened.upload.id)
-            accounting.write_rejects(opened.opener(bucket), opened.source_key, layout, reasons, out, limits)
+            accounting.write_rejects(opened.opener(bucket), opened.source_key, layout, reasons, out)
         with engine.begin() as conn:
             upload_record.set_rejects_file(conn, opened.upload.id, rejects_key)
     if bucket.exists(inbox_file.key):
