@@ -8,6 +8,7 @@ import dagster as dg
 from assets.partitions import dnc_files
 from campaigns.core.errors import DialerError
 from campaigns.ingestion import csvfile, dnc
+from campaigns.ingestion.bucket import fitted_key
 from campaigns.ingestion.inbox import BadKey, parse_dnc_key
 from campaigns.ingestion.uploads import _error_text
 from resources.bucket import BucketResource
@@ -37,7 +38,7 @@ def dnc_list_numbers(
         )
     except (csvfile.FileRejected, DialerError) as exc:
         destination = store.move(source, target.moved_key("rejected"))
-        store.write_text(destination + ".error.txt", _error_text(source, str(exc), now))
+        store.write_text(fitted_key(destination + ".error.txt"), _error_text(source, str(exc), now))
         raise dg.Failure(description=str(exc)) from None
     store.move(source, target.moved_key("processed"))
     return dg.MaterializeResult(

@@ -8,7 +8,6 @@ each calls one stage of `campaigns.ingestion` (`uploads`, `dedupe`,
 """
 
 
-from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
@@ -136,15 +135,12 @@ def validated_rows(
         raise dg.Failure(description=str(exc)) from None
     failures = counts.pop("schema_failures")
     with database.engine.connect() as conn:
-        reasons = Counter(
-            reason.split(":")[-1].strip()
-            for reason in accounting.rejected_rows(conn, opened.upload.id).values()
-        )
+        reasons = accounting.reason_counts(conn, opened.upload.id, top=20)
     return dg.MaterializeResult(
         metadata={
             "upload_id": opened.upload.id,
             **counts,
-            "invalid_by_reason": dg.MetadataValue.json(dict(reasons.most_common(20))),
+            "invalid_by_reason": dg.MetadataValue.json(reasons),
         },
         check_results=[_conformance(failures, {"rows": counts["rows"], "invalid_rows": counts["invalid"]})],
     )

@@ -28,6 +28,7 @@ from rich.text import Text
 
 from campaigns.core.config import DialerConfig
 from campaigns.core.errors import DialerError
+from campaigns.core.lifecycle import UploadStatus
 from campaigns.dialing import dnc as dnc_membership
 from campaigns.ingestion import dnc, interrupted, upload_record
 from campaigns.ingestion.bucket import Bucket
@@ -59,6 +60,12 @@ def _check_file(path: Path, what: str) -> None:
         raise DialerError(f"{path}: is a directory; name the {what} itself.")
     if not path.is_file():
         raise DialerError(f"{path}: no such file.")
+
+
+class LoadedNotFiledAway(DialerError):
+    """The rows were loaded, but the file could not be filed away afterwards (not a refusal)."""
+
+    exit_code = 1
 
 
 def run_upload_job(config: DialerConfig, partition_key: str, on_batch: OnBatch | None = None):
@@ -121,6 +128,9 @@ def failure_message(result) -> str:
             user = getattr(data, "user_failure_data", None)
             if user is not None and user.description:
                 return user.description
+            # Dagster wraps an unexpected error ("Error occurred while executing op …"): name the cause.
+            while error is not None and error.cause is not None:
+                error = error.cause
             return error.message.strip().splitlines()[-1] if error else "the load failed"
     return "the load failed"
 
@@ -138,7 +148,8 @@ def upload(
 ) -> None:
     """Load one prospect list through the same Dagster job the inbox sensor runs, and print its summary.
 
-    Exit 0 when the file was processed (even with rejected rows), 2 when the whole file was rejected.
+    Exit 0 when the file was processed (even with rejected rows), 2 when the whole file was rejected,
+    1 when its rows were loaded but the file could not be filed away (the inbox sensor finishes that).
     """
     flags = {"priority": priority, "dupe_days": dupe_days, "expire_days": expire_days}
     try:
@@ -180,6 +191,13 @@ def upload(
         message = failure_message(result)
         if json_out:
             print_json({"error": message, **({} if summary is None else summary.as_dict())})
+        if summary is not None and summary.status == UploadStatus.LOADED:
+            raise LoadedNotFiledAway(
+                f"{file.name}: upload {summary.upload_id} was loaded ({summary.rows:,} rows: {summary.loaded:,} "
+                f"loaded, {summary.duplicates:,} duplicates, {summary.invalid:,} invalid, {summary.dnc:,} dnc), "
+                f"but the file could not be filed away afterwards ({message.rstrip('.')}); it stays in the "
+                "inbox and the inbox sensor finishes filing it away."
+            )
         raise DialerError(message)
     payload = upload_payload(summary, bucket, ref.qualified_slug)
     if json_out:

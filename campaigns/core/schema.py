@@ -96,6 +96,9 @@ campaigns = sa.Table(
     sa.Column("dupe_days", sa.Integer, nullable=False),
     sa.Column("expire_days", sa.Integer, nullable=False),
     sa.Column("list_priority", sa.Integer, nullable=False),
+    # Upload limits (uploads.max_rows, uploads.max_uncompressed_bytes): a larger file is refused whole.
+    sa.Column("max_upload_rows", sa.BigInteger, nullable=False, server_default="5000000"),
+    sa.Column("max_upload_bytes", sa.BigInteger, nullable=False, server_default=str(2 * 1024**3)),
     # Uploads loaded into the campaign so far. A load compares it with the value its
     # cross-campaign dedupe saw, and repeats the dedupe only if another load came between.
     sa.Column("list_loads", sa.Integer, nullable=False, server_default="0"),

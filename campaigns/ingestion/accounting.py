@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import csv
 import io
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from typing import BinaryIO
 
 import sqlalchemy as sa
 
@@ -57,34 +60,74 @@ def accounting_holds(conn: sa.Connection, upload_id: int) -> tuple[bool, Summary
 
 # --- rejects file --------------------------------------------------------------
 
+# Rows fetched at a time when the rejected rows are read in order: a million rejects are
+# streamed into the rejects file, never held.
+STREAM_ROWS = 10_000
 
-def rejected_rows(conn: sa.Connection, upload_id: int) -> dict[int, str]:
-    """Row number → reason, for the rows the rejects file lists (invalid and duplicate)."""
+
+def _rejected(upload_id: int) -> sa.Select:
     u = t.upload_rows
-    rows = conn.execute(
-        sa.select(u.c.row_number, u.c.reason).where(
-            u.c.upload_id == upload_id,
-            u.c.outcome.in_((str(RowOutcome.INVALID), str(RowOutcome.DUPLICATE))),
-        )
+    return sa.select(u.c.row_number, u.c.reason).where(
+        u.c.upload_id == upload_id,
+        u.c.outcome.in_((str(RowOutcome.INVALID), str(RowOutcome.DUPLICATE))),
     )
-    return {r.row_number: r.reason or "rejected" for r in rows}
+
+
+def has_rejected_rows(conn: sa.Connection, upload_id: int) -> bool:
+    """Whether any row is listed in the rejects file (invalid or duplicate)."""
+    return conn.execute(sa.select(_rejected(upload_id).exists())).scalar_one()
+
+
+def rejected_rows(conn: sa.Connection, upload_id: int) -> Iterator[tuple[int, str]]:
+    """(row number, reason) for the rows the rejects file lists (invalid and duplicate), in row order,
+    streamed from the database."""
+    result = conn.execution_options(yield_per=STREAM_ROWS).execute(
+        _rejected(upload_id).order_by(t.upload_rows.c.row_number)
+    )
+    for number, reason in result:
+        yield number, reason or "rejected"
+
+
+def reason_counts(conn: sa.Connection, upload_id: int, top: int = 20) -> dict[str, int]:
+    """The most common reasons rows were rejected (the text after the value they quote), most common first."""
+    counts: Counter[str] = Counter()
+    result = conn.execution_options(yield_per=STREAM_ROWS).execute(_rejected(upload_id))
+    for _, reason in result:
+        counts[(reason or "rejected").split(":")[-1].strip()] += 1
+    return dict(counts.most_common(top))
 
 
 def write_rejects(
-    opener: Opener, name: str, layout: csvfile.Layout, reasons: dict[int, str]
-) -> bytes:
-    """The rejects file: the rejected rows' original columns, plus `row` and `reason`."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
+    opener: Opener,
+    name: str,
+    layout: csvfile.Layout,
+    reasons: Iterable[tuple[int, str]],
+    out: BinaryIO,
+) -> None:
+    """Write the rejects file to `out`: the rejected rows' original columns, plus `row` and `reason`.
+
+    `reasons` come in row order, so the file and the reasons are read side by
+    side and neither is held whole.
+    """
+    text = io.TextIOWrapper(out, encoding="utf-8", newline="")
+    writer = csv.writer(text, lineterminator="\r\n")
     header = list(layout.header)
     row_col = "row" if "row" not in header else "dialer_row"
     reason_col = "reason" if "reason" not in header else "dialer_reason"
     writer.writerow([*header, row_col, reason_col])
-    for number, cells in csvfile.iter_rows(opener, name, layout):
-        reason = reasons.get(number)
-        if reason is not None:
-            writer.writerow([*cells, number, reason])
-    return out.getvalue().encode("utf-8")
+    pending = iter(reasons)
+    wanted = next(pending, None)
+    if wanted is not None:
+        for number, cells in csvfile.iter_rows(opener, name, layout):
+            while wanted is not None and wanted[0] < number:
+                wanted = next(pending, None)
+            if wanted is None:
+                break
+            if wanted[0] == number:
+                writer.writerow([*cells, number, wanted[1]])
+                wanted = next(pending, None)
+    text.flush()
+    text.detach()  # the caller closes `out`
 
 
 def purge_staging(conn: sa.Connection, upload_id: int) -> int:

@@ -12,8 +12,10 @@ S3 has no links.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import posixpath
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -30,6 +32,32 @@ class UnsafeKey(DialerError):
 
 class LinkedKey(UnsafeKey):
     """A key on a folder bucket whose path goes through a symbolic link."""
+
+
+# Most file systems refuse a name (one segment of a key) longer than 255 bytes (ENAMETOOLONG).
+MAX_NAME_BYTES = 255
+# The trailing extensions a shortened name keeps: `.csv`, `.1.csv.rejects.csv`, `.csv.gz.error.txt`.
+_EXTENSIONS = re.compile(r"(?:\.[A-Za-z0-9_-]{1,12}){0,5}$")
+
+
+def fitted_key(key: str, limit: int = MAX_NAME_BYTES) -> str:
+    """`key`, its last segment shortened to `limit` bytes of UTF-8 if it is longer.
+
+    A name derived from a file's (its rejects file, its `.error.txt`, a
+    numbered variant) may pass the limit although the file's own name does
+    not. The stem is cut at a character boundary and a hash of the whole name
+    added before the extensions, so the result stays recognisable, keeps its
+    extensions and differs for any two names.
+    """
+    folder, slash, name = key.rpartition("/")
+    encoded = name.encode("utf-8")
+    if len(encoded) <= limit:
+        return key
+    extensions = _EXTENSIONS.search(name).group()  # type: ignore[union-attr]  # it matches "" at worst
+    tail = f"~{hashlib.sha256(encoded).hexdigest()[:12]}{extensions}"
+    room = max(0, limit - len(tail.encode("utf-8")))
+    stem = name[: len(name) - len(extensions)].encode("utf-8")[:room].decode("utf-8", "ignore")
+    return f"{folder}{slash}{stem}{tail}"
 
 
 @dataclass(frozen=True)
@@ -202,8 +230,9 @@ class Bucket:
         self.write_bytes(key, text.encode("utf-8"))
 
     def free_key(self, wanted: str) -> str:
-        """`wanted`, or a numbered variant of it (a.1.csv, a.2.csv, …) that no file occupies."""
-        target = wanted
+        """`wanted`, or a numbered variant of it (a.1.csv, a.2.csv, …) that no file occupies, each
+        shortened to fit (`fitted_key`)."""
+        target = fitted_key(wanted)
         n = 1
         while self.exists(target):
             for suffix in (".rejects.csv", ".csv.gz", ".error.txt"):
@@ -213,6 +242,7 @@ class Bucket:
             else:
                 stem, dot, ext = wanted.rpartition(".")
                 target = f"{stem}.{n}.{ext}" if dot and "/" not in ext else f"{wanted}.{n}"
+            target = fitted_key(target)
             n += 1
         return target
 

@@ -14,7 +14,13 @@ import sqlalchemy as sa
 from campaigns.core import schema as t
 from campaigns.core.lifecycle import RowOutcome
 from campaigns.core.types import UTCDateTime
-from campaigns.ingestion.staging_table import LIVE, bulk_session, update_rows
+from campaigns.ingestion.staging_table import (
+    LIVE,
+    bulk_session,
+    each_row,
+    int_rows,
+    update_rows,
+)
 from campaigns.ingestion.upload_record import Upload
 
 
@@ -33,23 +39,24 @@ def mark_duplicates_within(conn: sa.Connection, upload_id: int) -> int:
         .having(sa.func.count() > 1)
         .subquery("firsts")
     )
-    found = conn.execute(
+    found = int_rows(
+        conn,
         sa.select(live.c.row_number, firsts.c.first_row)
         .join(firsts, firsts.c.phone_e164 == live.c.phone_e164)
-        .where(live.c.row_number > firsts.c.first_row)
-    ).all()
+        .where(live.c.row_number > firsts.c.first_row),
+    )
     return update_rows(
         conn,
         upload_id,
-        [
+        (
             {
                 "row_number": row,
                 "outcome": str(RowOutcome.DUPLICATE),
                 "duplicate_of": f"row {first}",
                 "reason": f"duplicate of row {first} in this file",
             }
-            for row, first in found
-        ],
+            for row, first in each_row(found)
+        ),
     )
 
 
@@ -84,15 +91,16 @@ def mark_duplicates_across(conn: sa.Connection, upload: Upload, campaign_id: int
         .group_by(p.c.phone_e164)
         .subquery("earlier")
     )
-    found = conn.execute(
+    found = int_rows(
+        conn,
         sa.select(u.c.row_number, earlier.c.prospect_id, earlier.c.list_id)
         .join(earlier, earlier.c.phone_e164 == u.c.phone_e164)
-        .where(u.c.upload_id == upload.id, u.c.outcome.in_(LIVE))
-    ).all()
+        .where(u.c.upload_id == upload.id, u.c.outcome.in_(LIVE)),
+    )
     flagged = update_rows(
         conn,
         upload.id,
-        [
+        (
             {
                 "row_number": row,
                 "outcome": str(RowOutcome.DUPLICATE),
@@ -100,8 +108,8 @@ def mark_duplicates_across(conn: sa.Connection, upload: Upload, campaign_id: int
                 "reason": f"loaded into the campaign within {upload.dupe_days} days "
                 f"(upload {list_id}, prospect {prospect})",
             }
-            for row, prospect, list_id in found
-        ],
+            for row, prospect, list_id in each_row(found)
+        ),
     )
     conn.execute(
         sa.update(t.prospect_lists)

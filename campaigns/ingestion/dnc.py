@@ -75,9 +75,11 @@ def _numbers(opener: Callable[[], BinaryIO], name: str):
     area_index = next((normal.index(a) for a in ("area_code", "areacode", "npa") if a in normal), None)
     with opener() as raw:
         text = io.TextIOWrapper(csvfile.open_binary(raw, name), encoding=encoding, newline="", errors="replace")
-        reader = csv.reader(text, delimiter=delimiter)
+        lines = csvfile.BoundedLines(text, name)  # a one-line file is refused, not held whole
+        reader = csv.reader(lines, delimiter=delimiter)
         batch: list[str] = []
         for i, row in enumerate(reader):
+            lines.row_done()
             if phone_index is not None and i == 0:
                 continue  # the header
             if not any(c.strip() for c in row) or row[0].lstrip().startswith("#"):

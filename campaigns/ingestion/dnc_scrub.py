@@ -12,7 +12,13 @@ import sqlalchemy as sa
 
 from campaigns.core import schema as t
 from campaigns.core.lifecycle import RowOutcome
-from campaigns.ingestion.staging_table import LIVE, bulk_session, update_rows
+from campaigns.ingestion.staging_table import (
+    LIVE,
+    bulk_session,
+    each_row,
+    int_rows,
+    update_rows,
+)
 from campaigns.ingestion.upload_record import CampaignInfo, Upload
 
 
@@ -41,9 +47,9 @@ def mark_dnc(conn: sa.Connection, upload: Upload, campaign: CampaignInfo) -> tup
         .where(link.c.campaign_id == campaign.id, d.c.phone_e164 == u.c.phone_e164)
         .exists()
     )
-    found = conn.execute(
-        sa.select(u.c.row_number).where(u.c.upload_id == upload.id, u.c.outcome.in_(LIVE), on_list)
-    ).scalars().all()
+    found = int_rows(
+        conn, sa.select(u.c.row_number).where(u.c.upload_id == upload.id, u.c.outcome.in_(LIVE), on_list)
+    )
     if campaign.dnc_disposition:
         values = {
             "on_dnc": True,
@@ -52,7 +58,7 @@ def mark_dnc(conn: sa.Connection, upload: Upload, campaign: CampaignInfo) -> tup
         }
     else:
         values = {"on_dnc": True}
-    matched = update_rows(conn, upload.id, [{"row_number": row, **values} for row in found])
+    matched = update_rows(conn, upload.id, ({"row_number": row, **values} for (row,) in each_row(found)))
     return matched, (matched if campaign.dnc_disposition else 0)
 
 

@@ -30,7 +30,7 @@ from campaigns.core import schema as t
 from campaigns.core.errors import DialerError
 from campaigns.core.lifecycle import UploadStatus
 from campaigns.ingestion import upload_claims, upload_record
-from campaigns.ingestion.bucket import Bucket, ObjectInfo
+from campaigns.ingestion.bucket import MAX_NAME_BYTES, Bucket, ObjectInfo, fitted_key
 from campaigns.ingestion.inbox import (
     BadKey,
     InboxFile,
@@ -198,7 +198,9 @@ def place_in_inbox(
 ) -> Placement:
     """The inbox key for a file given to `dialer list upload`: a free one, or the one its copy already has.
 
-    A key taken by another file gets a numbered name (a.1.csv, …). The same
+    A key taken by another file gets a numbered name (a.1.csv, …); a name too long for the
+    file system (with its `.yaml` sidecar, if the options need one) is cut as `fitted_key`
+    cuts it. The same
     bytes with the same options at a key whose upload is unregistered, loaded
     but not filed away, or processing with no live run, are resumed there.
     Raises UploadBusy while a live run loads that copy.
@@ -206,10 +208,11 @@ def place_in_inbox(
     stem, suffix = (filename[:-7], filename[-7:]) if filename.lower().endswith(".csv.gz") else (filename[:-4], filename[-4:])
     with engine.connect() as conn:
         campaign = upload_record.campaign_info(conn, workspace, slug)
+    room = MAX_NAME_BYTES - len(".yaml") if options != UploadOptions() else MAX_NAME_BYTES
     n = 0
     while True:
         name = filename if n == 0 else f"{stem}.{n}{suffix}"
-        candidate = parse_inbox_key(f"inbox/{workspace}/{slug}/{name}")
+        candidate = parse_inbox_key(fitted_key(f"inbox/{workspace}/{slug}/{name}", room))
         n += 1
         if not any(bucket.exists(k) for k in (candidate.key, *candidate.sidecar_keys())):
             return Placement(candidate, copy=True)

@@ -7,9 +7,11 @@ stage never loads a row twice.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from itertools import islice
 from typing import BinaryIO
 
+import numpy as np
 import sqlalchemy as sa
 
 from campaigns.core import schema as t
@@ -71,7 +73,9 @@ def stage_rows(
     is written. After each batch `on_batch(rows so far, share of the file
     read)` is called, if given (a progress bar, a log line). Returns counts:
     rows, valid, invalid, and the contract's failures by check under
-    "schema_failures".
+    "schema_failures". A file past the campaign's limits is refused
+    (`csvfile.FileRejected`) as soon as it passes them; the caller refuses
+    the upload, which drops the rows staged so far.
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -91,7 +95,8 @@ def stage_rows(
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="staging-writer") as writer:
         pending = None
-        for batch in csvfile.read_batches(opener, name, layout, batch_rows or csvfile.BATCH_ROWS):
+        batches = csvfile.read_batches(opener, name, layout, batch_rows or csvfile.BATCH_ROWS, campaign.limits)
+        for batch in batches:
             staged = normalize_batch(batch, campaign.locale, upload.id)
             for check, failed in validation.failure_counts(as_frame(staged, validation.CONTRACT_COLUMNS)).items():
                 counts["schema_failures"][check] = counts["schema_failures"].get(check, 0) + failed
@@ -137,10 +142,41 @@ def bulk_session(conn: sa.Connection) -> None:
         conn.exec_driver_sql(f"SET LOCAL work_mem = '{BULK_WORK_MEM}'")
 
 
-def update_rows(conn: sa.Connection, upload_id: int, rows: list[dict]) -> int:
-    """Set per-row values on an upload's staging rows; every dict has `row_number` and the same keys."""
-    if not rows:
-        return 0
+# Rows found by a bulk query are read this many at a time into a compact array, and
+# updated this many at a time: a file whose million rows all repeat one number costs
+# tens of MB, not the GB a list of rows and their dicts would.
+FETCH_ROWS = 10_000
+UPDATE_ROWS = 100_000
+
+
+def int_rows(conn: sa.Connection, query: sa.Select) -> np.ndarray:
+    """The query's rows, all integer columns, as one int64 array (8 bytes a value), read in parts."""
+    width = len(query.selected_columns)
+    # Plain tuples: numpy would probe each Row for array attributes, a slow lookup per row.
+    parts = [
+        np.array(list(map(tuple, part)), dtype=np.int64).reshape(-1, width)
+        for part in conn.execute(query).partitions(FETCH_ROWS)
+    ]
+    return np.concatenate(parts) if parts else np.empty((0, width), dtype=np.int64)
+
+
+def each_row(found: np.ndarray) -> Iterator[list[int]]:
+    """The array's rows as lists of Python ints, converted a part at a time."""
+    for start in range(0, len(found), UPDATE_ROWS):
+        yield from found[start : start + UPDATE_ROWS].tolist()
+
+
+def update_rows(conn: sa.Connection, upload_id: int, rows: Iterable[dict]) -> int:
+    """Set per-row values on an upload's staging rows, UPDATE_ROWS at a time; every dict has
+    `row_number` and the same keys. Returns how many rows were updated."""
+    pending = iter(rows)
+    updated = 0
+    while chunk := list(islice(pending, UPDATE_ROWS)):
+        updated += _update_chunk(conn, upload_id, chunk)
+    return updated
+
+
+def _update_chunk(conn: sa.Connection, upload_id: int, rows: list[dict]) -> int:
     u = t.upload_rows
     keys = [k for k in rows[0] if k != "row_number"]
     if not all(k in u.c for k in keys):  # column names, never data, go into the SQL

@@ -36,6 +36,13 @@ class CampaignInfo:
     expire_days: int
     list_priority: int
     dnc_disposition: str | None
+    max_upload_rows: int
+    max_upload_bytes: int
+
+    @property
+    def limits(self) -> csvfile.ReadLimits:
+        """How large a file this campaign takes (`uploads.max_rows`, `uploads.max_uncompressed_bytes`)."""
+        return csvfile.ReadLimits(max_rows=self.max_upload_rows, max_uncompressed_bytes=self.max_upload_bytes)
 
 
 @dataclass(frozen=True)
@@ -91,6 +98,8 @@ def campaign_info(conn: sa.Connection, workspace: str, slug: str) -> CampaignInf
             t.campaigns.c.expire_days,
             t.campaigns.c.list_priority,
             t.campaigns.c.dnc_disposition,
+            t.campaigns.c.max_upload_rows,
+            t.campaigns.c.max_upload_bytes,
         )
         .join(t.workspaces, t.workspaces.c.id == t.campaigns.c.workspace_id)
         .where(t.workspaces.c.name == workspace, t.campaigns.c.slug == slug)

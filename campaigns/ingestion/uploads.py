@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from campaigns.core.errors import DialerError
 from campaigns.core.lifecycle import UploadStatus
 from campaigns.ingestion import accounting, csvfile, upload_claims, upload_record
-from campaigns.ingestion.bucket import Bucket, UnsafeKey
+from campaigns.ingestion.bucket import Bucket, UnsafeKey, fitted_key
 from campaigns.ingestion.inbox import (
     BadKey,
     InboxFile,
@@ -54,7 +54,7 @@ def reject_key(bucket: Bucket, key: str, message: str, now: datetime) -> str:
     """Move a file that does not fit the layout aside; returns where it went."""
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", key.replace("/", "__"))[:200] or "file"
     destination = bucket.quarantine(key, f"rejected/_unsorted/{safe}")
-    bucket.write_text(destination + ".error.txt", _error_text(key, message, now))
+    bucket.write_text(fitted_key(destination + ".error.txt"), _error_text(key, message, now))
     return destination
 
 
@@ -65,7 +65,7 @@ def reject_file(bucket: Bucket, inbox_file: InboxFile, message: str, now: dateti
     for sidecar in inbox_file.sidecar_keys():
         if bucket.exists(sidecar):
             bucket.move(sidecar, "rejected/" + sidecar.split("/", 1)[1])
-    bucket.write_text(destination + ".error.txt", _error_text(inbox_file.key, message, now))
+    bucket.write_text(fitted_key(destination + ".error.txt"), _error_text(inbox_file.key, message, now))
     return destination
 
 
@@ -113,7 +113,7 @@ def open_upload(engine: sa.Engine, bucket: Bucket, partition_key: str, now: date
     if upload.status == UploadStatus.LOADED:
         return OpenedUpload(inbox_file, campaign, upload, None, inbox_file.key)
     try:
-        layout = csvfile.inspect(lambda: bucket.open(inbox_file.key), inbox_file.key)
+        layout = csvfile.inspect(lambda: bucket.open(inbox_file.key), inbox_file.key, campaign.limits)
     except csvfile.FileRejected as exc:
         with engine.begin() as conn:
             upload_record.reject_upload(conn, upload.id, str(exc), now)
@@ -141,7 +141,7 @@ def current_upload(engine: sa.Engine, bucket: Bucket, partition_key: str) -> Ope
         # upload_file scanned the file once and recorded how to read it.
         with engine.connect() as conn:
             layout = upload_record.recorded_layout(conn, upload.id)
-        layout = layout or csvfile.inspect(lambda: bucket.open(source), source)
+        layout = layout or csvfile.inspect(lambda: bucket.open(source), source, campaign.limits)
     return OpenedUpload(inbox_file, campaign, upload, layout, source)
 
 
@@ -170,14 +170,17 @@ def finish_upload(engine: sa.Engine, bucket: Bucket, opened: OpenedUpload) -> up
     """Write the rejects file (if any row was rejected) and move the file to processed/."""
     inbox_file = opened.inbox_file
     with engine.connect() as conn:
-        reasons = accounting.rejected_rows(conn, opened.upload.id)
+        any_rejected = accounting.has_rejected_rows(conn, opened.upload.id)
         recorded = upload_record.summary(conn, opened.upload.id)
     rejects_key = recorded.rejects_file
-    if reasons and rejects_key is None and bucket.exists(opened.source_key):
+    if any_rejected and rejects_key is None and bucket.exists(opened.source_key):
+        # The file was accepted when it was staged: a limit lowered since must not strand its load.
         layout = opened.layout or csvfile.inspect(opened.opener(bucket), opened.source_key)
-        data = accounting.write_rejects(opened.opener(bucket), opened.source_key, layout, reasons)
         rejects_key = bucket.free_key(inbox_file.rejects_key)  # an earlier upload's stays
-        bucket.write_bytes(rejects_key, data)
+        # Streamed: the reasons from the database and the rows from the file, side by side.
+        with engine.connect() as conn, bucket.open(rejects_key, "wb") as out:
+            reasons = accounting.rejected_rows(conn, opened.upload.id)
+            accounting.write_rejects(opened.opener(bucket), opened.source_key, layout, reasons, out)
         with engine.begin() as conn:
             upload_record.set_rejects_file(conn, opened.upload.id, rejects_key)
     # Staging goes before the file moves: a run killed in between leaves the file in the

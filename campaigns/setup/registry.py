@@ -76,6 +76,8 @@ def settings_to_row(s: CampaignSettings) -> dict[str, Any]:
         "dupe_days": s.uploads.dupe_days,
         "expire_days": s.uploads.expire_days,
         "list_priority": s.uploads.priority,
+        "max_upload_rows": s.uploads.max_rows,
+        "max_upload_bytes": s.uploads.max_uncompressed_bytes,
         "dnc_disposition": s.dnc.dnc_disposition,
         "check_on_dial": s.dnc.check_on_dial,
         "report_schedule": s.reports.schedule,
@@ -382,6 +384,8 @@ def load_settings(conn: sa.Connection, campaign_id: int) -> CampaignSettings:
                 "dupe_days": row.dupe_days,
                 "expire_days": row.expire_days,
                 "priority": row.list_priority,
+                "max_rows": row.max_upload_rows,
+                "max_uncompressed_bytes": row.max_upload_bytes,
             },
             "dnc": {
                 "lists": _linked_dnc_lists(conn, campaign_id),

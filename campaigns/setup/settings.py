@@ -106,6 +106,11 @@ class Uploads(_Strict):
     dupe_days: Annotated[int, Field(ge=-1, le=3650)] = 90
     expire_days: Annotated[int, Field(ge=1, le=3650)] = 90
     priority: Annotated[int, Field(ge=0, le=100)] = 50
+    # A file past either limit is refused whole (to rejected/, with the sentence), so a small
+    # gzip cannot expand into hours of staging and a full disk. Not a sidecar option: whoever
+    # drops a file must not be able to lift the campaign's limits with it.
+    max_rows: Annotated[int, Field(ge=1, le=100_000_000)] = 5_000_000
+    max_uncompressed_bytes: Annotated[int, Field(ge=1024, le=1024**4)] = 2 * 1024**3
 
 
 class Dnc(_Strict):

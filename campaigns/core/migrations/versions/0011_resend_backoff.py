@@ -5,8 +5,8 @@
 - `call_attempts.next_send_at`: the platform-clock instant from which the attempt may be
   re-sent (NULL on attempts recorded before this revision: 20 s after their creation).
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-12-02
 """
 
@@ -15,8 +15,8 @@ from alembic import op
 
 from campaigns.core.types import UTCDateTime
 
-revision = "0010"
-down_revision = "0009"
+revision = "0011"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
