@@ -8,7 +8,7 @@ import dagster as dg
 from assets.partitions import dnc_files
 from campaigns.core.errors import DialerError
 from campaigns.ingestion import csvfile, dnc
-from campaigns.ingestion.bucket import fitted_key
+from campaigns.ingestion.bucket import UnsafeKey, fitted_key
 from campaigns.ingestion.inbox import BadKey, parse_dnc_key
 from campaigns.ingestion.uploads import _error_text
 from resources.bucket import BucketResource
@@ -27,7 +27,11 @@ def dnc_list_numbers(
     except BadKey as exc:
         raise dg.Failure(description=str(exc)) from None
     source = target.key
-    if not store.exists(source):
+    try:
+        present = store.exists(source)
+    except UnsafeKey as exc:  # a key through a symbolic link: refused, neither read nor moved
+        raise dg.Failure(description=str(exc)) from None
+    if not present:
         processed = target.moved_key("processed")
         if store.exists(processed):
             return dg.MaterializeResult(metadata={"already_imported": True, "source": processed})

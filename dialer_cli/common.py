@@ -120,7 +120,7 @@ def database(config: DialerConfig, *, ready: bool = True, timeouts: DatabaseTime
     Its waits are bounded by `timeouts` (the daemon's); else by the batch limits (connect,
     SQLite busy), so a long command is never cut by a statement limit meant for a tick.
     """
-    engine = open_engine(config, timeouts or config.database_timeouts.for_batch())
+    engine = open_engine(config, timeouts or config.batch_timeouts)
     try:
         if ready:
             db.check_ready(engine)

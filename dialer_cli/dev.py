@@ -97,7 +97,7 @@ def dev_cmd(
         signal.signal(number, lambda *_: stop.set())
     config = config_of(ctx)
     home = config.home
-    engine = open_engine(config, config.database_timeouts.for_batch())
+    engine = open_engine(config, config.batch_timeouts)
     db.migrate(engine)
     instance = dagster_home(config)
 

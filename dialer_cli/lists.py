@@ -31,10 +31,11 @@ from campaigns.core.errors import DialerError
 from campaigns.core.lifecycle import UploadStatus
 from campaigns.dialing import dnc as dnc_membership
 from campaigns.ingestion import dnc, interrupted, upload_record
-from campaigns.ingestion.bucket import Bucket
+from campaigns.ingestion.bucket import Bucket, fitted_key
 from campaigns.ingestion.inbox import (
     InboxFile,
     UploadOptions,
+    parse_inbox_key,
     parse_options,
 )
 from campaigns.ingestion.staging_table import OnBatch
@@ -64,6 +65,12 @@ def _check_file(path: Path, what: str) -> None:
 
 class LoadedNotFiledAway(DialerError):
     """The rows were loaded, but the file could not be filed away afterwards (not a refusal)."""
+
+    exit_code = 1
+
+
+class UploadNotFinished(DialerError):
+    """The run failed before the upload was loaded or refused (a fault, a lost claim): it resumes."""
 
     exit_code = 1
 
@@ -149,7 +156,8 @@ def upload(
     """Load one prospect list through the same Dagster job the inbox sensor runs, and print its summary.
 
     Exit 0 when the file was processed (even with rejected rows), 2 when the whole file was rejected,
-    1 when its rows were loaded but the file could not be filed away (the inbox sensor finishes that).
+    1 when its rows were loaded but the file could not be filed away (the inbox sensor finishes that)
+    or the run stopped before the upload was loaded or refused (it resumes).
     """
     flags = {"priority": priority, "dupe_days": dupe_days, "expire_days": expire_days}
     try:
@@ -174,7 +182,7 @@ def upload(
         )
     target = placement.inbox_file
     if placement.copy:
-        _copy_into_inbox(bucket, file, target, options)
+        target = _copy_into_inbox(bucket, file, target, options)
 
     show_bar = not json_out and sys.stderr.isatty()
     progress = Progress(
@@ -198,6 +206,11 @@ def upload(
                 f"but the file could not be filed away afterwards ({message.rstrip('.')}); it stays in the "
                 "inbox and the inbox sensor finishes filing it away."
             )
+        if summary is not None and summary.status == UploadStatus.PROCESSING:
+            raise UploadNotFinished(
+                f"{message.rstrip('.')}; upload {summary.upload_id} was not refused: it stays processing, "
+                "and the inbox sensor, or this command run again, resumes it."
+            )
         raise DialerError(message)
     payload = upload_payload(summary, bucket, ref.qualified_slug)
     if json_out:
@@ -206,20 +219,25 @@ def upload(
     print_upload_summary(payload, f"{file.name} → {ref.qualified_slug} (upload {summary.upload_id})", summary.warnings)
 
 
-def _copy_into_inbox(bucket: Bucket, file: Path, target: InboxFile, options: UploadOptions) -> None:
-    """The file (and its options as a sidecar) at `target`, appearing whole or not at all.
+def _copy_into_inbox(bucket: Bucket, file: Path, target: InboxFile, options: UploadOptions) -> InboxFile:
+    """The file (and its options as a sidecar) at `target`, appearing whole or not at all; returns
+    where it landed (`target`, unless another file took that key meanwhile: then a numbered one).
 
     Copied under a hidden `.part` name first, so neither the sensor nor a later
-    run ever reads a copy this command did not finish.
+    run ever reads a copy this command did not finish; that name is fitted too,
+    since `target`'s own may already use every byte a file name may have.
     """
     if options != UploadOptions():
         sidecar = {k: v for k, v in options.model_dump().items() if v is not None}
         bucket.write_text(target.sidecar_keys()[0], yaml.safe_dump(sidecar))
-    partial = target.key + ".part"
+    partial = fitted_key(target.key + ".part")
     with file.open("rb") as source, bucket.open(partial, "wb") as destination:
         while chunk := source.read(1 << 20):
             destination.write(chunk)
-    bucket.move(partial, target.key)
+    landed = parse_inbox_key(bucket.move(partial, target.key))
+    if landed.key != target.key and options != UploadOptions():
+        bucket.write_text(landed.sidecar_keys()[0], yaml.safe_dump(sidecar))
+    return landed
 
 
 def print_upload_summary(payload: dict, title: str, warnings: list[str]) -> None:

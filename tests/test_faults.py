@@ -38,6 +38,7 @@ from dialer_daemon.daemon import Daemon, PlatformClock
 from dialer_daemon.faults import FaultLog
 from dialer_daemon.simulator import Profile, Simulator, serve
 from dialer_daemon.voice import PlatformContractError, VoiceApiError, VoiceClient
+from resources.database import DatabaseResource
 from tests.helpers import add_prospects
 from tests.test_daemon import START, attempts, campaign, phones
 
@@ -496,8 +497,13 @@ def test_timeout_settings_are_checked_and_reach_the_engines(db_url, backend):
                 {"DIALER_DATABASE_CONNECT_TIMEOUT_S": "-1"}):
         with pytest.raises(DialerError, match=f"{next(iter(bad))} is '.*'; expected a number of seconds"):
             _ = DialerConfig.from_env(bad).daemon_deadlines, DialerConfig.from_env(bad).database_timeouts
+    # A bad daemon-only setting fails the daemon, not batch work (every other command).
+    assert DialerConfig.from_env({"DIALER_DATABASE_STATEMENT_TIMEOUT_S": "soon"}).batch_timeouts.connect_s == 10.0
+    # Dagster runs take the batch limits from the same settings (the resource is built from the config).
+    resource = DatabaseResource.from_config(config)
+    assert (resource.connect_timeout_s, resource.sqlite_busy_timeout_s) == (10.0, 4.0)
     daemon_engine = db.make_engine(db_url, timeouts=timeouts)
-    batch_engine = db.make_engine(db_url, timeouts=timeouts.for_batch())
+    batch_engine = DatabaseResource(url=db_url, sqlite_busy_timeout_s=resource.sqlite_busy_timeout_s).engine
     try:
         with daemon_engine.connect() as daemon_conn, batch_engine.connect() as batch_conn:
             if backend == "postgres":  # ingestion's long statements are never cut by the daemon's limit
@@ -506,6 +512,9 @@ def test_timeout_settings_are_checked_and_reach_the_engines(db_url, backend):
                 assert batch_conn.exec_driver_sql("SHOW statement_timeout").scalar() == "0"
             else:
                 assert daemon_conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 4000
+        if backend != "postgres":  # after the daemon's connection: each begins SQLite's write transaction
+            with batch_engine.connect() as batch_conn:
+                assert batch_conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 4000
     finally:
         daemon_engine.dispose()
         batch_engine.dispose()

@@ -298,6 +298,20 @@ def test_a_250_character_file_name_loads_and_files_its_rejects(engine, bucket, t
     assert statuses == ["loaded", "loaded"]
 
 
+@pytest.mark.parametrize("flags", [[], ["--priority", "60"]], ids=["plain", "with-sidecar"])
+def test_a_file_name_of_253_bytes_is_copied_into_the_inbox_and_loads(engine, bucket, tmp_path, flags):
+    # The CLI copies under a `.part` name first, 5 bytes longer than the file's own: fitted too.
+    campaign_with(engine)
+    filename = "p" * 249 + ".csv"
+    path = tmp_path / filename
+    path.write_text("phone\n(415) 555-1234\n")
+    result = runner.invoke(app, ["list", "upload", "renewals", str(path), "--json", *flags])
+    assert result.exit_code == 0, result.stderr
+    [processed] = [p for p in (bucket / "processed/acme/renewals").iterdir() if p.name.endswith(".csv")]
+    assert len(processed.name.encode()) <= MAX_NAME_BYTES and processed.name.startswith("p" * 200)
+    assert not list((bucket / "inbox/acme/renewals").iterdir())
+
+
 def test_a_long_file_name_refused_whole_is_filed_beside_its_explanation(engine, bucket, tmp_path):
     campaign_with(engine)
     filename = "r" * 250 + ".csv"  # 254 bytes: its .error.txt would be 264

@@ -328,3 +328,24 @@ def test_a_linked_key_is_refused_by_the_sensor_once(engine, dialer_env, bucket_d
     assert json.loads(second.cursor)["links"] == [link]
     assert (bucket_dir / "inbox/acme/renewals/a.csv").exists()
     assert (bucket_dir / link).is_symlink()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_a_linked_dnc_key_is_refused_by_a_requested_partition(engine, dialer_env, bucket_dir):
+    from pipelines.definitions import defs, resources_for
+
+    apply_campaign(engine, OTHER)
+    drop(bucket_dir, "dnc/acme/internal/real.txt", "4155551234\n")
+    (bucket_dir / "dnc/other/internal").mkdir(parents=True)
+    (bucket_dir / "dnc/other/internal/link.txt").symlink_to("../../acme/internal/real.txt")
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("dnc_files", ["other/internal/link.txt"])
+    result = defs.resolve_job_def("import_dnc_file").execute_in_process(
+        partition_key="other/internal/link.txt", instance=instance, raise_on_error=False,
+        resources=resources_for(DialerConfig.from_env()),
+    )
+    assert not result.success
+    assert "dnc/other/internal/link.txt: is a symbolic link to dnc/acme/internal/real.txt" in failure(result)
+    assert (bucket_dir / "dnc/acme/internal/real.txt").read_text() == "4155551234\n"
+    assert (bucket_dir / "dnc/other/internal/link.txt").is_symlink()
+    assert not (bucket_dir / "processed").exists() and not (bucket_dir / "rejected").exists()

@@ -83,7 +83,7 @@ class DatabaseTimeouts:
 
     The statement and lock limits are the daemon's (`DialerConfig.database_timeouts`): a hung
     database stalls a tick for seconds. Batch work (ingestion, reports, the CLI) gets
-    `for_batch()`, without them, so a long load is never cut by a limit meant for a tick.
+    `DialerConfig.batch_timeouts`, without them, so a long load is never cut by a limit meant for a tick.
     """
 
     connect_s: float = 10.0
@@ -172,11 +172,20 @@ class DialerConfig:
 
     @property
     def database_timeouts(self) -> DatabaseTimeouts:
-        """The daemon's database limits (statement and lock included); `.for_batch()` for batch work."""
-        return DatabaseTimeouts(
-            connect_s=self._seconds("DIALER_DATABASE_CONNECT_TIMEOUT_S") or 10.0,
+        """The daemon's database limits (statement and lock included); `batch_timeouts` for batch work."""
+        return replace(
+            self.batch_timeouts,
             statement_s=self._seconds("DIALER_DATABASE_STATEMENT_TIMEOUT_S"),
             lock_s=self._seconds("DIALER_DATABASE_LOCK_TIMEOUT_S"),
+        )
+
+    @property
+    def batch_timeouts(self) -> DatabaseTimeouts:
+        """The limits of batch work (ingestion, reports, the CLI, Dagster runs): connect and SQLite's
+        busy wait only. It reads only those two settings, so a bad value of a daemon-only one fails
+        the daemon, not every command."""
+        return DatabaseTimeouts(
+            connect_s=self._seconds("DIALER_DATABASE_CONNECT_TIMEOUT_S") or 10.0,
             sqlite_busy_s=self._seconds("DIALER_SQLITE_BUSY_TIMEOUT_S") or 30.0,
         )
 

@@ -170,7 +170,7 @@ def make_engine(url: str, *, echo: bool = False, timeouts: DatabaseTimeouts | No
     """An engine for `url` (`DialerConfig.database_url`: `DIALER_DATABASE_URL` or the embedded SQLite file).
 
     `timeouts` bound its waits (`campaigns.core.db_deadlines`): the daemon passes its
-    `DialerConfig.database_timeouts`; batch work passes `.for_batch()` (no statement or lock
+    `DialerConfig.database_timeouts`; batch work passes `DialerConfig.batch_timeouts` (no statement or lock
     limit); none given, the defaults without statement or lock limit.
     """
     parsed = normalize_url(url)
