@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -35,6 +36,20 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+class TextFormatter(logging.Formatter):
+    """One line per record for a terminal. Control characters in the line (a name stored before
+    names were checked, a platform's error text) are shown as escapes, so they can neither act on
+    the terminal nor start a forged line; JSON lines escape them already."""
+
+    _UNSHOWABLE = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return self._UNSHOWABLE.sub(lambda m: f"\\x{ord(m.group()):02x}", super().formatMessage(record))
+
+
 def configure(fmt: str = "auto", level: int = logging.INFO) -> None:
     """Send the dialer's logs to stderr as JSON lines (`json`), text (`text`), or by terminal (`auto`)."""
     if fmt not in ("auto", "json", "text"):
@@ -42,8 +57,7 @@ def configure(fmt: str = "auto", level: int = logging.INFO) -> None:
     if fmt == "auto":
         fmt = "text" if sys.stderr.isatty() else "json"
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if fmt == "json"
-                         else logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

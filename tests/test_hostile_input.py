@@ -308,3 +308,13 @@ def test_the_json_output_escapes_what_json_leaves_raw(capsys):
     printed = capsys.readouterr().out
     assert not any(char in printed for char in "\x1b\x9b\x7f")
     assert json.loads(printed) == {"name": "a\x1b\x9b\x7fb\ud800", "ok": "Zoë [x]"}
+
+
+def test_the_daemons_text_log_shows_control_characters_as_escapes():
+    import logging
+
+    from dialer_daemon.logs import TextFormatter
+
+    record = logging.LogRecord("dialer", logging.INFO, "", 0, "campaign %s started", ("\x1b[31mQ1\nforged",), None)
+    line = TextFormatter().format(record)
+    assert line.endswith("campaign \\x1b[31mQ1\\x0aforged started") and "\x1b" not in line and "\n" not in line
