@@ -317,6 +317,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--rows", default="ratio,best,predictive,drift")
     parser.add_argument("--targets", default="0.02,0.03", help="predictive targets to run")
+    parser.add_argument("--ratios", default="1,2,3", help="the ratio rows' call ratios (each with and without the damper)")
     parser.add_argument("--minutes", default=",".join(f"{k}={v}" for k, v in DEFAULT_MINUTES.items()),
                         help="simulated minutes per run by session count, e.g. 10=240,50=120,200=60")
     args = parser.parse_args()
@@ -360,7 +361,7 @@ def main() -> None:
                             specs = [Spec(**base, seed=s, drift=drift, **extra) for s in seeds]
                             print(Row(label, _pool(args.jobs, specs, workdir)).line(), flush=True)
                 if "ratio" in rows:
-                    for ratio in (1.0, 2.0, 3.0):
+                    for ratio in (float(r) for r in args.ratios.split(",")):
                         for damper in (False, True):
                             specs = [Spec(**base, seed=s, mode="ratio", ratio=ratio, damper=damper) for s in seeds]
                             label = f"ratio {ratio:g}{' + damper' if damper else ''}"
