@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -148,3 +150,21 @@ def add_prospects(engine, campaign_id: int, prospects: list[dict], now=None) -> 
                 ).returning(t.prospects.c.id)
             ).scalar_one())
     return ids
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate, timeout: float, step: float = 0.05):
+    """`predicate()`'s first truthy value within `timeout` seconds; AssertionError past it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    raise AssertionError(f"not within {timeout} s")

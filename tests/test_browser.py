@@ -15,10 +15,10 @@ import time
 
 import pytest
 
+from tests.helpers import free_port
 from tests.test_dagster_dev import (
     ROOT,
     _dialer,
-    _free_port,
     dagster_env,
     start_dagster_dev,
     stop_dagster_dev,
@@ -50,7 +50,7 @@ def test_the_dagster_ui_lists_the_projects_assets_sensors_and_schedules(tmp_path
     from playwright.sync_api import sync_playwright
 
     chromium = _chromium()
-    port = _free_port()
+    port = free_port()
     env = dagster_env(tmp_path)
     _dialer(env, "init")
     ARTIFACTS.mkdir(exist_ok=True)

@@ -31,7 +31,13 @@ from campaigns.reporting.status import campaign_status
 from dialer_daemon.daemon import Daemon, PlatformClock, TickReport
 from dialer_daemon.simulator import Faults, Profile, Simulator, serve
 from dialer_daemon.voice import VoiceApiError, VoiceClient
-from tests.helpers import UPLOADS_CAMPAIGN, add_prospects, apply_campaign
+from tests.helpers import (
+    UPLOADS_CAMPAIGN,
+    add_prospects,
+    apply_campaign,
+    free_port,
+    wait_for,
+)
 from tests.test_daemon import (
     DISPOSITIONS,
     START,
@@ -206,22 +212,6 @@ def test_two_daemons_never_pace_the_same_campaign_at_once(engine, fast_platform)
         assert conn.execute(sa.select(sa.func.count()).select_from(t.daemons)).scalar_one() == 0
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_for(predicate, timeout: float, step: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError(f"not within {timeout} s")
-
-
 def _start_simulator(env: dict, port: int, *extra: str) -> subprocess.Popen:
     process = subprocess.Popen(
         [str(BIN / "dialer"), "simulator", "--port", str(port), "--seed", "5", "--sessions", "4", *extra],
@@ -235,7 +225,7 @@ def _start_simulator(env: dict, port: int, *extra: str) -> subprocess.Popen:
         except OSError:
             return False
 
-    _wait_for(listening, 30)
+    wait_for(listening, 30)
     return process
 
 
@@ -291,7 +281,7 @@ def test_a_sigkilled_daemons_campaign_is_taken_over_within_one_lease_period_and_
         engine, db_url, tmp_path):
     cid = campaign(engine, call_ratio=2.0, max_calls_per_prospect=1, dialer_interval_s=2)
     add_prospects(engine, cid, phones(60), now=datetime.now(UTC) - timedelta(minutes=1))
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "DIALER_DATABASE_URL": db_url, "DIALER_HOME": str(tmp_path / "home"),
            "DIALER_VOICE_API_URL": f"http://127.0.0.1:{port}"}
     lease_s = 4.0
@@ -307,7 +297,7 @@ def test_a_sigkilled_daemons_campaign_is_taken_over_within_one_lease_period_and_
                                     .where(t.call_attempts.c.status != "ended")).scalar_one()
             return holder == "A" and live >= 3
 
-        _wait_for(a_is_mid_call, 60)
+        wait_for(a_is_mid_call, 60)
         b = _daemon(env, "B", "--lease-seconds", str(lease_s), "--exit-when-done", "--json")
         time.sleep(1.0)  # B is up, holds nothing: A has the only campaign
         with engine.connect() as conn:
@@ -323,7 +313,7 @@ def test_a_sigkilled_daemons_campaign_is_taken_over_within_one_lease_period_and_
             with engine.connect() as conn:
                 return leases.holders(conn).get(cid, ("", None))[0] == "B"
 
-        _wait_for(b_holds, lease_s + 3, step=0.05)
+        wait_for(b_holds, lease_s + 3, step=0.05)
         taken_over = time.monotonic() - killed
         assert taken_over <= lease_s + 1.5, f"taken over after {taken_over:.1f} s"
         out, errors = b.communicate(timeout=240)
@@ -351,7 +341,7 @@ def test_a_sigkilled_daemons_campaign_is_taken_over_within_one_lease_period_and_
 def test_sigterm_drains_the_requests_in_flight_and_exits_0(engine, db_url, tmp_path):
     cid = campaign(engine, call_ratio=3.0)
     add_prospects(engine, cid, phones(60), now=datetime.now(UTC) - timedelta(minutes=1))
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "DIALER_DATABASE_URL": db_url, "DIALER_HOME": str(tmp_path / "home"),
            "DIALER_VOICE_API_URL": f"http://127.0.0.1:{port}"}
     # Every request to place a call takes a second to be answered: SIGTERM comes while some are out.
@@ -364,7 +354,7 @@ def test_sigterm_drains_the_requests_in_flight_and_exits_0(engine, db_url, tmp_p
                 return conn.execute(sa.select(sa.func.count()).select_from(t.call_attempts)
                                     .where(t.call_attempts.c.status == "placing")).scalar_one() > 0
 
-        _wait_for(requests_out, 60, step=0.02)
+        wait_for(requests_out, 60, step=0.02)
         daemon.send_signal(signal.SIGTERM)
         began = time.monotonic()
         _, errors = daemon.communicate(timeout=60)
@@ -458,7 +448,7 @@ def test_connection_refused_leaves_the_attempt_unplaced_and_a_later_tick_sends_i
     cid = campaign(engine)
     add_prospects(engine, cid, phones(1), now=START - timedelta(hours=1))
     hopper.fill_campaign(engine, cid, START)
-    refused = VoiceClient(f"http://127.0.0.1:{_free_port()}", retries=1, backoff_s=0.01)
+    refused = VoiceClient(f"http://127.0.0.1:{free_port()}", retries=1, backoff_s=0.01)
     try:
         daemon = Daemon(engine, refused, clock=PlatformClock(good))
         with engine.connect() as conn:
@@ -620,7 +610,7 @@ def test_churned_tables_are_vacuumed_once_their_dead_tuples_pass_the_limit(engin
 
     # Each backend reports its statistics to pg_stat on its own, within a second or so: wait for
     # all of the churn, not for the first backend's share of it (which alone may pass the limit).
-    [due] = _wait_for(lambda: [h for h in hopper_due() if h.dead >= 1500], 15, step=0.2)
+    [due] = wait_for(lambda: [h for h in hopper_due() if h.dead >= 1500], 15, step=0.2)
     assert due.dead >= 1500
     assert "hopper" in {v.table for v in maintenance.vacuum(engine)}
 
@@ -628,7 +618,7 @@ def test_churned_tables_are_vacuumed_once_their_dead_tuples_pass_the_limit(engin
         with engine.connect() as conn:
             return {h.table: h.dead for h in maintenance.health(conn)}.get("hopper")
 
-    _wait_for(lambda: hopper_dead() == 0, 15, step=0.2)
+    wait_for(lambda: hopper_dead() == 0, 15, step=0.2)
     assert not hopper_due()  # just vacuumed: not again within MIN_INTERVAL
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -13,18 +12,13 @@ import urllib.request
 from pathlib import Path
 
 from dialer_cli.dev import seed_dagster_home, stop_process_group
+from tests.helpers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 QUERY = (
     "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus "
     "locationOrLoadError { __typename ... on PythonError { message } } } } } }"
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def dagster_env(tmp_path) -> dict[str, str]:
@@ -151,7 +145,7 @@ def _backdate_campaign(env, days: int) -> str:
 
 
 def test_dagster_dev_loads_the_location_and_a_dropped_list(tmp_path):
-    port = _free_port()
+    port = free_port()
     env = dagster_env(tmp_path)
     _dialer(env, "init")
     _dialer(env, "campaign", "apply", str(ROOT / "examples/campaign.yaml"))

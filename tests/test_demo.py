@@ -38,7 +38,8 @@ from campaigns.core import schema as t
 from campaigns.core.errors import DialerError
 from campaigns.ingestion.zones import locale_zones
 from dialer_cli import demo, demo_data
-from tests.test_dagster_dev import _free_port, _locations
+from tests.helpers import free_port
+from tests.test_dagster_dev import _locations
 
 ROOT = Path(__file__).resolve().parent.parent
 DIALER = str(Path(sys.executable).parent / "dialer")
@@ -419,7 +420,7 @@ def test_generated_list_is_reproducible_and_covers_every_region():
 
 
 def test_dev_starts_dagster_the_simulator_and_the_daemon_and_ctrl_c_stops_all(tmp_path):
-    port, simulator_port = _free_port(), _free_port()
+    port, simulator_port = free_port(), free_port()
     home = tmp_path / "dialer"
     env = {**os.environ, "DIALER_HOME": str(home), "DIALER_DATABASE_URL": "", "DIALER_BUCKET_URL": "",
            "DAGSTER_HOME": "", "DAGSTER_TELEMETRY_URL": "http://127.0.0.1:9/actions"}

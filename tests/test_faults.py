@@ -14,7 +14,6 @@ import json
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -39,7 +38,7 @@ from dialer_daemon.faults import FaultLog
 from dialer_daemon.simulator import Profile, Simulator, serve
 from dialer_daemon.voice import PlatformContractError, VoiceApiError, VoiceClient
 from resources.database import DatabaseResource
-from tests.helpers import add_prospects
+from tests.helpers import add_prospects, free_port, wait_for
 from tests.test_daemon import START, attempts, campaign, phones
 
 BIN = Path(sys.executable).parent
@@ -171,27 +170,11 @@ def fake_platform():
 
 # -- running `dialer daemon` ----------------------------------------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_for(predicate, timeout: float, step: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError(f"not within {timeout} s")
-
-
 class DaemonProcess:
     """`dialer daemon` as a child process, its stderr (JSON lines) collected as it comes."""
 
     def __init__(self, env: dict[str, str], *extra: str) -> None:
-        self.metrics_port = _free_port()
+        self.metrics_port = free_port()
         self.process = subprocess.Popen(
             [str(BIN / "dialer"), "daemon", "--id", "D", "--fill-hopper", "--log-format", "json",
              "--metrics-port", str(self.metrics_port), *extra],
@@ -297,7 +280,7 @@ def test_sigterm_ends_the_daemon_within_the_bound_whatever_the_platform_does(eng
     # One request at a time: four calls wait for the pool when SIGTERM comes, and must never go out.
     daemon = DaemonProcess(_env(db_url, tmp_path, platform.url), "--concurrency", "1")
     try:
-        _wait_for(lambda: platform.posts, 30)
+        wait_for(lambda: platform.posts, 30)
         time.sleep(0.2)
         sigterm_at = time.monotonic()
         took = daemon.sigterm()
@@ -327,9 +310,9 @@ def test_a_refused_token_stops_claiming_turns_healthz_unhealthy_and_is_logged_on
     add_prospects(engine, cid, phones(40), now=START - timedelta(hours=1))
     daemon = DaemonProcess(_env(db_url, tmp_path, platform.url))
     try:
-        _wait_for(lambda: daemon.healthz()[0] == 503 and daemon.healthz()[1].get("reasons"), 30)
+        wait_for(lambda: daemon.healthz()[0] == 503 and daemon.healthz()[1].get("reasons"), 30)
         ticks_before = len(daemon.events("tick"))
-        _wait_for(lambda: len(daemon.events("tick")) > ticks_before, 15)  # another tick: held
+        wait_for(lambda: len(daemon.events("tick")) > ticks_before, 15)  # another tick: held
         status, health = daemon.healthz()
         took = daemon.sigterm()
     finally:
@@ -565,17 +548,17 @@ def test_a_frozen_then_dead_database_is_one_fault_healthz_says_so_and_sigterm_en
     cid = campaign(engine, dialer_interval_s=2)
     add_prospects(engine, cid, phones(60), now=START - timedelta(hours=1))
     url = sa.make_url(db_url)
-    port = _free_port()
+    port = free_port()
     env = _env(url.set(port=port).render_as_string(hide_password=False), tmp_path,
                f"http://127.0.0.1:{server.server_port}", DIALER_DATABASE_STATEMENT_TIMEOUT_S="1",
                DIALER_DATABASE_LOCK_TIMEOUT_S="1", DIALER_DATABASE_CONNECT_TIMEOUT_S="2")
     relay = _relay(port, url.port or 5432)
     daemon = DaemonProcess(env, "--lease-seconds", "6")
     try:
-        _wait_for(lambda: sim.calls() and daemon.healthz()[0] == 200, 30)
+        wait_for(lambda: sim.calls() and daemon.healthz()[0] == 200, 30)
         os.kill(relay.pid, signal.SIGSTOP)
         frozen_at = time.monotonic()
-        _wait_for(lambda: daemon.healthz()[0] == 503, 15)
+        wait_for(lambda: daemon.healthz()[0] == 503, 15)
         detected = time.monotonic() - frozen_at
         status, health = daemon.healthz()
         time.sleep(2)  # the outage goes on: the loop keeps failing, and says nothing more
@@ -583,10 +566,10 @@ def test_a_frozen_then_dead_database_is_one_fault_healthz_says_so_and_sigterm_en
         relay.wait(timeout=10)
         time.sleep(1)
         relay = _relay(port, url.port or 5432)
-        _wait_for(lambda: daemon.events("fault_cleared") and daemon.healthz()[0] == 200, 30)
+        wait_for(lambda: daemon.events("fault_cleared") and daemon.healthz()[0] == 200, 30)
         told = [e for e in daemon.events() if e.get("event", "").startswith("fault")]
         log_bytes = daemon.log_bytes
-        _wait_for(lambda: daemon.events("tick")[-1]["ts"] > told[-1]["ts"], 30)  # it ticks again
+        wait_for(lambda: daemon.events("tick")[-1]["ts"] > told[-1]["ts"], 30)  # it ticks again
         # Frozen again, and SIGTERM: the daemon still ends within the drain bound.
         os.kill(relay.pid, signal.SIGSTOP)
         time.sleep(0.5)
