@@ -87,6 +87,7 @@ EQUAL_SHARES = 0.05  # runs of hours whose shares of prospects differ by less co
 EXACT_SHARE = 0.5  # of `--seconds`, at most, for the hours stepped one dialer interval per tick
 LAST_CALLS_STEP_S = 60.0  # after the day: the campaign is paused, no pacing to watch
 LAST_CALLS_LIMIT_S = 2 * 3600.0
+LAST_CALLS_WALL_S = 30.0  # once interrupted: wall seconds the calls on may take to end
 FAILED_TICKS_LIMIT = 20
 SESSIONS = 10
 DISPOSITION_MIX = {"Interested": 0.16, "Not Interested": 0.46, "Call Back": 0.2, "Do Not Call": 0.06,
@@ -384,6 +385,7 @@ class Demo:
     def __init__(self, config: DialerConfig, prospects: int, seconds: float, seed: int, quiet: bool) -> None:
         self.config, self.home = config, config.home
         self.prospects, self.seconds, self.seed, self.quiet = prospects, seconds, seed, quiet
+        self.stopped_at_once = False  # a second Ctrl-C while the calls on were ending
         self.result: dict = {"home": str(self.home)}
         self.began = time.monotonic()
 
@@ -500,33 +502,40 @@ class Demo:
         runner = DayRunner(self.plan_, clock, tick=ticks, in_flight=ticks.in_flight, stop=daemon.stop,
                            pause=lambda: self._set_state(engine, CampaignState.PAUSED), seconds=self.seconds)
         thread = threading.Thread(target=runner.run, name="demo-daemon", daemon=True)
-        thread.start()
         # The live line's reads: plain deferred transactions, never the write lock the project's
         # engine takes on SQLite (BEGIN IMMEDIATE), so they never hold the daemon up.
         reader = db.make_reader_engine(self.config.database_url)
         finish_by: float | None = None  # wall deadline for the calls on to end, once interrupted
-        interrupted = False
+        interrupted = threading.Event()
+
+        def on_signal(signum, frame) -> None:
+            # The first Ctrl-C (or SIGTERM) is an event, not an exception: wherever the main thread
+            # is, the day ends between two ticks and the calls on end (as at the day's end). A
+            # second one stops at once.
+            if interrupted.is_set():
+                self.stopped_at_once = True
+                raise KeyboardInterrupt
+            interrupted.set()
+            runner.finish.set()
+
+        previous = {n: signal.signal(n, on_signal) for n in (signal.SIGINT, signal.SIGTERM)}
         try:
+            thread.start()
             with self._display() as show:
                 while thread.is_alive():
-                    try:
-                        now = sim.now()
-                        with reader.connect() as conn:
-                            figures = progress.call_figures(conn, self.campaign_id, now, SESSIONS)
-                        show(self._line(now, figures, runner), now)
-                        if finish_by is not None and time.monotonic() > finish_by:
-                            raise DialerError(f"{figures.in_flight} call(s) did not end after the campaign was "
-                                              f"paused; see {log_path}")
-                        thread.join(timeout=0.25)
-                    except KeyboardInterrupt:
-                        if interrupted:
-                            raise  # a second Ctrl-C: stop at once
-                        # Ctrl-C: no new call, let the calls on end, then drain (as at the day's end).
-                        interrupted = True
-                        runner.finish.set()
-                        finish_by = time.monotonic() + 15
+                    now = sim.now()
+                    with reader.connect() as conn:
+                        figures = progress.call_figures(conn, self.campaign_id, now, SESSIONS)
+                    show(self._line(now, figures, runner), now)
+                    if interrupted.is_set() and finish_by is None:
+                        finish_by = time.monotonic() + LAST_CALLS_WALL_S
+                    if finish_by is not None and time.monotonic() > finish_by:
+                        raise DialerError(f"{figures.in_flight} call(s) did not end within {LAST_CALLS_WALL_S:g} s "
+                                          f"of the interruption; see {log_path}")
+                    thread.join(timeout=0.25)
         finally:
-            previous = {n: signal.signal(n, signal.SIG_IGN) for n in (signal.SIGINT, signal.SIGTERM)}
+            for number in previous:
+                signal.signal(number, signal.SIG_IGN)
             try:
                 daemon.stop.set()  # the drain: a tick under way starts no new call
                 thread.join(timeout=60)
@@ -546,7 +555,7 @@ class Demo:
             raise DialerError(f"the daemon did not stop within 60 s of being asked to; see {log_path}")
         if runner.failure is not None:
             raise DialerError(f"the daemon stopped: {runner.failure}; see {log_path}")
-        if interrupted:
+        if interrupted.is_set():
             raise KeyboardInterrupt
         if figures.in_flight:
             raise DialerError(f"{figures.in_flight} call(s) were still in flight when the daemon stopped")
@@ -713,8 +722,12 @@ def demo_cmd(
             run()
             demo.result.setdefault("timings_s", {})[stage] = round(time.monotonic() - began, 2)
     except KeyboardInterrupt:
-        done = ("no new call was started, the calls on ended and the daemon drained" if stage == "dialing"
-                else f"stopped during the {stage} step")
+        if stage != "dialing":
+            done = f"stopped during the {stage} step"
+        elif demo.stopped_at_once:
+            done = "stopped at once: no new call was started and the daemon drained, but calls still on were left"
+        else:
+            done = "no new call was started, the calls on ended and the daemon drained"
         err.print(f"interrupted: {done}; {_shown(home)} keeps what was done.", style="yellow", soft_wrap=True)
         raise typer.Exit(130) from None
     finally:
