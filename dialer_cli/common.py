@@ -23,23 +23,9 @@ from rich.text import Text
 from campaigns.core import db
 from campaigns.core.config import DatabaseTimeouts, DialerConfig
 from campaigns.core.errors import ConfigurationError, DialerError
-
-# Control characters (C0, DEL, C1) and lone surrogates: what a terminal acts on (cursor moves,
-# colours, window titles, OSC 8 links) or cannot encode, instead of showing.
-_UNSHOWABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
-
-
-def _escaped(match: re.Match[str]) -> str:
-    code = ord(match.group())
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
-
-
-def plain(value: object, *, keep: str = "") -> str:
-    """`value` as text a terminal shows as written: each control character becomes its escape
-    (ESC → `\\x1b`), so a name cannot recolour the screen, move the cursor or retitle the window.
-    `keep` names control characters left as they are (the line breaks of a whole message)."""
-    text = str(value)
-    return _UNSHOWABLE.sub(lambda m: m.group() if m.group() in keep else _escaped(m), text)
+from campaigns.core.text import (
+    escaped as plain,  # names shown as data: a control character as its escape
+)
 
 
 def literal(value: object, style: str = "") -> Text:

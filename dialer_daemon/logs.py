@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import sys
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+
+from campaigns.core.text import escaped
 
 # Attributes every LogRecord has; anything else came in through `extra=`.
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "taskName"}
@@ -41,13 +42,11 @@ class TextFormatter(logging.Formatter):
     names were checked, a platform's error text) are shown as escapes, so they can neither act on
     the terminal nor start a forged line; JSON lines escape them already."""
 
-    _UNSHOWABLE = re.compile("[\x00-\x1f\x7f-\x9f]")
-
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s")
 
     def formatMessage(self, record: logging.LogRecord) -> str:
-        return self._UNSHOWABLE.sub(lambda m: f"\\x{ord(m.group()):02x}", super().formatMessage(record))
+        return escaped(super().formatMessage(record))
 
 
 def configure(fmt: str = "auto", level: int = logging.INFO) -> None:

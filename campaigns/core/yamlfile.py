@@ -19,6 +19,7 @@ import yaml
 from yaml import AliasEvent, MappingNode, Node, ScalarNode, SequenceNode
 
 from campaigns.core.errors import DialerError
+from campaigns.core.text import first_unshowable
 
 MAX_BYTES = 1 << 20  # a campaign file is a few KB; a megabyte is a mistake, not a campaign
 MAX_DEPTH = 20  # a campaign file nests 4 levels (dispositions → a disposition → its keys)
@@ -104,14 +105,6 @@ def describe_character(char: str) -> str:
     return f"the {kind} U+{ord(char):04X}"
 
 
-def control_character(text: str) -> str | None:
-    """The first control character (C0, DEL, C1) or lone surrogate in `text`, or None."""
-    for char in text:
-        if unicodedata.category(char) in ("Cc", "Cs"):
-            return char
-    return None
-
-
 def _at(node: Node) -> str:
     return f"line {node.start_mark.line + 1}"
 
@@ -130,7 +123,7 @@ def _check_plain(node: Node, source: str, path: str, seen: set[int]) -> None:
         return
     seen.add(id(node))
     if isinstance(node, ScalarNode):
-        char = control_character(node.value.strip(_SURROUNDING))
+        char = first_unshowable(node.value.strip(_SURROUNDING))
         if char is not None:
             where = f"`{path}`" if path else "the document"
             raise YamlError(
@@ -150,7 +143,7 @@ def _check_plain(node: Node, source: str, path: str, seen: set[int]) -> None:
                 raise YamlError(
                     f"{source}: {_at(key)} has a key that is a list or mapping; keys are plain names."
                 )
-            char = control_character(key.value)
+            char = first_unshowable(key.value)
             if char is not None:
                 raise YamlError(
                     f"{source}: a key at {_at(key)} contains {describe_character(char)}; "
