@@ -36,9 +36,10 @@ FORBIDDEN = {
 STAGES = {
     "core": set(),
     "setup": {"core"},
-    "ingestion": {"core", "setup"},
-    "dialing": {"core", "setup"},
-    "reporting": {"core", "setup", "ingestion", "dialing"},
+    "registry": {"core"},
+    "ingestion": {"core", "setup", "registry"},
+    "dialing": {"core", "setup", "registry"},
+    "reporting": {"core", "setup", "registry", "ingestion", "dialing"},
 }
 TOP_LEVEL_MODULES = 6
 

@@ -105,6 +105,8 @@ campaigns = sa.Table(
     # DNC: the lists are in campaign_dnc_lists.
     sa.Column("dnc_disposition", sa.String(100), nullable=True),
     sa.Column("check_on_dial", sa.Boolean, nullable=False),
+    # dnc.national_registry: the campaign is scrubbed and dialed against the National DNC Registry.
+    sa.Column("dnc_national_registry", sa.Boolean, nullable=False, server_default=sa.false()),
     # Reports.
     sa.Column("report_schedule", sa.String(32), nullable=False),
     sa.Column("report_format", sa.String(8), nullable=False),
@@ -159,6 +161,55 @@ dnc_numbers = sa.Table(
     sa.Column("phone_e164", sa.String(20), primary_key=True),
     sa.Column("added_at", UTCDateTime, nullable=False),
     sa.Column("source", sa.String(200), nullable=True),
+)
+
+# The National DNC Registry: one per deployment, versioned. Each version is a manifest of the
+# area codes it covers, each an exact set of the area code's listed 7-digit numbers (a
+# serialised roaring bitmap) stored once by its SHA-256, so versions share the area codes an
+# import did not change. `campaigns.registry` reads and writes them.
+dnc_registry_versions = sa.Table(
+    "dnc_registry_versions",
+    metadata,
+    _pk(),
+    sa.Column("kind", sa.String(8), nullable=False),  # full | changes
+    # When the registry data was obtained from the FTC (the 31-day rule counts from here).
+    sa.Column("obtained_at", UTCDateTime, nullable=False),
+    sa.Column("imported_at", UTCDateTime, nullable=False),
+    # The version a change list or a partial full import was applied to.
+    sa.Column("based_on_id", BigId, sa.ForeignKey("dnc_registry_versions.id"), nullable=True),
+    sa.Column("source", sa.Text, nullable=False),  # the imported files' names
+    sa.Column("area_codes", sa.Integer, nullable=False),
+    sa.Column("numbers", sa.BigInteger, nullable=False),
+    sa.Column("added", sa.BigInteger, nullable=False),
+    sa.Column("deleted", sa.BigInteger, nullable=False),
+    # SHA-256 of the manifest (area code, set checksum, count, obtained-at): names the exact set.
+    sa.Column("checksum", sa.String(64), nullable=False),
+    # Whether the area codes' sets are still stored (old versions keep their record, not their sets).
+    sa.Column("sets_kept", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.CheckConstraint("kind IN ('full', 'changes')", name="kind"),
+)
+
+dnc_registry_sets = sa.Table(
+    "dnc_registry_sets",
+    metadata,
+    sa.Column("sha256", sa.String(64), primary_key=True),  # of `data`
+    sa.Column("area_code", sa.Integer, nullable=False),
+    sa.Column("numbers", sa.Integer, nullable=False),
+    sa.Column("data", sa.LargeBinary, nullable=False),  # pyroaring BitMap.serialize() of NXX-XXXX
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+dnc_registry_areas = sa.Table(
+    "dnc_registry_areas",
+    metadata,
+    sa.Column("version_id", BigId, sa.ForeignKey("dnc_registry_versions.id", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("area_code", sa.Integer, primary_key=True),
+    sa.Column("set_sha256", sa.String(64), sa.ForeignKey("dnc_registry_sets.sha256"), nullable=False),
+    sa.Column("numbers", sa.Integer, nullable=False),
+    # When this area code's data was obtained: a partial import refreshes only its own.
+    sa.Column("obtained_at", UTCDateTime, nullable=False),
+    sa.Index("ix_dnc_registry_areas_set_sha256", "set_sha256"),
 )
 
 campaign_dnc_lists = sa.Table(
@@ -238,6 +289,8 @@ upload_rows = sa.Table(
     sa.Column("reason", sa.Text, nullable=True),
     sa.Column("duplicate_of", sa.String(200), nullable=True),
     sa.Column("on_dnc", sa.Boolean, nullable=False, server_default=sa.false()),
+    # On the National DNC Registry (campaigns that opted in): loaded READY, held while listed.
+    sa.Column("on_registry", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.CheckConstraint(_one_of("outcome", RowOutcome), name="outcome"),
     # No index on the phone: dedupe and DNC scrub read a whole upload (hash joins), and
     # every staged row would pay for a random index insert. PostgreSQL keeps 15% of each
@@ -278,6 +331,10 @@ prospects = sa.Table(
     sa.Column("loaded_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Column("custom_fields", JSONType, nullable=False),
+    # The National DNC Registry version in which the number was last found listed (by the
+    # upload's scrub or a re-check after a new version); NULL: not listed when last checked.
+    # Not a status: a registry deletion makes the prospect dialable again.
+    sa.Column("registry_version_id", BigId, nullable=True),
     sa.UniqueConstraint("list_id", "source_row"),
     sa.ForeignKeyConstraint(
         ["list_id", "campaign_id"],
@@ -368,6 +425,9 @@ call_attempts = sa.Table(
     # platform never confirms it: the wait doubles with each send (`calls.resend_wait`).
     sa.Column("sends", sa.Integer, nullable=False, server_default="1"),
     sa.Column("next_send_at", UTCDateTime, nullable=True),
+    # Evidence (16 CFR 310.4(b)(3)(iv)): the National DNC Registry version the number was
+    # checked against before the call, for a campaign that opted in; NULL otherwise.
+    sa.Column("registry_version_id", BigId, sa.ForeignKey("dnc_registry_versions.id"), nullable=True),
     sa.Index("ix_call_attempts_campaign_time", "campaign_id", "created_at"),
     # Frequency caps: "calls to this prospect in the last 24 h".
     sa.Index("ix_call_attempts_prospect_time", "prospect_id", "created_at"),
@@ -410,6 +470,8 @@ campaign_runtime = sa.Table(
     sa.Column("pacing_counted_to", UTCDateTime, nullable=True),
     sa.Column("pacing_estimates", JSONType, nullable=True),
     sa.Column("pacing_updated_at", UTCDateTime, nullable=True),
+    # The National DNC Registry version the campaign's prospects were last re-checked against.
+    sa.Column("registry_checked_version_id", BigId, nullable=True),
 )
 
 hopper_fills = sa.Table(

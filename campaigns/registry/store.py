@@ -1,0 +1,315 @@
+"""Versions of the National DNC Registry and membership in them.
+
+A version is a manifest: for each area code it covers, the exact set of the area code's listed
+numbers, when that area code's data was obtained, and how many numbers it holds. A set is the
+area code's 7-digit numbers (NXX-XXXX, below 10^7) in a 32-bit roaring bitmap, serialised and
+stored once in `dnc_registry_sets` under its SHA-256: a version made by a partial full import or
+a change list shares every set it did not change with the version it was based on. The version's
+own checksum is the SHA-256 of its manifest, so it names the exact set a call was checked
+against. Nothing here can answer "not listed" for a listed number: sets are exact, and a set
+whose bytes do not match its checksum is refused when read.
+
+Sets are read when first asked for (`RegistrySet`), so a daemon dialing a few area codes holds
+only those; `load_all` reads every one (an upload's scrub, the benchmark). `RegistryCache`
+keeps the current version of a long-running process and notices a newer one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from pyroaring import BitMap, FrozenBitMap
+
+from campaigns.core import schema as t
+from campaigns.core.db import insert_for
+from campaigns.core.errors import DialerError
+
+AREA_SPAN = 10_000_000  # the 7-digit numbers of one area code
+KEEP_SETS_OF = 3  # versions whose sets `prune` keeps (the newest); older ones keep their record
+
+
+@dataclass(frozen=True)
+class AreaSet:
+    """One area code of a version: its set's checksum, how many numbers, when obtained."""
+
+    area_code: int
+    sha256: str
+    numbers: int
+    obtained_at: datetime
+
+
+@dataclass(frozen=True)
+class Version:
+    id: int
+    kind: str  # full | changes
+    obtained_at: datetime
+    imported_at: datetime
+    based_on_id: int | None
+    source: str
+    area_codes: int
+    numbers: int
+    added: int
+    deleted: int
+    checksum: str
+    sets_kept: bool
+
+    @classmethod
+    def from_row(cls, row: sa.Row) -> Version:
+        m = row._mapping
+        return cls(**{f: m[f] for f in cls.__dataclass_fields__})
+
+    def age_days(self, now: datetime) -> float:
+        return (now - self.obtained_at).total_seconds() / 86400
+
+
+class RegistryCorrupt(DialerError):
+    """A stored set's bytes do not match its checksum."""
+
+
+def split_e164(phones: Iterable[str] | pd.Series | np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """E.164 numbers → (area code, 7-digit number, is a +1 number), vectorised.
+
+    Numbers outside the North American plan (not `+1` and ten digits) get False and zeros.
+    """
+    series = phones if isinstance(phones, pd.Series) else pd.Series(
+        phones if isinstance(phones, np.ndarray) else list(phones), dtype=object)
+    text = series.astype("string[pyarrow]")
+    nanp = (text.str.len() == 12) & text.str.startswith("+1")
+    digits = pd.to_numeric(text.str.slice(2).where(nanp), errors="coerce")
+    ok = digits.notna().to_numpy(dtype=bool, na_value=False)
+    whole = digits.fillna(0).to_numpy(dtype=np.int64)
+    return (whole // AREA_SPAN).astype(np.int32), (whole % AREA_SPAN).astype(np.uint32), ok
+
+
+def set_bytes(bitmap: BitMap) -> tuple[bytes, str]:
+    """A set as stored: the bitmap run-optimised and serialised, and its SHA-256."""
+    bitmap = BitMap(bitmap)
+    bitmap.run_optimize()
+    data = bitmap.serialize()
+    return data, hashlib.sha256(data).hexdigest()
+
+
+def manifest_checksum(areas: Iterable[AreaSet]) -> str:
+    lines = "".join(f"{a.area_code},{a.sha256},{a.numbers},{a.obtained_at.isoformat()}\n"
+                    for a in sorted(areas, key=lambda a: a.area_code))
+    return hashlib.sha256(lines.encode()).hexdigest()
+
+
+class RegistrySet:
+    """The exact set of one version; an area code's bitmap is read on first use and kept."""
+
+    def __init__(self, version: Version, areas: Mapping[int, AreaSet], fetch: Callable[[str], bytes]) -> None:
+        self.version = version
+        self.areas = dict(areas)
+        self._fetch = fetch
+        self._bitmaps: dict[int, FrozenBitMap] = {}
+        self._lock = threading.Lock()
+
+    def covers(self, area_code: int) -> bool:
+        return area_code in self.areas
+
+    def obtained_at(self, area_code: int) -> datetime | None:
+        area = self.areas.get(area_code)
+        return area.obtained_at if area else None
+
+    def bitmap(self, area_code: int) -> FrozenBitMap:
+        """The area code's set (empty when the version does not cover it)."""
+        found = self._bitmaps.get(area_code)
+        if found is not None:
+            return found
+        area = self.areas.get(area_code)
+        if area is None:
+            return FrozenBitMap()
+        with self._lock:
+            found = self._bitmaps.get(area_code)
+            if found is None:
+                data = self._fetch(area.sha256)
+                if hashlib.sha256(data).hexdigest() != area.sha256:
+                    raise RegistryCorrupt(f"the National DNC Registry set of area code {area_code} in version "
+                                          f"{self.version.id} does not match its checksum; import the registry again")
+                found = self._bitmaps[area_code] = FrozenBitMap.deserialize(data)
+        return found
+
+    def load_all(self) -> None:
+        for area_code in self.areas:
+            self.bitmap(area_code)
+
+    def contains_number(self, area_code: int, number: int) -> bool:
+        return number in self.bitmap(area_code)
+
+    def contains(self, phone_e164: str) -> bool:
+        """Is this E.164 number listed in this version? (False outside +1 or an uncovered area code.)"""
+        if len(phone_e164) != 12 or not phone_e164.startswith("+1") or not phone_e164[2:].isdigit():
+            return False
+        whole = int(phone_e164[2:])
+        return self.contains_number(whole // AREA_SPAN, whole % AREA_SPAN)
+
+    def listed(self, phones: Iterable[str] | pd.Series | np.ndarray) -> np.ndarray:
+        """For each number, is it listed in this version? Vectorised: one bitmap intersection per area code."""
+        areas, numbers, ok = split_e164(phones)
+        result = np.zeros(len(areas), dtype=bool)
+        if not ok.any():
+            return result
+        for area_code in np.unique(areas[ok]):
+            area_code = int(area_code)
+            if area_code not in self.areas:
+                continue
+            rows = np.flatnonzero(ok & (areas == area_code))
+            wanted = numbers[rows]
+            hits = BitMap(wanted) & self.bitmap(area_code)
+            if hits:
+                result[rows] = np.isin(wanted, np.fromiter(hits, dtype=np.uint32, count=len(hits)))
+        return result
+
+    @property
+    def loaded_bytes(self) -> int:
+        """What the bitmaps read so far take in memory, about."""
+        total = 0
+        for bitmap in self._bitmaps.values():
+            stats = bitmap.get_statistics()
+            total += (stats["n_bytes_array_containers"] + stats["n_bytes_bitset_containers"]
+                      + stats["n_bytes_run_containers"])
+        return total
+
+
+# -- reading ----------------------------------------------------------------------------------
+
+def current(conn: sa.Connection) -> Version | None:
+    """The newest version (the one every check uses), or None before the first import."""
+    v = t.dnc_registry_versions
+    row = conn.execute(sa.select(v).order_by(v.c.id.desc()).limit(1)).first()
+    return Version.from_row(row) if row else None
+
+
+def current_id(conn: sa.Connection) -> int | None:
+    v = t.dnc_registry_versions
+    return conn.execute(sa.select(sa.func.max(v.c.id))).scalar_one_or_none()
+
+
+def version(conn: sa.Connection, version_id: int) -> Version | None:
+    v = t.dnc_registry_versions
+    row = conn.execute(sa.select(v).where(v.c.id == version_id)).first()
+    return Version.from_row(row) if row else None
+
+
+def versions(conn: sa.Connection, limit: int = 50) -> list[Version]:
+    """The newest `limit` versions, newest first."""
+    v = t.dnc_registry_versions
+    return [Version.from_row(r) for r in conn.execute(sa.select(v).order_by(v.c.id.desc()).limit(limit))]
+
+
+def manifest(conn: sa.Connection, version_id: int) -> dict[int, AreaSet]:
+    a = t.dnc_registry_areas
+    return {r.area_code: AreaSet(r.area_code, r.set_sha256, r.numbers, r.obtained_at) for r in conn.execute(
+        sa.select(a.c.area_code, a.c.set_sha256, a.c.numbers, a.c.obtained_at).where(a.c.version_id == version_id)
+    )}
+
+
+def _fetcher(engine: sa.Engine) -> Callable[[str], bytes]:
+    s = t.dnc_registry_sets
+
+    def fetch(sha256: str) -> bytes:
+        with engine.connect() as conn:
+            data = conn.execute(sa.select(s.c.data).where(s.c.sha256 == sha256)).scalar_one_or_none()
+        if data is None:
+            raise RegistryCorrupt(f"a National DNC Registry set ({sha256[:12]}…) is missing from the database; "
+                                  "import the registry again")
+        return bytes(data)
+
+    return fetch
+
+
+def open_version(engine: sa.Engine, version_id: int | None = None) -> RegistrySet | None:
+    """A version's set (the current one by default), its bitmaps read on first use; None before
+    the first import. A version whose sets were pruned cannot be opened."""
+    with engine.connect() as conn:
+        found = current(conn) if version_id is None else version(conn, version_id)
+        if found is None:
+            return None
+        if not found.sets_kept:
+            raise DialerError(f"National DNC Registry version {found.id} keeps its record but no longer its sets")
+        areas = manifest(conn, found.id)
+    return RegistrySet(found, areas, _fetcher(engine))
+
+
+class RegistryCache:
+    """The current version for a long-running process (a daemon, a run's fill): asks the
+    database for the newest version id at most every `check_every_s`, and opens a newer one
+    when there is one (its bitmaps read again on first use)."""
+
+    def __init__(self, engine: sa.Engine, check_every_s: float = 30.0,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.engine, self.check_every_s, self.monotonic = engine, check_every_s, monotonic
+        self._set: RegistrySet | None = None
+        self._checked_at: float | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> RegistrySet | None:
+        now = self.monotonic()
+        if self._checked_at is not None and now - self._checked_at < self.check_every_s:
+            return self._set
+        with self._lock:
+            if self._checked_at is None or now - self._checked_at >= self.check_every_s:
+                with self.engine.connect() as conn:
+                    newest = current_id(conn)
+                if newest is None:
+                    self._set = None
+                elif self._set is None or self._set.version.id != newest:
+                    self._set = open_version(self.engine, newest)
+                self._checked_at = now
+        return self._set
+
+
+# -- writing ----------------------------------------------------------------------------------
+
+def save_version(conn: sa.Connection, *, kind: str, obtained_at: datetime, imported_at: datetime, source: str,
+                 base: RegistrySet | None, sets: Mapping[int, BitMap], refreshed: Iterable[int] = (),
+                 added: int, deleted: int) -> Version:
+    """Record a new version: `base`'s manifest with `sets` replacing (or adding) area codes,
+    those and the `refreshed` area codes obtained at `obtained_at`, the others as they were.
+    Sets already stored (same checksum) are not written again."""
+    s, a, v = t.dnc_registry_sets, t.dnc_registry_areas, t.dnc_registry_versions
+    areas: dict[int, AreaSet] = dict(base.areas) if base else {}
+    for area_code in refreshed:
+        old = areas.get(area_code)
+        if old is not None:
+            areas[area_code] = AreaSet(area_code, old.sha256, old.numbers, obtained_at)
+    for area_code, bitmap in sets.items():
+        if not 200 <= area_code <= 999:
+            raise DialerError(f"{area_code} is not an area code (200-999)")
+        data, sha = set_bytes(bitmap)
+        conn.execute(insert_for(conn, s).values(sha256=sha, area_code=area_code, numbers=len(bitmap), data=data,
+                                                created_at=imported_at).on_conflict_do_nothing())
+        areas[area_code] = AreaSet(area_code, sha, len(bitmap), obtained_at)
+    version_id = conn.execute(v.insert().values(
+        kind=kind, obtained_at=obtained_at, imported_at=imported_at, based_on_id=base.version.id if base else None,
+        source=source, area_codes=len(areas), numbers=sum(x.numbers for x in areas.values()), added=added,
+        deleted=deleted, checksum=manifest_checksum(areas.values()), sets_kept=True,
+    ).returning(v.c.id)).scalar_one()
+    if areas:
+        conn.execute(a.insert(), [{"version_id": version_id, "area_code": x.area_code, "set_sha256": x.sha256,
+                                   "numbers": x.numbers, "obtained_at": x.obtained_at} for x in areas.values()])
+    found = version(conn, version_id)
+    assert found is not None
+    return found
+
+
+def prune(conn: sa.Connection, keep: int = KEEP_SETS_OF) -> int:
+    """Drop the sets of all but the newest `keep` versions (their records stay, as evidence);
+    returns how many stored sets were deleted."""
+    s, a, v = t.dnc_registry_sets, t.dnc_registry_areas, t.dnc_registry_versions
+    newest = sa.select(v.c.id).order_by(v.c.id.desc()).limit(max(keep, 1))
+    old = list(conn.execute(sa.select(v.c.id).where(v.c.sets_kept.is_(True), v.c.id.not_in(newest))).scalars())
+    if not old:
+        return 0
+    conn.execute(sa.delete(a).where(a.c.version_id.in_(old)))
+    conn.execute(sa.update(v).where(v.c.id.in_(old)).values(sets_kept=False))
+    return conn.execute(sa.delete(s).where(s.c.sha256.not_in(sa.select(a.c.set_sha256)))).rowcount
