@@ -31,8 +31,9 @@ install-test: $(VENV)/.installed-test
 demo: install
 	$(BIN)/dialer demo
 
+# Two workers, each running whole test files (module fixtures such as the demo's run stay one).
 test: install-test
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 # mypy on the domain core and the daemon (settings in pyproject.toml); CI runs it before the tests.
 typecheck: install-test

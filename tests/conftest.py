@@ -22,6 +22,12 @@ import sqlalchemy as sa
 
 from campaigns.core import db
 
+# pytest-xdist's workers (`make test`) inherit COLUMNS=80 and LINES=24, and rich fixes a console's
+# width from COLUMNS when the console is made (the CLI's, at import): tables would be 80 wide
+# whatever a test's environment says. Without them each command reads its width when it prints.
+for _name in ("COLUMNS", "LINES"):
+    os.environ.pop(_name, None)
+
 POSTGRES_ENV = "DIALER_TEST_POSTGRES_URL"
 BACKENDS = [
     pytest.param("sqlite", id="sqlite"),

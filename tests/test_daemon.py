@@ -88,7 +88,9 @@ def test_end_to_end_attempts_match_the_platform_and_prospects_their_events(engin
     cid = campaign(engine, call_ratio=2.0, max_calls_per_prospect=3, min_minutes_between_calls=5)
     add_prospects(engine, cid, phones(40), now=START - timedelta(hours=1))
     daemon = daemon_for(engine, client, fill_hopper=True)
-    run(daemon, cid, clock, seconds=3 * 3600)
+    run(daemon, cid, clock, seconds=3600)
+    # Then the retries and callbacks, which come later and fewer: ticks half a minute apart.
+    run(daemon, cid, clock, seconds=2 * 3600, step=30.0)
     # Let the last calls end and their events be applied.
     for _ in range(60):
         clock.value += 30
