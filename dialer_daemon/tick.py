@@ -123,16 +123,21 @@ class CampaignTicker:
         """Claim up to `count` rows, re-check each, record its attempt and place its call."""
         if count <= 0 or self.draining():
             return
+        # The National DNC Registry version these calls are checked against (opted-in campaigns),
+        # asked for before claiming: a failure to read it leaves no row claimed.
+        registry_set = self.registry.get() if campaign.dnc_national_registry else None
         with self.engine.begin() as conn:
             self.fence(conn, campaign.id, name)
             claimed = calls.claim(conn, campaign.id, self.daemon_id, count, now)
         report.claimed = len(claimed)
         with self.engine.connect() as conn:
             dispositions = registry.dispositions(conn, campaign.id)
-        registry_set = self._registry_for(campaign, claimed)
         pending = [row.hopper_id for row in claimed]
         in_flight: list[tuple[Attempt, Future]] = []
         try:
+            if registry_set is not None:
+                # The claimed numbers' area codes read in now, before any transaction opens.
+                registry_set.listed([row.prospect.phone_e164 for row in claimed])
             for row in claimed:
                 if self.draining():
                     break  # draining: no new call; the rest go back to the hopper below
@@ -148,16 +153,6 @@ class CampaignTicker:
             if pending:  # give the rows not dialed back to the hopper's next fill
                 with self.engine.begin() as conn:
                     calls.give_back(conn, pending)
-
-    def _registry_for(self, campaign: Campaign, claimed: list[ClaimedProspect]) -> RegistrySet | None:
-        """The current registry version for an opted-in campaign, with the claimed numbers' area
-        codes read in before any transaction opens."""
-        if not campaign.dnc_national_registry:
-            return None
-        registry_set = self.registry.get()
-        if registry_set is not None:
-            registry_set.listed([row.prospect.phone_e164 for row in claimed])
-        return registry_set
 
     def _start(self, campaign: Campaign, row: ClaimedProspect, now: datetime, report: TickReport,
                registry_set: RegistrySet | None = None) -> Attempt | None:
