@@ -466,13 +466,14 @@ def registry_clause(p: sa.Table, rules: DialRules) -> sa.ColumnElement[bool]:
     not found listed at the last check, and a +1 number of an area code covered with fresh data."""
     if rules.registry_areas is None:
         return sa.true()
+    return sa.and_(p.c.registry_version_id.is_(None), in_area_codes_clause(p, rules.registry_areas))
+
+
+def in_area_codes_clause(p: sa.Table, area_codes: tuple[str, ...] | list[str]) -> sa.ColumnElement[bool]:
+    """SQL for "a +1 number whose area code (3 digits) is one of `area_codes`"."""
     phone = p.c.phone_e164
-    return sa.and_(
-        p.c.registry_version_id.is_(None),
-        sa.func.length(phone) == 12,
-        sa.func.substr(phone, 1, 2) == "+1",
-        sa.func.substr(phone, 3, 3).in_(rules.registry_areas),
-    )
+    return sa.and_(sa.func.length(phone) == 12, sa.func.substr(phone, 1, 2) == "+1",
+                   sa.func.substr(phone, 3, 3).in_(area_codes))
 
 
 def unexpired_clause(p: sa.Table, now: datetime) -> sa.ColumnElement[bool]:

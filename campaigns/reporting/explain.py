@@ -29,6 +29,7 @@ from campaigns.dialing.dialability import (
     callback_due_clause,
     calls_left_clause,
     explain,
+    in_area_codes_clause,
     next_dialable_at,
     ready_due_clause,
     registry_clause,
@@ -138,7 +139,7 @@ def not_dialable_summary(conn: sa.Connection, campaign_id: int, now: datetime, t
     campaign = _campaign(conn, campaign_id)
     rules = DialRules.from_campaign(campaign)
     p = t.prospects
-    registry_counts, registry_rules_now = _registry_columns(conn, campaign, rules, now)
+    registry_counts, registry_rules_now, registry_sentences = _registry_columns(conn, campaign, rules, now)
     due = sa.or_(ready_due_clause(p, rules, now), callback_due_clause(p, rules, now))
     calls_left, unexpired = calls_left_clause(p, rules), unexpired_clause(p, now)
 
@@ -194,11 +195,7 @@ def not_dialable_summary(conn: sa.Connection, campaign_id: int, now: datetime, t
         Code.TOO_SOON: (f"not due yet: called within the last {rules.min_minutes_between_calls} min, "
                         "or loaded after this instant"),
         Code.CALLBACK_NOT_DUE: "callback time not reached",
-        Code.ON_NATIONAL_REGISTRY: "the number is on the National DNC Registry",
-        Code.DNC_REGISTRY_STALE: (f"the National DNC Registry data of the number's area code is more than "
-                                  f"{registry_rules.MAX_AGE.days} days old: import a newer version"),
-        Code.AREA_CODE_NOT_COVERED: ("the National DNC Registry version does not cover the number's area code "
-                                     "(or no version has been imported)"),
+        **registry_sentences,
     }
     top_reasons = [
         {"code": code, "prospects": n, "message": examples.get(code) or generic.get(code, code)}
@@ -210,29 +207,38 @@ def not_dialable_summary(conn: sa.Connection, campaign_id: int, now: datetime, t
 
 
 def count_if(condition):
+    """SQL: how many of the rows meet `condition`."""
     return sa.func.sum(sa.case((condition, 1), else_=0))
 
 
 REGISTRY_CODES = (Code.ON_NATIONAL_REGISTRY, Code.DNC_REGISTRY_STALE, Code.AREA_CODE_NOT_COVERED)
 
 
-def _registry_columns(conn: sa.Connection, campaign, rules: DialRules, now: datetime) -> tuple[list, DialRules]:
+def _registry_columns(conn: sa.Connection, campaign, rules: DialRules,
+                      now: datetime) -> tuple[list, DialRules, dict[str, str]]:
     """For a campaign checked against the National DNC Registry: a count column per registry reason,
-    and the rules with the area codes allowed now (`registry_clause`); nothing for any other campaign."""
+    the rules with the area codes allowed now (`registry_clause`) and a sentence per reason naming
+    the version; nothing for any other campaign."""
     if not campaign.dnc_national_registry:
-        return [], rules
+        return [], rules, {}
     p = t.prospects
     registry = national_registry.open_current(conn)
     fresh = registry_rules.fresh_area_codes(registry, now)
-    covered = sorted(f"{a:03d}" for a in registry.areas) if registry else []
-    phone = p.c.phone_e164
-    plus_one = sa.and_(sa.func.length(phone) == 12, sa.func.substr(phone, 1, 2) == "+1")
-    area = sa.func.substr(phone, 3, 3)
-    return [
+    covered = [f"{a:03d}" for a in registry.areas] if registry else []
+    version = f"version {registry.version.id}" if registry else "no version imported"
+    columns = [
         count_if(p.c.registry_version_id.is_not(None)).label(str(Code.ON_NATIONAL_REGISTRY)),
-        count_if(sa.and_(plus_one, area.in_(covered), area.not_in(fresh))).label(str(Code.DNC_REGISTRY_STALE)),
-        count_if(sa.not_(sa.and_(plus_one, area.in_(covered)))).label(str(Code.AREA_CODE_NOT_COVERED)),
-    ], replace(rules, registry_areas=tuple(fresh))
+        count_if(sa.and_(in_area_codes_clause(p, covered), sa.not_(in_area_codes_clause(p, fresh))))
+        .label(str(Code.DNC_REGISTRY_STALE)),
+        count_if(sa.not_(in_area_codes_clause(p, covered))).label(str(Code.AREA_CODE_NOT_COVERED)),
+    ]
+    sentences = {
+        Code.ON_NATIONAL_REGISTRY: f"the number is on the National DNC Registry ({version})",
+        Code.DNC_REGISTRY_STALE: (f"the National DNC Registry data of the number's area code ({version}) is more "
+                                  f"than {registry_rules.MAX_AGE.days} days old: import a newer version"),
+        Code.AREA_CODE_NOT_COVERED: f"the National DNC Registry ({version}) does not cover the number's area code",
+    }
+    return columns, replace(rules, registry_areas=tuple(fresh)), sentences
 
 
 def remaining_today(conn: sa.Connection, campaign_id: int, now: datetime, day_of: datetime | None = None) -> int:
