@@ -245,19 +245,22 @@ def test_a_running_daemon_picks_up_a_new_version_and_never_calls_a_listed_number
     sim, client, clock = platform
     cid = opted_in(engine, call_ratio=2.0, min_minutes_between_calls=2, max_calls_per_prospect=3)
     numbers = [5550000 + i for i in range(45)]
-    add_prospects(engine, cid, [{"phone": f"+1212{n:07d}"} for n in numbers], now=START - timedelta(hours=1))
+    uncovered = [f"+1646{n:07d}" for n in numbers[:5]]  # an area code no version covers
+    add_prospects(engine, cid, [{"phone": f"+1212{n:07d}"} for n in numbers] + [{"phone": p} for p in uncovered],
+                  now=START - timedelta(hours=1))
     v1 = save(engine, {212: numbers[::3]}, START - timedelta(days=2))  # a third listed
     daemon = daemon_for(engine, client, fill_hopper=True,
                         registry=store.RegistryCache(engine, check_every_s=30, monotonic=clock))
-    run(daemon, cid, clock, seconds=240)
+    run(daemon, cid, clock, seconds=240, step=15)
     # A change list: the first third deleted, another third added; the daemon notices within 30 s.
     v2 = save(engine, {212: numbers[1::3]}, START + timedelta(minutes=4), kind="changes")
-    run(daemon, cid, clock, seconds=360)
+    run(daemon, cid, clock, seconds=360, step=15)
     with engine.connect() as conn:
         made = conn.execute(sa.select(t.call_attempts).where(t.call_attempts.c.campaign_id == cid)).all()
     by_version = {v.id: store.open_version(engine, v.id) for v in (v1, v2)}
     assert made and all(a.registry_version_id in by_version for a in made)
     assert not [a.phone_e164 for a in made if by_version[a.registry_version_id].contains(a.phone_e164)]
+    assert not {a.phone_e164 for a in made} & set(uncovered)
     after = [a for a in made if a.registry_version_id == v2.id]
     assert after and {a.created_at for a in after} and min(a.created_at for a in after) <= START + timedelta(
         minutes=5)
