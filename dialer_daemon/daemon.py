@@ -36,6 +36,7 @@ from campaigns.core.db import DatabaseError, Engine
 from campaigns.core.lifecycle import CampaignState, DaemonState
 from campaigns.dialing import calls, leases, roster
 from campaigns.dialing.roster import RosterEntry
+from campaigns.registry.store import RegistryCache
 from dialer_daemon.clock import Clock, PlatformClock, SystemClock
 from dialer_daemon.faults import (
     DAEMON,
@@ -70,7 +71,8 @@ UPKEEP_JOIN_S = 5.0
 class Daemon:
     def __init__(self, engine: Engine, client: VoiceClient, *, clock: Clock | None = None,
                  daemon_id: str | None = None, campaigns: list[int] | None = None, fill_hopper: bool = False,
-                 lease_period: timedelta = LEASE_PERIOD, concurrency: int = 8) -> None:
+                 lease_period: timedelta = LEASE_PERIOD, concurrency: int = 8,
+                 registry: RegistryCache | None = None) -> None:
         self.engine = engine
         self.client = client
         self.clock = clock or SystemClock()
@@ -91,7 +93,7 @@ class Daemon:
             engine, client, self.daemon_id, clock=self.clock, placer=self.placer,
             reconciler=Reconciler(engine, client, self.placer, draining=self._draining, speed=lambda: self.speed),
             fill_hopper=fill_hopper, fence=self.lease_keeper.confirm, draining=self._draining, names=names,
-            holds=TokenHolds(self.faults),
+            holds=TokenHolds(self.faults), registry=registry,
         )
         self.upkeep = TableUpkeep(engine, self.metrics, faults=self.faults)
         self._next_tick: dict[int, float] = {}

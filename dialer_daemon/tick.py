@@ -10,7 +10,10 @@
 5. pace (`campaigns.dialing.pace.decide`: ratio or predictive, the pacer's state kept), claim that many hopper rows
    (checking the lease in the same transaction: `fence`), re-check each with the
    fill's rules, record the attempt (committed before the request), place the call
-   with the attempt's idempotency key (`placing.CallPlacer`).
+   with the attempt's idempotency key (`placing.CallPlacer`). A campaign checked against the
+   National DNC Registry is re-checked against the version held in memory (`RegistryCache`,
+   which notices a new one within 30 s), whether or not check-on-dial is set; its attempts
+   record that version.
 
 Time is the platform's: `now` comes from the clock object, which follows
 `GET /v1/clock` when the daemon dials a simulator running fast.
@@ -29,6 +32,7 @@ from campaigns.core.lifecycle import CampaignState
 from campaigns.core.model import Attempt, Campaign, ClaimedProspect
 from campaigns.dialing import calls, hopper, pace, roster, runtime
 from campaigns.dialing.pace import Sessions
+from campaigns.registry.store import RegistryCache, RegistrySet
 from campaigns.setup import registry
 from dialer_daemon.clock import Clock, SystemClock
 from dialer_daemon.events import EventReader
@@ -52,7 +56,7 @@ class CampaignTicker:
                  placer: CallPlacer | None = None, reconciler: Reconciler | None = None,
                  fill_hopper: bool = False, fence: Callable[[Connection, int, str], None] = unfenced,
                  draining: Callable[[], bool] = lambda: False, names: dict[int, str] | None = None,
-                 holds: TokenHolds | None = None) -> None:
+                 holds: TokenHolds | None = None, registry: RegistryCache | None = None) -> None:
         self.engine = engine
         self.client = client
         self.daemon_id = daemon_id
@@ -66,6 +70,8 @@ class CampaignTicker:
         self.names = {} if names is None else names  # campaign id → qualified name, learned here
         self._abandon_checked: dict[int, float] = {}
         self.holds = holds or TokenHolds()  # campaigns whose calls the platform refused for the token
+        # The National DNC Registry's current version, in memory; a new one is noticed within 30 s.
+        self.registry = registry or RegistryCache(engine)
 
     def tick(self, campaign_id: int) -> TickReport:
         now = self.clock.now()
@@ -117,6 +123,9 @@ class CampaignTicker:
         """Claim up to `count` rows, re-check each, record its attempt and place its call."""
         if count <= 0 or self.draining():
             return
+        # The National DNC Registry version these calls are checked against (opted-in campaigns),
+        # asked for before claiming: a failure to read it leaves no row claimed.
+        registry_set = self.registry.get() if campaign.dnc_national_registry else None
         with self.engine.begin() as conn:
             self.fence(conn, campaign.id, name)
             claimed = calls.claim(conn, campaign.id, self.daemon_id, count, now)
@@ -126,10 +135,13 @@ class CampaignTicker:
         pending = [row.hopper_id for row in claimed]
         in_flight: list[tuple[Attempt, Future]] = []
         try:
+            if registry_set is not None:
+                # The claimed numbers' area codes read in now, before any transaction opens.
+                registry_set.listed([row.prospect.phone_e164 for row in claimed])
             for row in claimed:
                 if self.draining():
                     break  # draining: no new call; the rest go back to the hopper below
-                attempt = self._start(campaign, row, now, report)  # its transaction removes the row
+                attempt = self._start(campaign, row, now, report, registry_set)  # its transaction removes the row
                 pending.remove(row.hopper_id)
                 if attempt is not None:
                     metadata = call_metadata(dispositions, attempt)
@@ -142,10 +154,11 @@ class CampaignTicker:
                 with self.engine.begin() as conn:
                     calls.give_back(conn, pending)
 
-    def _start(self, campaign: Campaign, row: ClaimedProspect, now: datetime, report: TickReport) -> Attempt | None:
+    def _start(self, campaign: Campaign, row: ClaimedProspect, now: datetime, report: TickReport,
+               registry_set: RegistrySet | None = None) -> Attempt | None:
         """Re-check a claimed row and record its attempt (committed before any request)."""
         with self.engine.begin() as conn:
-            reasons = calls.recheck(conn, campaign, row, now)
+            reasons = calls.recheck(conn, campaign, row, now, registry_set)
             if reasons:
                 calls.release(conn, row.hopper_id)
                 for code in dict.fromkeys(r.code for r in reasons):
@@ -153,7 +166,7 @@ class CampaignTicker:
                 log.info("released %s: %s", row.prospect.phone_e164, "; ".join(r.message for r in reasons),
                          extra={"event": "released", "campaign": report.campaign})
                 return None
-            attempt = calls.start_attempt(conn, campaign, row, self.daemon_id, now)
+            attempt = calls.start_attempt(conn, campaign, row, self.daemon_id, now, registry_set)
         if attempt is None:
             report.released["changed"] += 1
         return attempt

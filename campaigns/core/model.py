@@ -74,6 +74,7 @@ class Campaign:
     report_timezone: str
     pacing_mode: PacingMode = PacingMode.RATIO
     target_abandon_rate: float = 0.02
+    dnc_national_registry: bool = False  # checked against the National DNC Registry (campaigns.registry)
 
     @classmethod
     def from_row(cls, row: Any) -> Campaign:
@@ -85,6 +86,7 @@ class Campaign:
         m["report_recipients"] = tuple(m.get("report_recipients") or ())
         m["holiday_filtering"] = bool(m["holiday_filtering"])
         m["check_on_dial"] = bool(m["check_on_dial"])
+        m["dnc_national_registry"] = bool(m.get("dnc_national_registry", False))
         return _build(cls, m)
 
 
@@ -182,6 +184,7 @@ class Attempt:
     sent_at: datetime | None
     sends: int = 1
     next_send_at: datetime | None = None
+    registry_version_id: int | None = None  # the National DNC Registry version the call was checked against
 
     @classmethod
     def from_row(cls, row: Any) -> Attempt:

@@ -41,8 +41,9 @@ from campaigns.core.lifecycle import (
     ProspectStatus,
 )
 from campaigns.core.model import Attempt, Campaign, ClaimedProspect, Disposition
-from campaigns.dialing import dnc
+from campaigns.dialing import dnc, national_registry
 from campaigns.dialing.dialability import (
+    Code,
     DialRules,
     Place,
     Reason,
@@ -53,6 +54,7 @@ from campaigns.dialing.dialability import (
     window_reasons,
 )
 from campaigns.dialing.facts import prospect_facts
+from campaigns.registry.store import RegistrySet
 from campaigns.setup import registry
 
 
@@ -107,9 +109,19 @@ def claim(conn: sa.Connection, campaign_id: int, daemon_id: str, limit: int, now
     return sorted((ClaimedProspect.from_row(r) for r in rows), key=lambda c: order[c.hopper_id])
 
 
-def recheck(conn: sa.Connection, campaign: Campaign, claimed: ClaimedProspect, now: datetime) -> list[Reason]:
-    """The same rules as the fill, at the moment of dialing (DNC only when check-on-dial is on)."""
-    facts = prospect_facts(conn, campaign.id, claimed.prospect, now, check_dnc=campaign.check_on_dial)
+def recheck(conn: sa.Connection, campaign: Campaign, claimed: ClaimedProspect, now: datetime,
+            registry_set: RegistrySet | None = None) -> list[Reason]:
+    """The same rules as the fill, at the moment of dialing (DNC lists only when check-on-dial is on).
+
+    For a campaign checked against the National DNC Registry, `registry_set` (the daemon's current
+    version) is always asked, check-on-dial or not: the 31-day rule counts at the instant of the
+    call. A number found listed keeps the version on its prospect, so the fill leaves it out too.
+    """
+    objections = national_registry.objections_at_call(campaign, registry_set, claimed.prospect.phone_e164, now)
+    facts = prospect_facts(conn, campaign.id, claimed.prospect, now, check_dnc=campaign.check_on_dial,
+                           registry=tuple(objections))
+    if registry_set is not None and any(r.code == Code.ON_NATIONAL_REGISTRY for r in objections):
+        national_registry.mark_listed(conn, claimed.prospect.id, registry_set.version.id)
     return list(evaluate(facts, DialRules.from_campaign(campaign), now).reasons)
 
 
@@ -135,13 +147,14 @@ def give_back_all(conn: sa.Connection, daemon_id: str) -> None:
 
 
 def start_attempt(conn: sa.Connection, campaign: Campaign, claimed: ClaimedProspect, daemon_id: str,
-                  now: datetime) -> Attempt | None:
+                  now: datetime, registry_set: RegistrySet | None = None) -> Attempt | None:
     """Record the attempt and count it before any request is sent.
 
     The prospect moves to DIALING with attempts + 1 in the same transaction as
     the attempt row, so a crash after this point can never let a prospect be
     called more than max calls per prospect. Returns None when the prospect
-    changed since it was claimed.
+    changed since it was claimed. An attempt of a campaign checked against the National DNC
+    Registry records the version `recheck` asked (`registry_set`), as evidence.
     """
     p, a, h = t.prospects, t.call_attempts, t.hopper
     prospect = claimed.prospect
@@ -167,6 +180,7 @@ def start_attempt(conn: sa.Connection, campaign: Campaign, claimed: ClaimedProsp
         idempotency_key=f"att-{uuid.uuid4().hex}", phone_e164=prospect.phone_e164,
         status=str(AttemptStatus.PLACING), created_at=now, daemon_id=daemon_id, sent_at=datetime.now(UTC),
         sends=1, next_send_at=now + resend_wait(1),
+        registry_version_id=registry_set.version.id if campaign.dnc_national_registry and registry_set else None,
     ).returning(*a.c)).one()
     return Attempt.from_row(row)
 

@@ -39,6 +39,7 @@ from campaigns.dialing.staterules import (
     frequency_cap,
     state_rules,
 )
+from campaigns.registry.rules import Objection
 from campaigns.setup.settings import hhmm_of
 
 DAY = timedelta(days=1)
@@ -63,12 +64,18 @@ class Code:
     CALLBACK_NOT_DUE = "callback_not_due"
     EXPIRED = "expired"
     FREQUENCY_CAP = "frequency_cap"
+    # The National DNC Registry's (campaigns.registry.rules), for a campaign that opted in.
+    ON_NATIONAL_REGISTRY = str(Objection.ON_NATIONAL_REGISTRY)
+    DNC_REGISTRY_STALE = str(Objection.DNC_REGISTRY_STALE)
+    AREA_CODE_NOT_COVERED = str(Objection.AREA_CODE_NOT_COVERED)
 
 
 # Reasons that time alone never clears: no "next dialable" instant exists.
+# The registry's reasons are among them: a new version, not time, clears them.
 PERMANENT = frozenset({
     Code.CAMPAIGN_NOT_ACTIVE, Code.BLOCKED_STATE, Code.ON_DNC_LIST, Code.STATUS,
     Code.CALL_IN_PROGRESS, Code.MAX_ATTEMPTS, Code.EXPIRED,
+    Code.ON_NATIONAL_REGISTRY, Code.DNC_REGISTRY_STALE, Code.AREA_CODE_NOT_COVERED,
 })
 
 
@@ -92,6 +99,10 @@ class DialRules:
     holiday_filtering: bool = True
     max_calls_per_prospect: int = 10
     min_minutes_between_calls: int = 30
+    # For a campaign checked against the National DNC Registry: the area codes (3 digits) its
+    # current version covers with fresh data; None for a campaign that did not opt in. Set by
+    # the fill (`national_registry.fill_rules`), read by `registry_clause`.
+    registry_areas: tuple[str, ...] | None = None
 
     @classmethod
     def from_campaign(cls, campaign: Campaign | Any) -> DialRules:
@@ -147,6 +158,8 @@ class ProspectFacts:
     callback_at: datetime | None = None
     expires_at: datetime | None = None
     dnc_lists: tuple[str, ...] = ()  # the campaign's DNC lists that hold the number
+    # The National DNC Registry's objections (`national_registry.objections_at_call`), already decided.
+    registry: tuple[Reason, ...] = ()
     recent_calls: tuple[datetime, ...] = ()  # calls to the number in the 24 h before the decision
 
 
@@ -316,6 +329,7 @@ def prospect_reasons(facts: ProspectFacts, rules: DialRules, now: datetime) -> l
         reasons.append(Reason(
             Code.ON_DNC_LIST, f"{facts.phone_e164} is on the DNC list {', '.join(facts.dnc_lists)}"
         ))
+    reasons.extend(facts.registry)
     status = facts.status
     if status == ProspectStatus.DIALING:
         reasons.append(Reason(Code.CALL_IN_PROGRESS, "a call to this prospect is in progress"))
@@ -445,6 +459,21 @@ def calls_left_clause(p: sa.Table, rules: DialRules) -> sa.ColumnElement[bool]:
 def dialed_clause(a: sa.Table) -> sa.ColumnElement[bool]:
     """Call attempts that count as calls to the number: all but those the platform never placed."""
     return sa.or_(a.c.outcome.is_(None), a.c.outcome != str(CallOutcome.NOT_PLACED))
+
+
+def registry_clause(p: sa.Table, rules: DialRules) -> sa.ColumnElement[bool]:
+    """SQL for "the National DNC Registry allows the call" (`campaigns.registry.rules.objections`):
+    not found listed at the last check, and a +1 number of an area code covered with fresh data."""
+    if rules.registry_areas is None:
+        return sa.true()
+    return sa.and_(p.c.registry_version_id.is_(None), in_area_codes_clause(p, rules.registry_areas))
+
+
+def in_area_codes_clause(p: sa.Table, area_codes: tuple[str, ...] | list[str]) -> sa.ColumnElement[bool]:
+    """SQL for "a +1 number whose area code (3 digits) is one of `area_codes`"."""
+    phone = p.c.phone_e164
+    return sa.and_(sa.func.length(phone) == 12, sa.func.substr(phone, 1, 2) == "+1",
+                   sa.func.substr(phone, 3, 3).in_(area_codes))
 
 
 def unexpired_clause(p: sa.Table, now: datetime) -> sa.ColumnElement[bool]:

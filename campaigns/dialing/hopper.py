@@ -42,7 +42,11 @@ One fill of one campaign, in one transaction under the campaign's row lock:
    many open, `ix_prospects_dial_order` is read in dial order and the open
    groups' rows kept. Either way a fill reads about as many index entries as
    it queues, whatever the campaign's size.
-4. A candidate whose number is on one of the campaign's DNC lists is marked
+4. For a campaign checked against the National DNC Registry, numbers found listed and area
+   codes not covered or with data older than 31 days are left out in SQL
+   (`dialability.registry_clause`); the campaign's prospects are re-checked first, once per
+   new version (`national_registry.fill_rules`).
+5. A candidate whose number is on one of the campaign's DNC lists is marked
    DNC (it can never be dialed; VICIdial's hopper does the same with DNCL);
    a candidate at a state's calls-per-24-h cap is skipped and its next dial
    time moved to when the cap allows it.
@@ -68,7 +72,7 @@ import sqlalchemy as sa
 from campaigns.core import schema as t
 from campaigns.core.lifecycle import CampaignState, HopperStatus, ProspectStatus
 from campaigns.core.model import Campaign
-from campaigns.dialing import runtime
+from campaigns.dialing import national_registry, runtime
 from campaigns.dialing.dialability import (
     CAP_WINDOW,
     DialRules,
@@ -77,6 +81,7 @@ from campaigns.dialing.dialability import (
     cap_reached,
     dialed_clause,
     ready_due_clause,
+    registry_clause,
     window_open,
 )
 from campaigns.dialing.staterules import frequency_cap
@@ -117,6 +122,11 @@ class FillResult:
     returned_closed: int = 0
     marked_dnc: int = 0
     skipped_cap: int = 0
+    # National DNC Registry (an opted-in campaign): the version its prospects were re-checked
+    # against by this fill (None: no new version), how many were found listed and cleared.
+    registry_rechecked: int | None = None
+    registry_listed: int = 0
+    registry_cleared: int = 0
     open_groups: int = 0
     closed_groups: int = 0
     duration_ms: float = 0.0
@@ -272,7 +282,10 @@ def fill_campaign(engine: sa.Engine, campaign_id: int, now: datetime) -> FillRes
         campaign = Campaign.from_row(conn.execute(
             sa.select(t.campaigns).where(t.campaigns.c.id == campaign_id).with_for_update()
         ).one())
-        rules = DialRules.from_campaign(campaign)
+        rules, recheck = national_registry.fill_rules(conn, campaign, DialRules.from_campaign(campaign), now)
+        if recheck is not None and recheck.version_id is not None:
+            result.registry_rechecked = recheck.version_id
+            result.registry_listed, result.registry_cleared = recheck.listed, recheck.cleared
         result.returned_expired = _return_rows(conn, _expired_rows(conn, campaign, now), only_queued=False)
         groups = zone_groups(conn, campaign_id)
         is_open = {g: window_open(Place.from_group(g), rules, now) for g in groups}
@@ -287,6 +300,9 @@ def fill_campaign(engine: sa.Engine, campaign_id: int, now: datetime) -> FillRes
             result.note = f"campaign is {campaign.state}: nothing queued"
         elif not open_groups:
             result.note = "no zone group is open now"
+        elif rules.registry_areas is not None and not rules.registry_areas:
+            result.note = ("no area code is covered by a National DNC Registry version at most "
+                           "31 days old: import a newer version")
         elif need > 0:
             _queue(conn, campaign, rules, open_groups, need, now, result)
         result.duration_ms = (clock.perf_counter() - started) * 1000
@@ -384,7 +400,8 @@ def _closed_rows(conn: sa.Connection, campaign_id: int, is_open: dict[str, bool]
     since it was queued leaves the hopper.
     """
     h, p = t.hopper, t.prospects
-    due = sa.or_(ready_due_clause(p, rules, now), callback_due_clause(p, rules, now))
+    due = sa.and_(sa.or_(ready_due_clause(p, rules, now), callback_due_clause(p, rules, now)),
+                  registry_clause(p, rules))
     dnc_lists = _dnc_lists(conn, campaign_id)
     if dnc_lists:
         d = t.dnc_numbers
@@ -443,7 +460,7 @@ def _ready_candidates(conn, campaign_id, rules, groups, limit, skip, now) -> lis
 
 
 def _due_ready(p, campaign_id, rules, now):
-    return (p.c.campaign_id == campaign_id, ready_due_clause(p, rules, now))
+    return (p.c.campaign_id == campaign_id, ready_due_clause(p, rules, now), registry_clause(p, rules))
 
 
 def _scan_dial_order(conn, campaign_id, rules, groups, limit, now) -> list:
@@ -502,7 +519,7 @@ def _callback_candidates(conn, campaign_id, rules, groups, limit, skip, now) -> 
         rows.extend(conn.execute(
             sa.select(*(p.c[c] for c in _COLUMNS), due_at.label("due_at"))
             .where(p.c.campaign_id == campaign_id, p.c.zone_group.in_(chunk),
-                   callback_due_clause(p, rules, now))
+                   callback_due_clause(p, rules, now), registry_clause(p, rules))
             .order_by(due_at, p.c.id)
             .limit(limit + len(skip))
         ).all())

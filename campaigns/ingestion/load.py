@@ -20,7 +20,7 @@ from campaigns.core.types import UTCDateTime
 from campaigns.ingestion import upload_claims
 from campaigns.ingestion.accounting import outcome_counts
 from campaigns.ingestion.dedupe import mark_duplicates_across
-from campaigns.ingestion.dnc_scrub import dnc_matches
+from campaigns.ingestion.dnc_scrub import dnc_matches, mark_registry
 from campaigns.ingestion.staging_table import LIVE
 from campaigns.ingestion.upload_record import CampaignInfo, Summary, Upload, summary
 
@@ -80,6 +80,8 @@ def load_prospects(
         # if any load came between, dedupe again (under the lock, nothing else can load now).
         if current.deduped_at_loads != loads and mark_duplicates_across(conn, upload, campaign.id, now):
             counts = outcome_counts(conn, upload.id)
+        registry = mark_registry(conn, upload, campaign)
+        registry_version = registry.version_id if registry is not None else None
         custom: sa.ColumnElement[Any] = u.c.custom_fields
         if conn.dialect.name == "postgresql":
             custom = sa.cast(sa.func.coalesce(custom, "{}"), postgresql.JSONB)
@@ -108,6 +110,8 @@ def load_prospects(
             sa.literal(now, UTCDateTime),
             sa.literal(now, UTCDateTime),
             custom,
+            sa.cast(sa.case((u.c.on_registry.is_(True), sa.literal(registry_version)), else_=sa.null())
+                    if registry_version is not None else sa.null(), sa.BigInteger),
         ).where(u.c.upload_id == upload.id, u.c.outcome.in_(LIVE))
         # A plain INSERT: the status check above, under the lock and in this transaction,
         # already rules out a second load, and (list_id, source_row) stays unique, so an
@@ -117,7 +121,7 @@ def load_prospects(
                 "campaign_id", "list_id", "source_row", "phone_e164", "phone_ext", "first_name",
                 "last_name", "address_state", "zip_code", "area_code_state", "candidate_zones",
                 "zone_group", "priority", "status", "disposition", "attempts", "next_dial_at",
-                "expires_at", "loaded_at", "updated_at", "custom_fields",
+                "expires_at", "loaded_at", "updated_at", "custom_fields", "registry_version_id",
             ],
             source,
         )
@@ -137,6 +141,8 @@ def load_prospects(
                     "DNC disposition, so they were loaded as normal prospects; the dialer still "
                     "skips them while they are listed. Set dnc.dnc_disposition to flag them at upload."
                 )
+        if registry is not None and (line := registry.sentence(now)):
+            warnings.append(line)
         conn.execute(
             sa.update(t.prospect_lists)
             .where(t.prospect_lists.c.id == upload.id)

@@ -38,6 +38,7 @@ class CampaignInfo:
     dnc_disposition: str | None
     max_upload_rows: int
     max_upload_bytes: int
+    dnc_national_registry: bool = False
 
     @property
     def limits(self) -> csvfile.ReadLimits:
@@ -100,6 +101,7 @@ def campaign_info(conn: sa.Connection, workspace: str, slug: str) -> CampaignInf
             t.campaigns.c.dnc_disposition,
             t.campaigns.c.max_upload_rows,
             t.campaigns.c.max_upload_bytes,
+            t.campaigns.c.dnc_national_registry,
         )
         .join(t.workspaces, t.workspaces.c.id == t.campaigns.c.workspace_id)
         .where(t.workspaces.c.name == workspace, t.campaigns.c.slug == slug)

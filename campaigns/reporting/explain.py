@@ -10,7 +10,7 @@ deciding each zone group once. Neither restates a rule.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from campaigns.core import schema as t
 from campaigns.core.errors import DialerError
 from campaigns.core.lifecycle import HopperStatus, ProspectStatus
-from campaigns.dialing import hopper
+from campaigns.dialing import hopper, national_registry
 from campaigns.dialing.dialability import (
     Code,
     DialRules,
@@ -29,8 +29,10 @@ from campaigns.dialing.dialability import (
     callback_due_clause,
     calls_left_clause,
     explain,
+    in_area_codes_clause,
     next_dialable_at,
     ready_due_clause,
+    registry_clause,
     unexpired_clause,
     window_reasons,
 )
@@ -38,6 +40,7 @@ from campaigns.dialing.dnc import dnc_lists_holding
 from campaigns.dialing.facts import prospect_facts, recent_calls
 from campaigns.ingestion import staging
 from campaigns.ingestion.csvfile import Batch
+from campaigns.registry import rules as registry_rules
 
 
 @dataclass(frozen=True)
@@ -98,12 +101,15 @@ def explain_phone(
             sa.select(p).where(p.c.campaign_id == campaign_id, p.c.phone_e164 == e164)
             .order_by(p.c.loaded_at.desc(), p.c.id.desc()).limit(1)
         ).one_or_none()
+    objections = tuple(national_registry.objections_at_call(
+        campaign, national_registry.open_current(conn) if campaign.dnc_national_registry else None, e164, now))
     if row is not None:
-        facts = prospect_facts(conn, campaign_id, row, now)
+        facts = prospect_facts(conn, campaign_id, row, now, registry=objections)
     else:
         facts = ProspectFacts(
             place=Place.from_group(located["zone_group"]), phone_e164=e164,
             dnc_lists=dnc_lists_holding(conn, campaign_id, e164), recent_calls=recent_calls(conn, e164, now),
+            registry=objections,
         )
     place = facts.place
     status = row.status if row is not None else str(ProspectStatus.READY)
@@ -133,11 +139,9 @@ def not_dialable_summary(conn: sa.Connection, campaign_id: int, now: datetime, t
     campaign = _campaign(conn, campaign_id)
     rules = DialRules.from_campaign(campaign)
     p = t.prospects
+    registry_counts, registry_rules_now, registry_sentences = _registry_columns(conn, campaign, rules, now)
     due = sa.or_(ready_due_clause(p, rules, now), callback_due_clause(p, rules, now))
     calls_left, unexpired = calls_left_clause(p, rules), unexpired_clause(p, now)
-
-    def count_if(condition):
-        return sa.func.sum(sa.case((condition, 1), else_=0))
 
     per_group = conn.execute(
         sa.select(
@@ -151,6 +155,8 @@ def not_dialable_summary(conn: sa.Connection, campaign_id: int, now: datetime, t
                              sa.not_(due))).label(str(Code.TOO_SOON)),
             count_if(sa.and_(p.c.status == str(ProspectStatus.CALLBACK), unexpired, calls_left,
                              sa.not_(due))).label(str(Code.CALLBACK_NOT_DUE)),
+            count_if(sa.and_(due, registry_clause(p, registry_rules_now))).label("dialable"),
+            *registry_counts,
         )
         .where(p.c.campaign_id == campaign_id,
                p.c.status.in_(ProspectStatus.waiting_states()))
@@ -166,9 +172,9 @@ def not_dialable_summary(conn: sa.Connection, campaign_id: int, now: datetime, t
             counts[code] += g.prospects
             examples.setdefault(code, next(r.message for r in reasons if r.code == code))
         if not reasons:
-            dialable += g.due or 0
-        for code in (Code.MAX_ATTEMPTS, Code.EXPIRED, Code.TOO_SOON, Code.CALLBACK_NOT_DUE):
-            counts[code] += g._mapping[str(code)] or 0
+            dialable += g.dialable or 0
+        for code in (Code.MAX_ATTEMPTS, Code.EXPIRED, Code.TOO_SOON, Code.CALLBACK_NOT_DUE, *REGISTRY_CODES):
+            counts[code] += g._mapping.get(str(code)) or 0
     link, numbers = t.campaign_dnc_lists, t.dnc_numbers
     counts[Code.ON_DNC_LIST] += conn.execute(
         sa.select(sa.func.count()).select_from(p).where(
@@ -189,6 +195,7 @@ def not_dialable_summary(conn: sa.Connection, campaign_id: int, now: datetime, t
         Code.TOO_SOON: (f"not due yet: called within the last {rules.min_minutes_between_calls} min, "
                         "or loaded after this instant"),
         Code.CALLBACK_NOT_DUE: "callback time not reached",
+        **registry_sentences,
     }
     top_reasons = [
         {"code": code, "prospects": n, "message": examples.get(code) or generic.get(code, code)}
@@ -197,6 +204,41 @@ def not_dialable_summary(conn: sa.Connection, campaign_id: int, now: datetime, t
     return {"as_of": now.isoformat(), "open_prospects": total, "dialable_now": dialable,
             "top_reasons": top_reasons}
 
+
+
+def count_if(condition):
+    """SQL: how many of the rows meet `condition`."""
+    return sa.func.sum(sa.case((condition, 1), else_=0))
+
+
+REGISTRY_CODES = (Code.ON_NATIONAL_REGISTRY, Code.DNC_REGISTRY_STALE, Code.AREA_CODE_NOT_COVERED)
+
+
+def _registry_columns(conn: sa.Connection, campaign, rules: DialRules,
+                      now: datetime) -> tuple[list, DialRules, dict[str, str]]:
+    """For a campaign checked against the National DNC Registry: a count column per registry reason,
+    the rules with the area codes allowed now (`registry_clause`) and a sentence per reason naming
+    the version; nothing for any other campaign."""
+    if not campaign.dnc_national_registry:
+        return [], rules, {}
+    p = t.prospects
+    registry = national_registry.open_current(conn)
+    fresh = registry_rules.fresh_area_codes(registry, now)
+    covered = [f"{a:03d}" for a in registry.areas] if registry else []
+    version = f"version {registry.version.id}" if registry else "no version imported"
+    columns = [
+        count_if(p.c.registry_version_id.is_not(None)).label(str(Code.ON_NATIONAL_REGISTRY)),
+        count_if(sa.and_(in_area_codes_clause(p, covered), sa.not_(in_area_codes_clause(p, fresh))))
+        .label(str(Code.DNC_REGISTRY_STALE)),
+        count_if(sa.not_(in_area_codes_clause(p, covered))).label(str(Code.AREA_CODE_NOT_COVERED)),
+    ]
+    sentences = {
+        Code.ON_NATIONAL_REGISTRY: f"the number is on the National DNC Registry ({version})",
+        Code.DNC_REGISTRY_STALE: (f"the National DNC Registry data of the number's area code ({version}) is more "
+                                  f"than {registry_rules.MAX_AGE.days} days old: import a newer version"),
+        Code.AREA_CODE_NOT_COVERED: f"the National DNC Registry ({version}) does not cover the number's area code",
+    }
+    return columns, replace(rules, registry_areas=tuple(fresh)), sentences
 
 
 def remaining_today(conn: sa.Connection, campaign_id: int, now: datetime, day_of: datetime | None = None) -> int:

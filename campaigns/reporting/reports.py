@@ -42,6 +42,7 @@ from campaigns.dialing.dialability import (
     unexpired_clause,
 )
 from campaigns.dialing.staterules import FEDERAL_HOURS
+from campaigns.registry.rules import age_days
 from campaigns.setup import registry
 
 ABANDON_LIMIT = 0.03  # a telemarketer must keep abandoned calls at or below 3% over 30 days
@@ -56,6 +57,9 @@ DETAIL_COLUMNS = [
     "attempt_id", "called_at_utc", "called_at_local", "local_zone", "phone", "first_name", "last_name",
     "state", "list", "attempt_number", "outcome", "disposition", "answered_at_utc", "ended_at_utc",
     "duration_s", "callback_at_utc", "custom_fields",
+    # The National DNC Registry version the call was checked against, and how old the data of the
+    # number's area code was at the call (days); empty for a campaign that did not opt in.
+    "registry_version_id", "registry_age_days",
 ]
 
 
@@ -82,12 +86,18 @@ def _iso(moment: datetime | None) -> str:
 def detail_rows(conn: sa.Connection, campaign_id: int, day: date) -> list[dict]:
     """One row per call attempt of the dialing day, in the order they were placed."""
     a, p, lists = t.call_attempts, t.prospects, t.prospect_lists
+    v, areas = t.dnc_registry_versions, t.dnc_registry_areas
     since, until = utc_window(day)
+    # The area code's own obtained-at while the version keeps its manifest, else the version's.
+    area_code = sa.cast(sa.func.substr(a.c.phone_e164, 3, 3), sa.Integer)
     query = (
         sa.select(a, p.c.first_name, p.c.last_name, p.c.address_state, p.c.area_code_state, p.c.zone_group,
-                  p.c.custom_fields, lists.c.filename.label("list_name"))
+                  p.c.custom_fields, lists.c.filename.label("list_name"),
+                  sa.func.coalesce(areas.c.obtained_at, v.c.obtained_at).label("registry_obtained_at"))
         .join(p, p.c.id == a.c.prospect_id)
         .join(lists, lists.c.id == p.c.list_id)
+        .outerjoin(v, v.c.id == a.c.registry_version_id)
+        .outerjoin(areas, sa.and_(areas.c.version_id == a.c.registry_version_id, areas.c.area_code == area_code))
         .where(a.c.campaign_id == campaign_id, a.c.created_at >= since, a.c.created_at < until)
         .order_by(a.c.created_at, a.c.id)
     )
@@ -106,6 +116,9 @@ def detail_rows(conn: sa.Connection, campaign_id: int, day: date) -> list[dict]:
             "answered_at_utc": _iso(r.answered_at), "ended_at_utc": _iso(r.ended_at),
             "duration_s": "" if r.duration_s is None else round(r.duration_s, 3),
             "callback_at_utc": _iso(r.callback_at), "custom_fields": r.custom_fields or {},
+            "registry_version_id": r.registry_version_id or "",
+            "registry_age_days": "" if r.registry_obtained_at is None else round(
+                age_days(r.registry_obtained_at, r.created_at), 1),
         })
     return rows
 
@@ -130,6 +143,8 @@ class Summary:
     remaining_dialable: int = 0  # still to dial: ready or callback, calls left, not expired
     period_abandoned: int = 0
     period_answered: int = 0
+    # National DNC Registry version → (calls checked against it, youngest and oldest age in days at the calls).
+    registry_versions: dict[str, tuple[int, float, float]] = field(default_factory=dict)
 
     @property
     def abandon_rate(self) -> float:
@@ -156,6 +171,8 @@ class Summary:
             "remaining_dialable": self.remaining_dialable,
             "abandon_rate_30_days": round(self.period_abandon_rate, 4),
             "abandon_rate_30_days_flagged": self.period_flagged,
+            "registry_versions": {k: {"calls": n, "age_days_min": low, "age_days_max": high}
+                                  for k, (n, low, high) in self.registry_versions.items()},
         }
 
 
@@ -168,6 +185,7 @@ def summary(conn: sa.Connection, campaign_id: int, day: date, rows: list[dict], 
     s = Summary(name, day)
     for row in rows:
         s.by_outcome[row["outcome"]] += 1
+        _count_registry(s, row)
         if row["outcome"] == CallOutcome.NOT_PLACED:
             s.not_placed += 1
             continue
@@ -202,6 +220,22 @@ def summary(conn: sa.Connection, campaign_id: int, day: date, rows: list[dict], 
     ).scalar_one()
     s.period_abandoned, s.period_answered = abandon_counts_period(conn, campaign_id, day)
     return s
+
+
+def _count_registry(s: Summary, row: dict) -> None:
+    """Count a row's registry version (rows read back from the export hold strings)."""
+    version = str(row.get("registry_version_id") or "")
+    if not version:
+        return
+    age = float(row.get("registry_age_days") or 0)
+    calls, low, high = s.registry_versions.get(version, (0, age, age))
+    s.registry_versions[version] = (calls + 1, min(low, age), max(high, age))
+
+
+def registry_text(s: Summary) -> list[str]:
+    """The summary's lines on the National DNC Registry versions the day's calls were checked against."""
+    return [f"National DNC Registry version {version}: {calls} call(s), data {low:.0f}–{high:.0f} days old at the calls"
+            for version, (calls, low, high) in sorted(s.registry_versions.items(), key=lambda kv: int(kv[0]))]
 
 
 def abandon_counts_period(conn: sa.Connection, campaign_id: int, day: date,
@@ -350,6 +384,7 @@ def summary_text(s: Summary) -> str:
         + ("  ** ABOVE THE 3% LIMIT **" if s.period_flagged else ""),
         f"Not placed            {s.not_placed}",
         f"Still to dial         {s.remaining_dialable}  (ready or callback, calls left, not expired)",
+        *registry_text(s),
     ]
     for title, counts in (("By outcome", s.by_outcome), ("By disposition", s.by_disposition),
                           ("By list", s.by_list), ("By state", s.by_state),

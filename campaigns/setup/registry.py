@@ -80,6 +80,7 @@ def settings_to_row(s: CampaignSettings) -> dict[str, Any]:
         "max_upload_bytes": s.uploads.max_uncompressed_bytes,
         "dnc_disposition": s.dnc.dnc_disposition,
         "check_on_dial": s.dnc.check_on_dial,
+        "dnc_national_registry": s.dnc.national_registry,
         "report_schedule": s.reports.schedule,
         "report_format": s.reports.format,
         "report_compression": s.reports.compression,
@@ -391,6 +392,7 @@ def load_settings(conn: sa.Connection, campaign_id: int) -> CampaignSettings:
                 "lists": _linked_dnc_lists(conn, campaign_id),
                 "dnc_disposition": row.dnc_disposition,
                 "check_on_dial": row.check_on_dial,
+                "national_registry": row.dnc_national_registry,
             },
             "dispositions": dispositions,
             "reports": {

@@ -117,11 +117,21 @@ class Dnc(_Strict):
     lists: list[Annotated[str, Field(pattern=SLUG_PATTERN)]] = []
     dnc_disposition: str | None = None
     check_on_dial: bool = True
+    # Scrub uploads and check every call against the National DNC Registry (telemarketing: README).
+    national_registry: bool = False
 
     @field_validator("lists")
     @classmethod
     def _unique(cls, value: list[str]) -> list[str]:
         return list(dict.fromkeys(value))
+
+    @field_validator("national_registry", mode="before")
+    @classmethod
+    def _true_or_false(cls, value: Any) -> bool:
+        # A compliance switch is never inferred from "yes", 1 or an empty value.
+        if not isinstance(value, bool):
+            raise ValueError(f"must be true or false (got {_abridged(value)})")
+        return value
 
 
 class Disposition(_Strict):
