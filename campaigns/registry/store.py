@@ -213,31 +213,44 @@ def manifest(conn: sa.Connection, version_id: int) -> dict[int, AreaSet]:
     )}
 
 
-def _fetcher(engine: sa.Engine) -> Callable[[str], bytes]:
+def _read_set(conn: sa.Connection, sha256: str) -> bytes:
     s = t.dnc_registry_sets
+    data = conn.execute(sa.select(s.c.data).where(s.c.sha256 == sha256)).scalar_one_or_none()
+    if data is None:
+        raise RegistryCorrupt(f"a National DNC Registry set ({sha256[:12]}…) is missing from the database; "
+                              "import the registry again")
+    return bytes(data)
 
+
+def _fetcher(engine: sa.Engine) -> Callable[[str], bytes]:
     def fetch(sha256: str) -> bytes:
         with engine.connect() as conn:
-            data = conn.execute(sa.select(s.c.data).where(s.c.sha256 == sha256)).scalar_one_or_none()
-        if data is None:
-            raise RegistryCorrupt(f"a National DNC Registry set ({sha256[:12]}…) is missing from the database; "
-                                  "import the registry again")
-        return bytes(data)
+            return _read_set(conn, sha256)
 
     return fetch
+
+
+def _opened(conn: sa.Connection, version_id: int | None, fetch: Callable[[str], bytes]) -> RegistrySet | None:
+    found = current(conn) if version_id is None else version(conn, version_id)
+    if found is None:
+        return None
+    if not found.sets_kept:
+        raise DialerError(f"National DNC Registry version {found.id} keeps its record but no longer its sets")
+    return RegistrySet(found, manifest(conn, found.id), fetch)
 
 
 def open_version(engine: sa.Engine, version_id: int | None = None) -> RegistrySet | None:
     """A version's set (the current one by default), its bitmaps read on first use; None before
     the first import. A version whose sets were pruned cannot be opened."""
     with engine.connect() as conn:
-        found = current(conn) if version_id is None else version(conn, version_id)
-        if found is None:
-            return None
-        if not found.sets_kept:
-            raise DialerError(f"National DNC Registry version {found.id} keeps its record but no longer its sets")
-        areas = manifest(conn, found.id)
-    return RegistrySet(found, areas, _fetcher(engine))
+        return _opened(conn, version_id, _fetcher(engine))
+
+
+def open_in(conn: sa.Connection, version_id: int | None = None) -> RegistrySet | None:
+    """`open_version` inside a transaction, its bitmaps read through `conn`: an import reads the
+    version it is based on in the transaction that writes the next one, so no import in between
+    is lost. Use the set only while the transaction lasts."""
+    return _opened(conn, version_id, lambda sha256: _read_set(conn, sha256))
 
 
 class RegistryCache:
