@@ -42,8 +42,7 @@ from campaigns.ingestion.registry_files import (
     read,
 )
 from campaigns.registry import store
-
-RULE_DAYS = 31  # 16 CFR 310.4(b)(3)(iv): a version obtained no more than 31 days before each call
+from campaigns.registry.status import RULE_DAYS
 
 
 @dataclass
