@@ -426,7 +426,7 @@ def registry_status(ctx: typer.Context, json_out: JsonFlag = False) -> None:
     for v in status.versions:
         table.add_row(str(v.id), v.kind, v.obtained_at.date().isoformat(), f"{v.age_days(moment):.1f}",
                       f"{v.area_codes:,}", f"{v.numbers:,}", f"{v.added:,}", f"{v.deleted:,}", v.checksum[:8],
-                      "kept" if v.sets_kept else "pruned")
+                      "yes" if v.sets_kept else "no")
     out.print(table)
     age = status.current
     oldest = age.oldest_obtained_at.date().isoformat()
