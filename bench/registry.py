@@ -185,8 +185,9 @@ def child_exactness(url: str, work: Path, sample: int) -> dict:
     adds, deletes = np.load(work / "adds.npy"), np.load(work / "deletes.npy")
     rng = np.random.default_rng(11)
     areas = np.array(meta["areas"])
-    random_part = areas[rng.integers(0, len(areas), sample)] * 10_000_000 + rng.integers(2_000_000, 10_000_000, sample)
-    probe = np.unique(np.concatenate([adds, deletes, random_part]))[:sample]
+    size = max(sample - len(adds) - len(deletes), 0)
+    random_part = areas[rng.integers(0, len(areas), size)] * 10_000_000 + rng.integers(2_000_000, 10_000_000, size)
+    probe = np.unique(np.concatenate([adds, deletes, random_part]))
     in_full = np.zeros(len(probe), dtype=bool)
     for area in meta["areas"]:
         rows = np.flatnonzero(probe // 10_000_000 == area)
