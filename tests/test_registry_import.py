@@ -16,7 +16,11 @@ import sqlalchemy as sa
 from campaigns.core import schema as t
 from campaigns.core.errors import DialerError
 from campaigns.ingestion import registry_files
-from campaigns.ingestion.registry_files import RegistryFile, RegistryKind, RegistryRefused
+from campaigns.ingestion.registry_files import (
+    RegistryFile,
+    RegistryKind,
+    RegistryRefused,
+)
 from campaigns.ingestion.registry_import import import_registry
 from campaigns.registry import store
 
@@ -222,3 +226,47 @@ def test_cli_import_and_status(engine, dialer_env, tmp_path):
     result = runner.invoke(app, ["dnc", "registry", "import", str(tmp_path / "link.txt")])
     assert result.exit_code == 2 and "is a symbolic link" in result.stderr
     assert _versions(engine) == 2
+
+
+def test_the_bucket_folder_sensor_and_asset(engine, dialer_env, tmp_path):
+    import dagster as dg
+
+    from assets.dnc import dnc_registry
+    from campaigns.core.config import DialerConfig
+    from pipelines.definitions import defs, resources_for
+    from pipelines.sensors import dnc_sensor, registry_sensor
+    from tests.helpers import drop
+
+    bucket = Path(dialer_env["DIALER_HOME"]) / "bucket"
+    drop(bucket, "dnc/_registry/212.txt.gz", gzip.compress(b"2125550100\n2125550101\n"))
+    drop(bucket, "dnc/_registry/212.txt.gz.yaml", "obtained_at: 2026-11-02\n")
+    drop(bucket, "dnc/_registry/bad.txt", "2125550100\n212,5550101,A\n")
+    (tmp_path / "dagster").mkdir()
+    resources = resources_for(DialerConfig.from_env())
+    with dg.instance_for_test(temp_dir=str(tmp_path / "dagster")) as instance:
+        def tick(sensor, cursor=None):
+            with dg.build_sensor_context(instance=instance, instance_ref=instance.get_ref(), cursor=cursor, definitions=defs,
+                                         resources=resources) as context:
+                return sensor.evaluate_tick(context)
+
+        assert tick(dnc_sensor, tick(dnc_sensor).cursor).run_requests == []  # not the DNC lists' files
+        second = tick(registry_sensor, tick(registry_sensor).cursor)
+        assert [r.partition_key for r in second.run_requests] == ["212.txt.gz", "bad.txt"]
+        instance.add_dynamic_partitions("registry_files", ["212.txt.gz", "bad.txt"])
+
+        done = dg.materialize([dnc_registry], partition_key="212.txt.gz", instance=instance, resources=resources)
+        metadata = done.asset_materializations_for_node("dnc_registry")[0].metadata
+        assert (metadata["version_id"].value, metadata["kind"].value, metadata["numbers"].value) == (1, "full", 2)
+        assert metadata["obtained_at"].value == "2026-11-02" and len(metadata["checksum"].value) == 64
+        assert (bucket / "processed/dnc/_registry/212.txt.gz").exists()
+        assert (bucket / "processed/dnc/_registry/212.txt.gz.yaml").exists()
+
+        refused = dg.materialize([dnc_registry], partition_key="bad.txt", instance=instance, resources=resources,
+                                 raise_on_error=False)
+        assert not refused.success
+        error = (bucket / "rejected/dnc/_registry/bad.txt.error.txt").read_text()
+        assert "dnc/_registry/bad.txt, line 2: expected a full-list line" in error
+        assert not (bucket / "dnc/_registry/bad.txt").exists()
+    assert _versions(engine) == 1
+    with engine.connect() as conn:
+        assert store.current(conn).source == "212.txt.gz"

@@ -156,8 +156,8 @@ class ChunkParser:
             # A space between two characters of one field ("212 5550100") is not "around" a field.
             inside = (np.diff(where) > 1) & _FIELD[kept[:-1]] & _FIELD[kept[1:]]
             if inside.any():
-                at = int(np.argmax(inside)) + 1
-                index = int(np.count_nonzero(kept[:at] == 10))
+                first = int(np.argmax(inside)) + 1
+                index = int(np.count_nonzero(kept[:first] == 10))
                 raise refusal(name, first_line + index, self.expected(), _line_text(raw, index))
         breaks = np.flatnonzero(kept == 10)
         lines = len(breaks) + (1 if len(kept) and kept[-1] != 10 else 0)
@@ -169,7 +169,7 @@ class ChunkParser:
         bad_index = lines  # the first refused line's index in the chunk
         out_of_range = lines  # the first well-formed line whose area code or exchange is not 200-999
         parts: list[tuple[np.ndarray, RegistryKind, np.ndarray, np.ndarray, np.ndarray]] = []
-        for length, (kind_name, digits, commas, mark) in _SHAPES.items():
+        for length, (kind_name, *_) in _SHAPES.items():
             rows = np.flatnonzero(lengths == length)
             if not len(rows):
                 continue

@@ -44,6 +44,8 @@ from campaigns.ingestion.registry_files import (
 from campaigns.registry import store
 from campaigns.registry.status import RULE_DAYS
 
+IMPORT_LOCK = 0x444E4352  # "DNCR": the advisory lock that serialises registry imports on PostgreSQL
+
 
 @dataclass
 class RegistryImport:
@@ -173,6 +175,9 @@ def import_registry(
         parser.kind = kind
     source = ", ".join(names)
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # Imports one at a time (SQLite's BEGIN IMMEDIATE already is): each builds on the newest version.
+            conn.execute(sa.select(sa.func.pg_advisory_xact_lock(IMPORT_LOCK)))
         base = store.open_in(conn)
         if parser.kind == RegistryKind.FULL:
             for area in named:
