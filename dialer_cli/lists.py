@@ -10,7 +10,7 @@ again after it was interrupted, it resumes the copy already in the inbox
 from __future__ import annotations
 
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -39,7 +39,10 @@ from campaigns.ingestion.inbox import (
     parse_inbox_key,
     parse_options,
 )
+from campaigns.ingestion.registry_files import RegistryFile, RegistryKind
+from campaigns.ingestion.registry_import import import_registry
 from campaigns.ingestion.staging_table import OnBatch
+from campaigns.registry.status import RULE_DAYS, registry_status
 from campaigns.setup import registry
 from dialer_cli.common import (
     JsonFlag,
@@ -323,9 +326,7 @@ registry_app = typer.Typer(help="The National DNC Registry: import its files as 
 dnc_app.add_typer(registry_app, name="registry")
 
 
-def _registry_files(paths: list[Path]) -> list:
-    from campaigns.ingestion.registry_files import RegistryFile
-
+def _registry_files(paths: list[Path]) -> list[RegistryFile]:
     files = []
     for path in paths:
         if path.is_symlink():
@@ -335,9 +336,7 @@ def _registry_files(paths: list[Path]) -> list:
     return files
 
 
-def _day(value: str | None, flag: str):
-    from datetime import date
-
+def _day(value: str | None, flag: str) -> date | None:
     if value is None:
         return None
     try:
@@ -374,9 +373,6 @@ def registry_import(
     The kind is read from the content (a third field A or D is a change list). A full list replaces the
     area codes it names (and --area-codes); a change list applies its adds and deletes to the newest version.
     """
-    from campaigns.ingestion.registry_files import RegistryKind
-    from campaigns.ingestion.registry_import import import_registry
-
     if full and changes:
         raise DialerError("give --full or --changes, not both.")
     kind = RegistryKind.FULL if full else RegistryKind.CHANGES if changes else None
@@ -405,10 +401,8 @@ def registry_import(
 
 @registry_app.command("status")
 @user_errors
-def registry_status(ctx: typer.Context, json_out: JsonFlag = False) -> None:
+def registry_versions(ctx: typer.Context, json_out: JsonFlag = False) -> None:
     """Show the registry's versions, newest first, and the current version's age against the 31-day rule."""
-    from campaigns.registry.status import RULE_DAYS, registry_status
-
     moment = datetime.now(UTC)
     with database(config_of(ctx)) as engine, engine.connect() as conn:
         status = registry_status(conn, moment)

@@ -124,6 +124,9 @@ def test_a_full_import_replaces_only_the_area_codes_it_names(engine, tmp_path):
     assert registry.contains("+16465550100") and registry.covers(907) and len(registry.bitmap(907)) == 0
     assert registry.obtained_at(646) == datetime(2026, 11, 1, tzinfo=UTC)
     assert registry.obtained_at(212) == registry.obtained_at(907) == datetime(2026, 11, 15, tzinfo=UTC)
+    # An empty file names nothing: with --full and --area-codes it covers an area code nobody is listed in.
+    third = _import(engine, tmp_path, "\r\n", kind=RegistryKind.FULL, area_codes=[303])
+    assert (third.area_codes, third.records, third.version.area_codes) == ([303], 0, 4)
 
 
 def test_a_change_list_applies_adds_and_deletes_and_counts_only_real_changes(engine, tmp_path):

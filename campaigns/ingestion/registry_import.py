@@ -74,11 +74,12 @@ class RegistryImport:
 def obtained_instant(obtained_on: date | None, now: datetime) -> tuple[datetime, list[str]]:
     """The obtained-at instant (UTC midnight of the day; today by default) and its warnings; a day
     in the future is refused."""
-    day = obtained_on or now.astimezone(UTC).date()
-    if day > now.astimezone(UTC).date():
-        raise DialerError(f"obtained-at {day.isoformat()} is in the future (today is {now.date().isoformat()} "
-                          "UTC); give the day the registry data was downloaded.")
-    age = (now.astimezone(UTC).date() - day).days
+    today = now.astimezone(UTC).date()
+    day = obtained_on or today
+    if day > today:
+        raise DialerError(f"obtained-at {day.isoformat()} is in the future (today is {today.isoformat()} UTC); "
+                          "give the day the registry data was downloaded.")
+    age = (today - day).days
     warnings = []
     if age > RULE_DAYS:
         warnings.append(f"obtained-at {day.isoformat()} is {age} days ago: under the 31-day rule the area codes "
@@ -171,7 +172,8 @@ def import_registry(
     if parser.kind is None:
         if kind is None or not named:
             raise RegistryRefused(f"{', '.join(names)}: holds no numbers, so nothing says which area codes it "
-                                  "covers; give --full or --changes with --area-codes, or import the right file.")
+                                  "covers; give --full or --changes with --area-codes (kind and area_codes in a bucket sidecar), "
+                                  "or import the right file.")
         parser.kind = kind
     source = ", ".join(names)
     with engine.begin() as conn:
