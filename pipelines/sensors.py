@@ -120,12 +120,13 @@ def inbox_sensor(context: dg.SensorEvaluationContext, bucket: BucketResource, da
     return _scan(context, store, listing, parse_inbox_key, uploads, review.registered)
 
 
-@dg.sensor(
-    job=import_dnc_file,
-    minimum_interval_seconds=30,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Requests one import_dnc_file run per new file under dnc/<workspace>/<list>/.",
-)
+def _file_sensor(job, what: str) -> dict:
+    """How the DNC folders' sensors are set up: every 30 s, running by default, one run per new file."""
+    return {"job": job, "minimum_interval_seconds": 30, "default_status": dg.DefaultSensorStatus.RUNNING,
+            "description": f"Requests one {job.name} run per new {what}."}
+
+
+@dg.sensor(**_file_sensor(import_dnc_file, "file under dnc/<workspace>/<list>/"))
 def dnc_sensor(context: dg.SensorEvaluationContext, bucket: BucketResource):
     store = bucket.get()
     listing = store.scan("dnc")
@@ -135,12 +136,7 @@ def dnc_sensor(context: dg.SensorEvaluationContext, bucket: BucketResource):
     return _scan(context, store, lists, parse_dnc_key, dnc_files)
 
 
-@dg.sensor(
-    job=import_registry_file,
-    minimum_interval_seconds=30,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Requests one import_registry_file run per new National DNC Registry file under dnc/_registry/.",
-)
+@dg.sensor(**_file_sensor(import_registry_file, "National DNC Registry file under dnc/_registry/"))
 def registry_sensor(context: dg.SensorEvaluationContext, bucket: BucketResource):
     store = bucket.get()
     return _scan(context, store, store.scan(PREFIX), parse_registry_key, registry_files)

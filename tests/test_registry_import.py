@@ -89,22 +89,21 @@ def test_a_bad_line_refuses_the_whole_import_in_one_sentence(engine, tmp_path, c
     assert message.endswith(".") and _versions(engine) == 0
 
 
-def test_asserted_kind_archives_and_budget_are_refused(engine, tmp_path):
-    with pytest.raises(RegistryRefused, match="line 1: expected a change-list line .* because --changes was given"):
-        _import(engine, tmp_path, "2125550100\n", kind=RegistryKind.CHANGES)
-    with pytest.raises(RegistryRefused, match="an archive inside an archive"):
-        import_registry(engine, [_file(tmp_path, "a.zip", _zip({"in.zip": b"x"}))], now=NOW)
-    with pytest.raises(RegistryRefused, match="an archive inside an archive"):
-        import_registry(engine, [_file(tmp_path, "b.gz", gzip.compress(gzip.compress(b"2125550100\n")))], now=NOW)
-    bomb = _file(tmp_path, "bomb.zip", _zip({"a.txt": b"2125550100\n" * 10_000}))
-    with pytest.raises(RegistryRefused, match="bomb.zip:a.txt: the import's files expand to more than 1,000 bytes"):
-        import_registry(engine, [bomb], now=NOW, max_bytes=1000)
-    with pytest.raises(RegistryRefused, match="cannot be read"):
-        import_registry(engine, [_file(tmp_path, "c.gz", b"\x1f\x8b\x08\x00garbage")], now=NOW)
-    with pytest.raises(RegistryRefused, match="a change list, but there is no registry version"):
-        _import(engine, tmp_path, "212,5550100,A\n")
-    with pytest.raises(DialerError, match="is in the future"):
-        _import(engine, tmp_path, "2125550100\n", obtained_on=date(2026, 11, 21))
+@pytest.mark.parametrize(("name", "content", "options", "match"), [
+    ("f.txt", b"2125550100\n", {"kind": RegistryKind.CHANGES},
+     "line 1: expected a change-list line .* because --changes was given"),
+    ("a.zip", _zip({"in.zip": b"x"}), {}, "a.zip:in.zip: is an archive inside an archive"),
+    ("b.gz", gzip.compress(gzip.compress(b"2125550100\n")), {}, "b.gz: is an archive inside an archive"),
+    ("bomb.zip", _zip({"a.txt": b"2125550100\n" * 10_000}), {"max_bytes": 1000},
+     "bomb.zip:a.txt: the import's files expand to more than 1,000 bytes"),
+    ("c.gz", b"\x1f\x8b\x08\x00garbage", {}, "c.gz: cannot be read"),
+    ("d.txt", b"212,5550100,A\n", {}, "a change list, but there is no registry version"),
+    ("e.txt", b"2125550100\n", {"obtained_on": date(2026, 11, 21)}, "is in the future"),
+    ("f.txt", b"2125550100\n", {"area_codes": [199]}, "area code 199 is not an area code"),
+])
+def test_refused_imports_make_no_version(engine, tmp_path, name, content, options, match):
+    with pytest.raises(DialerError, match=match):
+        import_registry(engine, [_file(tmp_path, name, content)], now=NOW, **options)
     assert _versions(engine) == 0
 
 
