@@ -31,7 +31,7 @@ import sqlalchemy as sa
 from pyroaring import BitMap, FrozenBitMap
 
 from campaigns.core import schema as t
-from campaigns.core.db import insert_for
+from campaigns.core.db import driver_connection, insert_for
 from campaigns.core.errors import DialerError
 
 AREA_SPAN = 10_000_000  # the 7-digit numbers of one area code
@@ -261,7 +261,14 @@ def manifest(conn: sa.Connection, version_id: int) -> dict[int, AreaSet]:
 
 def _read_set(conn: sa.Connection, sha256: str) -> bytes:
     s = t.dnc_registry_sets
-    data = conn.execute(sa.select(s.c.data).where(s.c.sha256 == sha256)).scalar_one_or_none()
+    if conn.dialect.name == "postgresql":
+        # bytea over the binary protocol: as text (hex) a 1 MB set takes five times as long to read.
+        cursor = driver_connection(conn).cursor(binary=True)
+        cursor.execute("SELECT data FROM dnc_registry_sets WHERE sha256 = %s", (sha256,))
+        row = cursor.fetchone()
+        data = row[0] if row else None
+    else:
+        data = conn.execute(sa.select(s.c.data).where(s.c.sha256 == sha256)).scalar_one_or_none()
     if data is None:
         raise RegistryCorrupt(f"a National DNC Registry set ({sha256[:12]}…) is missing from the database; "
                               "import the registry again")
