@@ -358,7 +358,7 @@ def _area_codes(value: str | None) -> list[int]:
 @user_errors
 def registry_import(
     ctx: typer.Context,
-    paths: Annotated[list[Path], typer.Argument(metavar="PATH…", help="Full lists or change lists: plain, .gz or .zip.")],
+    paths: Annotated[list[Path], typer.Argument(metavar="PATH", help="Full lists or change lists: plain, .gz or .zip.")],
     full: Annotated[bool, typer.Option("--full", help="Assert these are full lists.")] = False,
     changes: Annotated[bool, typer.Option("--changes", help="Assert these are change lists.")] = False,
     obtained_at: Annotated[str | None, typer.Option(
