@@ -10,12 +10,13 @@ again after it was interrupted, it resumes the copy already in the inbox
 from __future__ import annotations
 
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 import yaml
+from rich import box
 from rich.progress import (
     BarColumn,
     Progress,
@@ -38,7 +39,10 @@ from campaigns.ingestion.inbox import (
     parse_inbox_key,
     parse_options,
 )
+from campaigns.ingestion.registry_files import RegistryFile, RegistryKind
+from campaigns.ingestion.registry_import import import_registry
 from campaigns.ingestion.staging_table import OnBatch
+from campaigns.registry.status import RULE_DAYS, registry_status
 from campaigns.setup import registry
 from dialer_cli.common import (
     JsonFlag,
@@ -315,3 +319,116 @@ def dnc_lists(ctx: typer.Context, json_out: JsonFlag = False) -> None:
         table.add_row(row["workspace"], row["list"], f"{row['numbers']:,}")
     out.print(table)
 
+
+
+registry_app = typer.Typer(help="The National DNC Registry: import its files as versions, show them.",
+                           no_args_is_help=True)
+dnc_app.add_typer(registry_app, name="registry")
+
+
+def _registry_files(paths: list[Path]) -> list[RegistryFile]:
+    files = []
+    for path in paths:
+        if path.is_symlink():
+            raise DialerError(f"{path}: is a symbolic link; name the registry file itself.")
+        _check_file(path, "registry file")
+        files.append(RegistryFile(str(path), lambda path=path: path.open("rb")))
+    return files
+
+
+def _day(value: str | None, flag: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value.strip())
+    except ValueError:
+        raise DialerError(f"{flag} {value!r} is not a date; write it as YYYY-MM-DD, e.g. 2026-11-02.") from None
+
+
+def _area_codes(value: str | None) -> list[int]:
+    if value is None:
+        return []
+    words = [w for w in value.replace(",", " ").split() if w]
+    if not words or not all(w.isdigit() and len(w) == 3 for w in words):
+        raise DialerError(f"--area-codes {value!r}: expected three-digit area codes separated by commas, e.g. 212,646.")
+    return [int(w) for w in words]
+
+
+@registry_app.command("import")
+@user_errors
+def registry_import(
+    ctx: typer.Context,
+    paths: Annotated[list[Path], typer.Argument(metavar="PATH", help="Full lists or change lists: plain, .gz or .zip.")],
+    full: Annotated[bool, typer.Option("--full", help="Assert these are full lists.")] = False,
+    changes: Annotated[bool, typer.Option("--changes", help="Assert these are change lists.")] = False,
+    obtained_at: Annotated[str | None, typer.Option(
+        "--obtained-at", metavar="DATE", help="The day the data was downloaded from the FTC (default: today).")] = None,
+    area_codes: Annotated[str | None, typer.Option(
+        "--area-codes", metavar="LIST", help="Area codes the download covers, e.g. 212,646 (may have no numbers).",
+    )] = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Import National DNC Registry files as one new version; a refused file makes no version.
+
+    The kind is read from the content (a third field A or D is a change list). A full list replaces the
+    area codes it names (and --area-codes); a change list applies its adds and deletes to the newest version.
+    """
+    if full and changes:
+        raise DialerError("give --full or --changes, not both.")
+    kind = RegistryKind.FULL if full else RegistryKind.CHANGES if changes else None
+    day, codes, files = _day(obtained_at, "--obtained-at"), _area_codes(area_codes), _registry_files(paths)
+    with database(config_of(ctx)) as engine:
+        result = import_registry(engine, files, now=datetime.now(UTC), kind=kind, obtained_on=day, area_codes=codes)
+    if json_out:
+        print_json(result.as_dict())
+        return
+    v = result.version
+    shown = ", ".join(map(str, result.area_codes[:12])) + (", …" if len(result.area_codes) > 12 else "")
+    counted = " (effective changes: an add of a listed number or a delete of an unlisted one is not counted)" \
+        if v.kind == RegistryKind.CHANGES else ""
+    out.print(
+        f"National DNC Registry version {v.id} ({v.kind}, obtained {v.obtained_at.date().isoformat()}): "
+        f"{result.records:,} records from {len(result.files)} file(s) for {len(result.area_codes)} area code(s) "
+        f"({shown}); the version covers {v.area_codes:,} area codes, {v.numbers:,} numbers; "
+        f"{v.added:,} added, {v.deleted:,} deleted{counted}; checksum {v.checksum[:12]}.",
+        soft_wrap=True,
+    )
+    if result.sets_pruned:
+        out.print(f"{result.sets_pruned:,} stored set(s) of older versions pruned (their records stay).")
+    for warning in result.warnings:
+        out.print(Text.assemble(("warning: ", "bold yellow"), literal(warning)), soft_wrap=True)
+
+
+@registry_app.command("status")
+@user_errors
+def registry_versions(ctx: typer.Context, json_out: JsonFlag = False) -> None:
+    """Show the registry's versions, newest first, and the current version's age against the 31-day rule."""
+    moment = datetime.now(UTC)
+    with database(config_of(ctx)) as engine, engine.connect() as conn:
+        status = registry_status(conn, moment)
+    if json_out:
+        print_json(status.as_dict(moment))
+        return
+    if status.current is None:
+        out.print("No National DNC Registry version yet: import one with `dialer dnc registry import PATH…`.")
+        return
+    table = Table(title="National DNC Registry versions", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1),
+                  collapse_padding=True)
+    for header in ("id", "kind", "obtained", "age (d)", "areas", "numbers", "added", "deleted", "checksum", "sets"):
+        table.add_column(header, min_width=10 if header == "obtained" else None,
+                         justify="left" if header in ("kind", "obtained", "checksum") else "right")
+    for v in status.versions:
+        table.add_row(str(v.id), v.kind, v.obtained_at.date().isoformat(), f"{v.age_days(moment):.1f}",
+                      f"{v.area_codes:,}", f"{v.numbers:,}", f"{v.added:,}", f"{v.deleted:,}", v.checksum[:8],
+                      "yes" if v.sets_kept else "no")
+    out.print(table)
+    age = status.current
+    oldest = age.oldest_obtained_at.date().isoformat()
+    if age.within_rule:
+        out.print(f"Current version {age.version_id}: its oldest area code data was obtained {oldest}, "
+                  f"{age.age_days:.1f} days ago, within the {RULE_DAYS}-day rule until "
+                  f"{age.stale_from.isoformat(timespec='minutes')}.", soft_wrap=True)
+    else:
+        out.print(Text.assemble(("warning: ", "bold yellow"), literal(
+            f"current version {age.version_id}: its oldest area code data was obtained {oldest}, "
+            f"{age.age_days:.1f} days ago, past the {RULE_DAYS}-day rule; import a newer download.")), soft_wrap=True)

@@ -9,7 +9,7 @@ unset one is bound to its resolved default, such as the embedded SQLite file.
 
 import dagster as dg
 
-from assets.dnc import dnc_list_numbers
+from assets.dnc import dnc_list_numbers, dnc_registry
 from assets.expiry import expired_prospects
 from assets.hopper import hopper
 from assets.ingestion import UPLOAD_ASSETS
@@ -20,11 +20,12 @@ from pipelines.jobs import (
     expire_prospects_job,
     fill_hopper_job,
     import_dnc_file,
+    import_registry_file,
     load_prospect_list,
 )
 from pipelines.report_sensor import report_sensor
 from pipelines.schedules import daily_expiry, hopper_schedule
-from pipelines.sensors import dnc_sensor, inbox_sensor
+from pipelines.sensors import dnc_sensor, inbox_sensor, registry_sensor
 from resources.bucket import BucketResource
 from resources.database import DatabaseResource
 from resources.mailer import MailerResource
@@ -52,9 +53,9 @@ def resources_for(cfg: DialerConfig) -> dict[str, object]:
 def build_definitions(cfg: DialerConfig) -> dg.Definitions:
     """Every asset, job, sensor and schedule, bound to the resources for `cfg`."""
     return dg.Definitions(
-        assets=[*UPLOAD_ASSETS, dnc_list_numbers, expired_prospects, hopper, report_detail, report_summary],
-        jobs=[load_prospect_list, import_dnc_file, expire_prospects_job, fill_hopper_job, campaign_report_job],
-        sensors=[inbox_sensor, dnc_sensor, report_sensor],
+        assets=[*UPLOAD_ASSETS, dnc_list_numbers, dnc_registry, expired_prospects, hopper, report_detail, report_summary],
+        jobs=[load_prospect_list, import_dnc_file, import_registry_file, expire_prospects_job, fill_hopper_job, campaign_report_job],
+        sensors=[inbox_sensor, dnc_sensor, registry_sensor, report_sensor],
         schedules=[daily_expiry, hopper_schedule],
         resources=resources_for(cfg),
     )

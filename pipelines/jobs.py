@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from assets.dnc import dnc_list_numbers
+from assets.dnc import dnc_list_numbers, dnc_registry
 from assets.expiry import expired_prospects
 from assets.hopper import hopper
 from assets.ingestion import UPLOAD_ASSETS
@@ -18,6 +18,12 @@ import_dnc_file = dg.define_asset_job(
     "import_dnc_file",
     selection=dg.AssetSelection.assets(dnc_list_numbers),
     description="Add one dropped DNC file's numbers to its workspace's list.",
+)
+
+import_registry_file = dg.define_asset_job(
+    "import_registry_file",
+    selection=dg.AssetSelection.assets(dnc_registry),
+    description="Import one dropped National DNC Registry file as a new registry version.",
 )
 
 expire_prospects_job = dg.define_asset_job("expire_prospects", selection=[expired_prospects])

@@ -1,4 +1,5 @@
-"""Sensors that watch the bucket: prospect lists under inbox/, DNC files under dnc/.
+"""Sensors that watch the bucket: prospect lists under inbox/, DNC files under dnc/, National DNC
+Registry files under dnc/_registry/.
 
 The inbox drains as files are processed (they move to processed/ or
 rejected/), so each tick lists what is still there. The cursor holds only the
@@ -19,7 +20,7 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from assets.partitions import dnc_files, uploads
+from assets.partitions import dnc_files, registry_files, uploads
 from campaigns.ingestion.bucket import Listing
 from campaigns.ingestion.inbox import (
     BadKey,
@@ -29,8 +30,13 @@ from campaigns.ingestion.inbox import (
     parse_inbox_key,
 )
 from campaigns.ingestion.interrupted import InboxAction, Registered, review_inbox
+from campaigns.ingestion.registry_bucket import (
+    PREFIX,
+    is_registry_key,
+    parse_registry_key,
+)
 from campaigns.ingestion.uploads import reject_key
-from pipelines.jobs import import_dnc_file, load_prospect_list
+from pipelines.jobs import import_dnc_file, import_registry_file, load_prospect_list
 from resources.bucket import BucketResource
 from resources.database import DatabaseResource
 
@@ -114,12 +120,23 @@ def inbox_sensor(context: dg.SensorEvaluationContext, bucket: BucketResource, da
     return _scan(context, store, listing, parse_inbox_key, uploads, review.registered)
 
 
-@dg.sensor(
-    job=import_dnc_file,
-    minimum_interval_seconds=30,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Requests one import_dnc_file run per new file under dnc/<workspace>/<list>/.",
-)
+def _file_sensor(job, what: str) -> dict:
+    """How the DNC folders' sensors are set up: every 30 s, running by default, one run per new file."""
+    return {"job": job, "minimum_interval_seconds": 30, "default_status": dg.DefaultSensorStatus.RUNNING,
+            "description": f"Requests one {job.name} run per new {what}."}
+
+
+@dg.sensor(**_file_sensor(import_dnc_file, "file under dnc/<workspace>/<list>/"))
 def dnc_sensor(context: dg.SensorEvaluationContext, bucket: BucketResource):
     store = bucket.get()
-    return _scan(context, store, store.scan("dnc"), parse_dnc_key, dnc_files)
+    listing = store.scan("dnc")
+    # dnc/_registry/ is the registry sensor's (`_registry` is never a workspace's name).
+    lists = Listing([f for f in listing.files if not is_registry_key(f.key)],
+                    [k for k in listing.links if not is_registry_key(k)])
+    return _scan(context, store, lists, parse_dnc_key, dnc_files)
+
+
+@dg.sensor(**_file_sensor(import_registry_file, "National DNC Registry file under dnc/_registry/"))
+def registry_sensor(context: dg.SensorEvaluationContext, bucket: BucketResource):
+    store = bucket.get()
+    return _scan(context, store, store.scan(PREFIX), parse_registry_key, registry_files)

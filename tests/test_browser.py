@@ -27,8 +27,8 @@ from tests.test_dagster_dev import (
 pytestmark = pytest.mark.browser
 ARTIFACTS = ROOT / "test-artifacts"
 ASSETS = ["upload_file", "validated_rows", "deduplicated_rows", "dnc_scrubbed_rows", "loaded_prospects",
-          "dnc_list_numbers", "expired_prospects", "hopper", "report_detail", "report_summary"]
-AUTOMATION = ["inbox_sensor", "dnc_sensor", "report_sensor", "hopper_schedule", "daily_expiry"]
+          "dnc_list_numbers", "dnc_registry", "expired_prospects", "hopper", "report_detail", "report_summary"]
+AUTOMATION = ["inbox_sensor", "dnc_sensor", "registry_sensor", "report_sensor", "hopper_schedule", "daily_expiry"]
 
 
 def _chromium() -> str:

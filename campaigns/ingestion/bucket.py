@@ -18,6 +18,7 @@ import posixpath
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import BinaryIO
 
 import fsspec
@@ -209,6 +210,14 @@ class Bucket:
             return self._info(self.path(key), self.fs.info(self.path(key)))
         except FileNotFoundError:
             return None
+
+    def modified_at(self, key: str) -> datetime | None:
+        """When the file at `key` was last written (its arrival, for a file dropped once), if known."""
+        info = self.fs.info(self.path(key))
+        stamp = info.get("mtime") or info.get("LastModified") or info.get("created")
+        if isinstance(stamp, datetime):
+            return stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
+        return datetime.fromtimestamp(float(stamp), UTC) if stamp else None
 
     def exists(self, key: str) -> bool:
         return self.fs.exists(self.path(key))

@@ -71,13 +71,18 @@ def _layout_error(key: str, expected: str) -> BadKey:
     return BadKey(f"{key}: is not at {expected}; move it there.")
 
 
-def parse_inbox_key(key: str) -> InboxFile:
-    """Check a key under `inbox/` and split it; refuses anything that could land elsewhere."""
+def key_parts(key: str, refused: str) -> list[str]:
+    """A key's segments once it is known to stay inside the bucket; else `BadKey` ("…; it was `refused`.")."""
     try:
         check_key(key)
     except UnsafeKey as exc:
-        raise BadKey(f"{key}: {exc}; it was not loaded.") from None
-    parts = key.split("/")
+        raise BadKey(f"{key}: {exc}; it was {refused}.") from None
+    return key.split("/")
+
+
+def parse_inbox_key(key: str) -> InboxFile:
+    """Check a key under `inbox/` and split it; refuses anything that could land elsewhere."""
+    parts = key_parts(key, "not loaded")
     expected = "inbox/<workspace>/<campaign-slug>/<file>.csv"
     if len(parts) != 4 or parts[0] != INBOX:
         raise _layout_error(key, expected)
@@ -163,11 +168,7 @@ class DncFile:
 
 
 def parse_dnc_key(key: str) -> DncFile:
-    try:
-        check_key(key)
-    except UnsafeKey as exc:
-        raise BadKey(f"{key}: {exc}; it was not imported.") from None
-    parts = key.split("/")
+    parts = key_parts(key, "not imported")
     if len(parts) != 4 or parts[0] != DNC:
         raise _layout_error(key, "dnc/<workspace>/<list>/<file>.csv")
     _, workspace, name, filename = parts
