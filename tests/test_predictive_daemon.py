@@ -80,9 +80,6 @@ def stored_margin(engine, cid: int) -> float | None:
                             .where(t.campaign_runtime.c.campaign_id == cid)).scalar_one()
 
 
-# On SQLite: the pacer is a pure function of the history, which the takeover test below reads
-# from PostgreSQL too; 360 real ticks on each backend would cost the suite a minute.
-@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 def test_predictive_pacing_holds_its_target_and_keeps_sessions_busier_than_one_call_per_idle_session(
         engine, platform):
     sim, client, clock = platform
