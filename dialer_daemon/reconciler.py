@@ -22,6 +22,7 @@ from campaigns.core.db import Connection, Engine
 from campaigns.core.lifecycle import AttemptStatus, CallOutcome
 from campaigns.core.model import Attempt, Campaign, Disposition
 from campaigns.dialing import calls
+from campaigns.registry.store import RegistrySet
 from campaigns.setup import registry
 from dialer_daemon.placing import CallPlacer, call_metadata
 from dialer_daemon.report import TickReport
@@ -52,11 +53,18 @@ class Reconciler:
         self.draining = draining  # True once the daemon stops: no request is sent again
         self.speed = speed  # platform seconds per wall second
 
-    def reconcile(self, campaign: Campaign, name: str, now: datetime, report: TickReport) -> None:
-        """Settle attempts the platform never confirmed, and calls it went quiet on."""
+    def reconcile(self, campaign: Campaign, name: str, now: datetime, report: TickReport,
+                  registry_set: RegistrySet | None = None) -> None:
+        """Settle attempts the platform never confirmed, and calls it went quiet on. A re-send is
+        where a call starts: for a campaign checked against the National DNC Registry it is
+        checked again against `registry_set` (the daemon's current version) at `now`."""
         with self.engine.connect() as conn:
             unconfirmed = calls.unconfirmed_attempts(conn, campaign.id, now)
             stale = calls.stale_attempts(conn, campaign.id, now - RECONCILE_AFTER)
+        if registry_set is not None and unconfirmed:
+            # Their area codes' sets read in now, before a transaction opens (on SQLite a read
+            # through a second connection inside one would wait for the first's lock).
+            registry_set.listed([attempt.phone_e164 for attempt in unconfirmed])
         dispositions: list[Disposition] | None = None
         for attempt in unconfirmed:
             if self.draining():
@@ -71,13 +79,13 @@ class Reconciler:
             # The platform never received it. Re-send (same key) while the call is still allowed;
             # otherwise it was never placed — once no request of ours can still be on its way.
             with self.engine.connect() as conn:
-                allowed = calls.resend_allowed(conn, campaign, attempt, now)
+                allowed = calls.resend_allowed(conn, campaign, attempt, now, registry_set)
             if allowed:
                 if dispositions is None:
                     with self.engine.connect() as conn:
                         dispositions = registry.dispositions(conn, campaign.id)
                 with self.engine.begin() as conn:
-                    calls.mark_sent(conn, attempt, now)
+                    calls.mark_sent(conn, campaign, attempt, now, registry_set)
                 self.placer.place(campaign, name, attempt, call_metadata(dispositions, attempt), now, report)
             elif self.no_request_on_its_way(attempt, now):
                 with self.engine.begin() as conn:

@@ -81,7 +81,8 @@ class CampaignTicker:
         report = TickReport(name, now, campaign.state)
         self.events.apply(campaign, name, now, report)
         self._abandon_rate(campaign_id, now, report)
-        self.reconciler.reconcile(campaign, name, now, report)
+        self.reconciler.reconcile(campaign, name, now, report,
+                                  self.registry.get() if campaign.dnc_national_registry else None)
         capacity = self.client.capacity(name)
         with self.engine.begin() as conn:
             runtime.record_sessions(conn, campaign_id, capacity.total, now)

@@ -434,7 +434,7 @@ def test_the_wait_before_a_resend_doubles_from_the_last_send(engine):
 
     assert not due(19) and due(20)
     with engine.begin() as conn:
-        calls.mark_sent(conn, attempt, START + timedelta(seconds=25))
+        calls.mark_sent(conn, camp, attempt, START + timedelta(seconds=25))
     assert not due(64) and due(65)
 
 

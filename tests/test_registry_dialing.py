@@ -275,3 +275,81 @@ def test_a_running_daemon_picks_up_a_new_version_and_never_calls_a_listed_number
     assert all(2 <= r["registry_age_days"] <= 3 for r in rows if r["registry_version_id"] == v1.id)
     text = reports.summary_text(summary)
     assert f"National DNC Registry version {v1.id}: " in text and f"National DNC Registry version {v2.id}: " in text
+
+
+# -- found in review: re-sends, a lagging daemon, opting in later -----------------------------------
+
+def _one_attempt(engine, cid, registry_set, now):
+    from campaigns.dialing import calls
+
+    hopper.fill_campaign(engine, cid, now)
+    with engine.begin() as conn:
+        campaign = setup.load_campaign(conn, cid)
+        [row] = calls.claim(conn, cid, "d", 1, now)
+        attempt = calls.start_attempt(conn, campaign, row, "d", now, registry_set)
+    return campaign, attempt
+
+
+def test_a_resend_is_checked_again_against_the_registry_and_its_31_days(engine):
+    from campaigns.dialing import calls
+
+    cid = opted_in(engine)
+    add_prospects(engine, cid, [{"phone": "+12125550001", "expires_at": START + timedelta(days=90)}],
+                  now=START - timedelta(hours=1))
+    def current():  # as the daemon holds it: its sets read before any transaction (see the reconciler)
+        registry_set = store.open_version(engine)
+        registry_set.load_all()
+        return registry_set
+
+    first = save(engine, {212: [9999999]}, START - timedelta(days=30, hours=23))
+    campaign, attempt = _one_attempt(engine, cid, current(), START)
+    assert attempt is not None and attempt.registry_version_id == first.id
+    registry_set = current()
+    with engine.connect() as conn:
+        # An hour on, the data is past 31 days: the re-send is where the call would start.
+        assert calls.resend_allowed(conn, campaign, attempt, START + timedelta(minutes=1), registry_set)
+        assert not calls.resend_allowed(conn, campaign, attempt, START + timedelta(hours=2), registry_set)
+    listed = save(engine, {212: [5550001]}, START)  # a newer version lists the number
+    registry_set = current()
+    with engine.connect() as conn:
+        assert not calls.resend_allowed(conn, campaign, attempt, START + timedelta(minutes=1), registry_set)
+    fresh = save(engine, {212: [9999999]}, START)
+    registry_set = current()
+    with engine.begin() as conn:
+        calls.mark_sent(conn, campaign, attempt, START + timedelta(minutes=1), registry_set)
+        recorded = conn.execute(sa.select(t.call_attempts.c.registry_version_id)).scalar_one()
+    assert recorded == fresh.id != listed.id  # the evidence is the version the re-send was checked against
+
+
+def test_a_lagging_daemon_does_not_hold_a_number_a_newer_version_deleted(engine):
+    from campaigns.dialing import national_registry
+
+    cid = opted_in(engine)
+    [pid] = add_prospects(engine, cid, [{"phone": "+12125550001", "expires_at": START + timedelta(days=90)}],
+                          now=START - timedelta(hours=1))
+    old = save(engine, {212: [5550001]}, START - timedelta(days=2))
+    new = save(engine, {212: [9999999]}, START - timedelta(days=1))  # deletes 0001
+    hopper.fill_campaign(engine, cid, START)  # the campaign is re-checked against `new`
+    with engine.begin() as conn:
+        national_registry.mark_listed(conn, cid, pid, old.id)  # a daemon still holding `old`
+    assert prospects(engine, cid)["+12125550001"].registry_version_id is None
+    with engine.begin() as conn:
+        national_registry.mark_listed(conn, cid, pid, new.id)
+    assert prospects(engine, cid)["+12125550001"].registry_version_id == new.id
+
+
+def test_opting_in_later_re_checks_the_prospects_loaded_before(engine):
+    data = {**OPTED_IN, "dnc": {**OPTED_IN["dnc"], "national_registry": False},
+            "dialing": {"hopper_min_level": 20}}
+    cid = apply_campaign(engine, data, now=START - timedelta(days=40)).campaign_id
+    add_prospects(engine, cid, [{"phone": "+12125550001", "expires_at": START + timedelta(days=90)}],
+                  now=START - timedelta(hours=1))
+    version = save(engine, {212: [5550001]}, START - timedelta(days=1))
+    hopper.fill_campaign(engine, cid, START)
+    assert queued_phones(engine, cid) == {"+12125550001"}  # not opted in: the registry does not apply
+    with engine.begin() as conn:  # as if an earlier opt-in had already checked this version
+        conn.execute(sa.insert(t.campaign_runtime).values(campaign_id=cid, registry_checked_version_id=version.id))
+    apply_campaign(engine, {**data, "dnc": {**data["dnc"], "national_registry": True}}, now=START)
+    hopper.fill_campaign(engine, cid, START + timedelta(minutes=10))
+    assert prospects(engine, cid)["+12125550001"].registry_version_id == version.id
+    assert not queued_phones(engine, cid)

@@ -121,7 +121,7 @@ def recheck(conn: sa.Connection, campaign: Campaign, claimed: ClaimedProspect, n
     facts = prospect_facts(conn, campaign.id, claimed.prospect, now, check_dnc=campaign.check_on_dial,
                            registry=tuple(objections))
     if registry_set is not None and any(r.code == Code.ON_NATIONAL_REGISTRY for r in objections):
-        national_registry.mark_listed(conn, claimed.prospect.id, registry_set.version.id)
+        national_registry.mark_listed(conn, campaign.id, claimed.prospect.id, registry_set.version.id)
     return list(evaluate(facts, DialRules.from_campaign(campaign), now).reasons)
 
 
@@ -194,12 +194,18 @@ def resend_wait(sends: int) -> timedelta:
     return min(RESEND_MAX_WAIT, RESEND_FIRST_WAIT * 2 ** min(max(sends - 1, 0), 16))
 
 
-def mark_sent(conn: sa.Connection, attempt: Attempt, now: datetime) -> None:
+def mark_sent(conn: sa.Connection, campaign: Campaign, attempt: Attempt, now: datetime,
+              registry_set: RegistrySet | None = None) -> None:
     """A request for the attempt is about to be sent again: counted, its next re-send put off
-    (`resend_wait`, platform clock) and its send time kept (wall clock, see `sent_at`)."""
+    (`resend_wait`, platform clock) and its send time kept (wall clock, see `sent_at`). For a
+    campaign checked against the National DNC Registry the attempt now records the version
+    `resend_allowed` checked it against."""
     a = t.call_attempts
-    conn.execute(sa.update(a).where(a.c.id == attempt.id).values(
-        sent_at=datetime.now(UTC), sends=a.c.sends + 1, next_send_at=now + resend_wait(attempt.sends + 1)))
+    values: dict = {"sent_at": datetime.now(UTC), "sends": a.c.sends + 1,
+                    "next_send_at": now + resend_wait(attempt.sends + 1)}
+    if campaign.dnc_national_registry and registry_set is not None:
+        values["registry_version_id"] = registry_set.version.id
+    conn.execute(sa.update(a).where(a.c.id == attempt.id).values(**values))
 
 
 def mark_placed(conn: sa.Connection, attempt_id: int, call_id: str, now: datetime) -> bool:
@@ -490,13 +496,19 @@ def not_placed(conn: sa.Connection, campaign: Campaign, attempt: Attempt, cause:
 
 # -- settling what the platform never confirmed -----------------------------------------
 
-def resend_allowed(conn: sa.Connection, campaign: Campaign, attempt: Attempt, now: datetime) -> bool:
+def resend_allowed(conn: sa.Connection, campaign: Campaign, attempt: Attempt, now: datetime,
+                   registry_set: RegistrySet | None = None) -> bool:
     """May an attempt the platform never confirmed be sent again now?
 
     Its prospect is DIALING, so the full re-check does not apply; what must
-    still hold is the time-and-place rules (campaign active included) and,
-    with check-on-dial, the DNC lists.
+    still hold is the time-and-place rules (campaign active included),
+    with check-on-dial the DNC lists, and for a campaign checked against the
+    National DNC Registry its rules at `now` against `registry_set` (the
+    31 days may have run out, or a new version list the number, since the
+    attempt was first sent).
     """
+    if national_registry.objections_at_call(campaign, registry_set, attempt.phone_e164, now):
+        return False
 
     group = conn.execute(
         sa.select(t.prospects.c.zone_group).where(t.prospects.c.id == attempt.prospect_id)

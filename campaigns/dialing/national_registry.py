@@ -115,10 +115,16 @@ def objections_at_call(campaign: Campaign, registry: RegistrySet | None, phone_e
     return [Reason(str(r.code), r.message) for r in registry_rules.objections(registry, phone_e164, now)]
 
 
-def mark_listed(conn: sa.Connection, prospect_id: int, version_id: int) -> None:
-    """The number was found listed in `version_id` at the instant of a call."""
-    p = t.prospects
-    conn.execute(sa.update(p).where(p.c.id == prospect_id).values(registry_version_id=version_id))
+def mark_listed(conn: sa.Connection, campaign_id: int, prospect_id: int, version_id: int) -> None:
+    """The number was found listed in `version_id` at the instant of a call. Only a version at least
+    as new as the one the campaign was last re-checked against marks it: a daemon whose cached
+    version lags (up to 30 s) must not hold a number a newer version deleted, which no later fill
+    would clear until the version after."""
+    p, r = t.prospects, t.campaign_runtime
+    checked = (sa.select(r.c.registry_checked_version_id).where(r.c.campaign_id == campaign_id)
+               .scalar_subquery())
+    conn.execute(sa.update(p).where(p.c.id == prospect_id, sa.or_(checked.is_(None), checked <= version_id))
+                 .values(registry_version_id=version_id))
 
 
 class Health(StrEnum):

@@ -234,6 +234,11 @@ def apply_campaign(
                 .where(t.campaigns.c.id == campaign_id)
                 .values(updated_at=now, **row)
             )
+        if row["dnc_national_registry"] and not existing.dnc_national_registry:
+            # Opting in: prospects loaded before were never checked against the National DNC
+            # Registry, so the next fill re-checks them all, whatever version it last saw.
+            conn.execute(sa.update(t.campaign_runtime).where(t.campaign_runtime.c.campaign_id == campaign_id)
+                         .values(registry_checked_version_id=None))
 
     created_lists: list[str] = []
     if current_lists != wanted_lists:
