@@ -57,6 +57,8 @@ def test_pruned_versions_keep_their_record_and_a_tampered_set_is_refused(engine)
         assert store.prune(conn, keep=2) == 3
         kept = {v.id: v.sets_kept for v in store.versions(conn)}
     assert list(kept.values()) == [True, True, False, False, False]
+    with engine.connect() as conn:  # the evidence stays: every version's manifest, area by area
+        assert all(store.manifest(conn, version_id)[212].obtained_at for version_id in kept)
     with engine.begin() as conn:
         conn.execute(sa.update(t.dnc_registry_sets).values(data=BitMap([99]).serialize()))
     registry = store.open_version(engine)

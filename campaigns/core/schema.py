@@ -205,7 +205,8 @@ dnc_registry_areas = sa.Table(
     sa.Column("version_id", BigId, sa.ForeignKey("dnc_registry_versions.id", ondelete="CASCADE"),
               primary_key=True),
     sa.Column("area_code", sa.Integer, primary_key=True),
-    sa.Column("set_sha256", sa.String(64), sa.ForeignKey("dnc_registry_sets.sha256"), nullable=False),
+    # No foreign key: a pruned version keeps its manifest (evidence) after its sets are gone.
+    sa.Column("set_sha256", sa.String(64), nullable=False),
     sa.Column("numbers", sa.Integer, nullable=False),
     # When this area code's data was obtained: a partial import refreshes only its own.
     sa.Column("obtained_at", UTCDateTime, nullable=False),

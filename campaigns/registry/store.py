@@ -369,13 +369,14 @@ def save_version(conn: sa.Connection, *, kind: str, obtained_at: datetime, impor
 
 
 def prune(conn: sa.Connection, keep: int = KEEP_SETS_OF) -> int:
-    """Drop the sets of all but the newest `keep` versions (their records stay, as evidence);
-    returns how many stored sets were deleted."""
+    """Drop the sets of all but the newest `keep` versions; returns how many stored sets were
+    deleted. Their records and manifests stay, as evidence: which version a call was checked
+    against, how old each area code's data was, and the checksum that names the exact set."""
     s, a, v = t.dnc_registry_sets, t.dnc_registry_areas, t.dnc_registry_versions
     newest = sa.select(v.c.id).order_by(v.c.id.desc()).limit(max(keep, 1))
     old = list(conn.execute(sa.select(v.c.id).where(v.c.sets_kept.is_(True), v.c.id.not_in(newest))).scalars())
     if not old:
         return 0
-    conn.execute(sa.delete(a).where(a.c.version_id.in_(old)))
     conn.execute(sa.update(v).where(v.c.id.in_(old)).values(sets_kept=False))
-    return conn.execute(sa.delete(s).where(s.c.sha256.not_in(sa.select(a.c.set_sha256)))).rowcount
+    in_use = sa.select(a.c.set_sha256).join(v, v.c.id == a.c.version_id).where(v.c.sets_kept.is_(True))
+    return conn.execute(sa.delete(s).where(s.c.sha256.not_in(in_use))).rowcount

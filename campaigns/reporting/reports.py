@@ -88,7 +88,7 @@ def detail_rows(conn: sa.Connection, campaign_id: int, day: date) -> list[dict]:
     a, p, lists = t.call_attempts, t.prospects, t.prospect_lists
     v, areas = t.dnc_registry_versions, t.dnc_registry_areas
     since, until = utc_window(day)
-    # The area code's own obtained-at while the version keeps its manifest, else the version's.
+    # The area code's own obtained-at, from the version's manifest (kept when its sets are pruned).
     area_code = sa.cast(sa.func.substr(a.c.phone_e164, 3, 3), sa.Integer)
     query = (
         sa.select(a, p.c.first_name, p.c.last_name, p.c.address_state, p.c.area_code_state, p.c.zone_group,

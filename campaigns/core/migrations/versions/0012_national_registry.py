@@ -6,7 +6,8 @@ the version each call was checked against.
   against, even once its sets are pruned.
 - `dnc_registry_sets`: an area code's listed numbers as a serialised roaring bitmap, stored once
   by its SHA-256 and shared by every version that did not change it.
-- `dnc_registry_areas`: a version's manifest: area code → set, count, obtained-at.
+- `dnc_registry_areas`: a version's manifest: area code → set, count, obtained-at; kept when
+  the version's sets are pruned (no foreign key to them), as evidence of each area code's age.
   On PostgreSQL the sets are stored uncompressed (`STORAGE EXTERNAL`): pglz takes about 280 ms a
   megabyte to compress a roaring bitmap to ~65% of its size, which cost a 250-million-number
   import ~100 s and a change list its 60 s target; the sets take a third more disk instead.
@@ -68,8 +69,6 @@ def upgrade() -> None:
         sa.Column("obtained_at", UTCDateTime, nullable=False),
         sa.ForeignKeyConstraint(["version_id"], ["dnc_registry_versions.id"], ondelete="CASCADE",
                                 name="fk_dnc_registry_areas_version_id_dnc_registry_versions"),
-        sa.ForeignKeyConstraint(["set_sha256"], ["dnc_registry_sets.sha256"],
-                                name="fk_dnc_registry_areas_set_sha256_dnc_registry_sets"),
         sa.PrimaryKeyConstraint("version_id", "area_code", name="pk_dnc_registry_areas"),
     )
     op.create_index("ix_dnc_registry_areas_set_sha256", "dnc_registry_areas", ["set_sha256"])
