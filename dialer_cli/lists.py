@@ -362,7 +362,9 @@ def registry_import(
     full: Annotated[bool, typer.Option("--full", help="Assert these are full lists.")] = False,
     changes: Annotated[bool, typer.Option("--changes", help="Assert these are change lists.")] = False,
     obtained_at: Annotated[str | None, typer.Option(
-        "--obtained-at", metavar="DATE", help="The day the data was downloaded from the FTC (default: today).")] = None,
+        "--obtained-at", metavar="DATE",
+        help="The day the data was downloaded from the FTC (default: the files' earliest modification day, "
+             "never later than today).")] = None,
     area_codes: Annotated[str | None, typer.Option(
         "--area-codes", metavar="LIST", help="Area codes the download covers, e.g. 212,646 (may have no numbers).",
     )] = None,
@@ -377,8 +379,13 @@ def registry_import(
         raise DialerError("give --full or --changes, not both.")
     kind = RegistryKind.FULL if full else RegistryKind.CHANGES if changes else None
     day, codes, files = _day(obtained_at, "--obtained-at"), _area_codes(area_codes), _registry_files(paths)
+    now = datetime.now(UTC)
+    if day is None:
+        # The 31 days count from the download: the files' own date is the latest it can have been
+        # (today would stretch the rule by however long the files sat on disk).
+        day = min([now.date()] + [datetime.fromtimestamp(p.stat().st_mtime, UTC).date() for p in paths])
     with database(config_of(ctx)) as engine:
-        result = import_registry(engine, files, now=datetime.now(UTC), kind=kind, obtained_on=day, area_codes=codes)
+        result = import_registry(engine, files, now=now, kind=kind, obtained_on=day, area_codes=codes)
     if json_out:
         print_json(result.as_dict())
         return

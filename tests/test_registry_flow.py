@@ -76,3 +76,14 @@ def test_an_imported_registry_holds_a_number_until_a_change_list_deletes_it(engi
     while late.weekday() >= 5:
         late += timedelta(days=1)
     assert "dnc_registry_stale" in {r["code"] for r in _explain("212-555-0102", late)["reasons"]}
+
+
+def test_without_obtained_at_the_files_own_day_counts_not_today(engine, dialer_env, tmp_path):
+    import os
+
+    path = tmp_path / "212.txt"
+    path.write_text("2125550100\n")
+    downloaded = datetime.now(UTC) - timedelta(days=6)
+    os.utime(path, (downloaded.timestamp(), downloaded.timestamp()))
+    version = _cli("dnc", "registry", "import", str(path))
+    assert version["obtained_at"] == downloaded.date().isoformat()
