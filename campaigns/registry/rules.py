@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from campaigns.registry.store import AREA_SPAN, RegistrySet
+from campaigns.registry.store import RegistrySet, nanp_parts
 
 MAX_AGE = timedelta(days=31)  # older at the instant of a call: not dialed
 WARN_AGE = timedelta(days=25)  # older: the asset check warns, there is time to import a new version
@@ -46,9 +46,8 @@ class RegistryReason:
 
 def area_code_of(phone_e164: str) -> int | None:
     """The area code of a +1 number in E.164, or None for any other number."""
-    if len(phone_e164) != 12 or not phone_e164.startswith("+1") or not phone_e164[2:].isdigit():
-        return None
-    return int(phone_e164[2:]) // AREA_SPAN
+    parts = nanp_parts(phone_e164)
+    return parts[0] if parts else None
 
 
 def age_days(obtained_at: datetime, now: datetime) -> float:

@@ -119,13 +119,12 @@ def _whole_numbers(phones: Iterable[str] | pd.Series | np.ndarray) -> tuple[np.n
     return full, nanp
 
 
-def split_e164(phones: Iterable[str] | pd.Series | np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """E.164 numbers → (area code, 7-digit number, is a +1 number), vectorised.
-
-    Numbers outside the North American plan (not `+1` and ten digits) get False and zeros.
-    """
-    whole, ok = _whole_numbers(phones)
-    return (whole // AREA_SPAN).astype(np.int32), (whole % AREA_SPAN).astype(np.uint32), ok
+def nanp_parts(phone_e164: str) -> tuple[int, int] | None:
+    """A +1 number in E.164 as (area code, 7-digit number); None for any other number."""
+    if len(phone_e164) != 12 or not phone_e164.startswith("+1") or not phone_e164[2:].isdigit():
+        return None
+    whole = int(phone_e164[2:])
+    return whole // AREA_SPAN, whole % AREA_SPAN
 
 
 def set_bytes(bitmap: BitMap) -> tuple[bytes, str]:
@@ -186,10 +185,8 @@ class RegistrySet:
 
     def contains(self, phone_e164: str) -> bool:
         """Is this E.164 number listed in this version? (False outside +1 or an uncovered area code.)"""
-        if len(phone_e164) != 12 or not phone_e164.startswith("+1") or not phone_e164[2:].isdigit():
-            return False
-        whole = int(phone_e164[2:])
-        return self.contains_number(whole // AREA_SPAN, whole % AREA_SPAN)
+        parts = nanp_parts(phone_e164)
+        return parts is not None and self.contains_number(*parts)
 
     def listed(self, phones: Iterable[str] | pd.Series | np.ndarray) -> np.ndarray:
         """For each number, is it listed in this version? Vectorised: the numbers sorted once, then
