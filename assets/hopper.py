@@ -1,31 +1,74 @@
-"""The hopper fill: every campaign's queue of prospects that may be dialed now."""
+"""The hopper: every campaign's queue of prospects that may be dialed now.
+
+The daemons fill it, each for the campaigns it holds, on its own clock; `hopper_fills_sensor`
+(pipelines/hopper_sensor.py) reports their fills as this asset's materializations without a run.
+Materializing the asset (or `dialer hopper fill`) fills every due campaign at once, on demand.
+Both show the same metadata, built here.
+"""
 
 
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 import dagster as dg
 
 from assets.expiry import expired_prospects
 from assets.ingestion import loaded_prospects
-from campaigns.dialing.hopper import campaigns_due, fill_campaign
-from campaigns.dialing.national_registry import Health, registry_health
+from campaigns.dialing.hopper import FillResult, campaigns_due, fill_campaign
+from campaigns.dialing.national_registry import Health, RegistryHealth, registry_health
 from campaigns.setup.registry import list_campaigns
 from resources.database import DatabaseResource
+
+REGISTRY_CHECK = "national_registry_fresh"
+
+
+def fills_metadata(results: Sequence[FillResult], slugs: Mapping[int, str]) -> dict[str, object]:
+    """A materialization's metadata for `results`: totals and one table row per fill."""
+    lines = ["| campaign | filled at | level | queued | depth | returned | marked DNC | skipped at a cap | open groups | ms | note |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for r in results:
+        lines.append(
+            f"| {slugs.get(r.campaign_id, r.campaign_id)} | {r.filled_at:%H:%M:%S} | {r.level} | {r.queued} "
+            f"| {r.depth_after} | {r.returned_expired + r.returned_closed} "
+            f"| {r.marked_dnc} | {r.skipped_cap} | {r.open_groups}/{r.open_groups + r.closed_groups} "
+            f"| {r.duration_ms:.0f} | {r.note or ''} |"
+        )
+    return {
+        "campaigns_filled": len({r.campaign_id for r in results}),
+        "queued": sum(r.queued for r in results),
+        "returned": sum(r.returned_expired + r.returned_closed for r in results),
+        "fills": dg.MetadataValue.md("\n".join(lines) if results else "No campaign was due."),
+    }
+
+
+def registry_check_fields(registry: RegistryHealth) -> dict[str, object]:
+    """The `national_registry_fresh` check's outcome for the registry's health now (for a result
+    in a run, or an evaluation a sensor reports)."""
+    return dict(
+        check_name=REGISTRY_CHECK, passed=registry.health == Health.OK,
+        severity=dg.AssetCheckSeverity.ERROR if registry.health == Health.STALE else dg.AssetCheckSeverity.WARN,
+        description=registry.message,
+        metadata={"version_id": registry.version_id or 0,
+                  "age_days": round(registry.age_days, 1) if registry.age_days is not None else -1.0,
+                  "campaigns": dg.MetadataValue.json(list(registry.campaigns))},
+    )
 
 
 @dg.asset(
     group_name="dialing", kinds={"sql"}, deps=[loaded_prospects, expired_prospects],
     check_specs=[dg.AssetCheckSpec(
-        "national_registry_fresh", asset="hopper",
+        REGISTRY_CHECK, asset="hopper",
         description="The National DNC Registry version the opted-in active campaigns dial against: warns "
                     "past 25 days, fails (error) past 31 days or when no version has been imported.",
     )],
 )
 def hopper(context: dg.AssetExecutionContext, database: DatabaseResource) -> dg.MaterializeResult:
-    """Prospects queued for the daemon to dial now: each active campaign whose fill interval has
-    passed is topped up to its hopper level with dialable prospects (callbacks first, then list
-    priority, fewest attempts, oldest last attempt, upload order), and rows left unclaimed past
-    the hopper expiry or outside their dial window go back to the campaign."""
+    """Prospects queued for the daemons to dial now. Each daemon tops up the hopper of the
+    campaigns it holds (their materializations here come from `hopper_fills_sensor`, not a run);
+    materializing it fills every active campaign whose fill interval has passed, at once: up to its
+    level with dialable prospects (callbacks first, then list priority, fewest attempts, oldest
+    last attempt, upload order), and rows left unclaimed past the hopper expiry or outside their
+    dial window go back to the campaign."""
     now = datetime.now(UTC)
     engine = database.engine
     with engine.connect() as conn:
@@ -33,29 +76,7 @@ def hopper(context: dg.AssetExecutionContext, database: DatabaseResource) -> dg.
         slugs = {ref.id: ref.slug for ref in list_campaigns(conn)}
         registry = registry_health(conn, now)
     results = [fill_campaign(engine, campaign_id, now) for campaign_id in due]
-    lines = ["| campaign | level | queued | callbacks | depth | returned | marked DNC | skipped at a cap | open groups | ms | note |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in results:
-        lines.append(
-            f"| {slugs.get(r.campaign_id, r.campaign_id)} | {r.level} | {r.queued} | {r.queued_callbacks} "
-            f"| {r.depth_after} | {r.returned_expired + r.returned_closed} "
-            f"| {r.marked_dnc} | {r.skipped_cap} | {r.open_groups}/{r.open_groups + r.closed_groups} "
-            f"| {r.duration_ms:.0f} | {r.note or ''} |"
-        )
         context.log.info(f"{slugs.get(r.campaign_id)}: {r.as_dict()}")
-    return dg.MaterializeResult(
-        metadata={
-            "campaigns_filled": len(results),
-            "queued": sum(r.queued for r in results),
-            "returned": sum(r.returned_expired + r.returned_closed for r in results),
-            "fills": dg.MetadataValue.md("\n".join(lines) if results else "No campaign was due."),
-        },
-        check_results=[dg.AssetCheckResult(
-            check_name="national_registry_fresh", passed=registry.health == Health.OK,
-            severity=dg.AssetCheckSeverity.ERROR if registry.health == Health.STALE else dg.AssetCheckSeverity.WARN,
-            description=registry.message,
-            metadata={"version_id": registry.version_id or 0,
-                      "age_days": round(registry.age_days, 1) if registry.age_days is not None else -1.0,
-                      "campaigns": dg.MetadataValue.json(list(registry.campaigns))},
-        )],
-    )
+    return dg.MaterializeResult(metadata={**fills_metadata(results, slugs), "filled_by": "this run"},
+                                check_results=[dg.AssetCheckResult(**registry_check_fields(registry))])

@@ -154,7 +154,7 @@ def daemon_cmd(
     campaign: Annotated[list[str] | None, typer.Option("--campaign", help="Pace only this campaign (repeatable).")] = None,
     once: Annotated[bool, typer.Option("--once", help="One tick of each campaign whose lease is free, then exit.")] = False,
     exit_when_done: Annotated[bool, typer.Option("--exit-when-done", help="Exit once no call is in flight and nothing more can be dialed today.")] = False,
-    fill_hopper: Annotated[bool, typer.Option("--fill-hopper", help="Also fill hopper on the platform's clock (simulator runs; Dagster fills it in production).")] = False,
+    fill_hopper: Annotated[bool, typer.Option("--fill-hopper/--no-fill-hopper", help="Fill the hopper of the campaigns this daemon holds, on the platform's clock (Dagster shows the fills through hopper_fills_sensor). --no-fill-hopper leaves it to `dialer hopper fill` or the `hopper` asset.")] = True,
     metrics_port: Annotated[int | None, typer.Option("--metrics-port", help="Serve /metrics (Prometheus) and /healthz on PORT.", min=0, max=65535)] = None,
     metrics_host: Annotated[str, typer.Option("--metrics-host", help="Address for --metrics-port; loopback unless you mean to expose it.")] = "127.0.0.1",
     lease_seconds: Annotated[float, typer.Option("--lease-seconds", help="A campaign's lease lasts this long unrenewed: how soon another daemon takes over from a dead one.", min=3, max=300)] = 15.0,

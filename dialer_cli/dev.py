@@ -2,10 +2,10 @@
 
 - `dagster dev` on 127.0.0.1 with the project's code location and a persistent
   `DAGSTER_HOME` (default `<DIALER_HOME>/dagster`, seeded with telemetry off), in a
-  process group of its own: its sensors load what is dropped into the inbox, its
-  schedule fills the hopper every minute;
+  process group of its own: its sensors load what is dropped into the inbox and
+  show the daemon's hopper fills;
 - the voice simulator on 127.0.0.1, on the real clock;
-- the dialer daemon, pacing every active campaign through the simulator.
+- the dialer daemon, filling the hopper of and pacing every active campaign through the simulator.
 
 The simulator and the daemon run on threads of this process. Ctrl-C (or SIGTERM,
 or the terminal closing) stops all three: the daemon drains, `dagster dev`'s
@@ -113,7 +113,7 @@ def dev_cmd(
 
     env = {**os.environ, "DAGSTER_HOME": str(instance), "DIALER_HOME": str(home),
            "DIALER_VOICE_API_URL": url}
-    daemon = Daemon(engine, client, clock=PlatformClock(client), daemon_id="dev")
+    daemon = Daemon(engine, client, clock=PlatformClock(client), daemon_id="dev", fill_hopper=True)
     failure: list[BaseException] = []
 
     def run_daemon() -> None:

@@ -69,6 +69,8 @@ class Metrics:
         self.answered = counter("calls_answered", "Calls a person answered and an agent took")
         self.abandoned = counter("calls_abandoned", "Calls a person answered with no agent free in time")
         self.ended = counter("calls_ended", "Ended calls by the prospect's new status", ("campaign", "status"))
+        self.fills = counter("hopper_fills", "Hopper fills this daemon ran for the campaign")
+        self.queued = counter("hopper_queued", "Prospects this daemon's hopper fills queued")
         self.released = counter("released", "Claimed rows given back at the re-check", ("campaign", "reason"))
         self.provider_faults = counter("voice_api_retries", "Requests to the voice platform retried, by cause",
                                        ("cause",))
@@ -110,6 +112,9 @@ class Metrics:
         self.not_placed.labels(c).inc(report.not_placed)
         self.answered.labels(c).inc(report.answered)
         self.abandoned.labels(c).inc(report.abandoned)
+        if report.filled is not None:
+            self.fills.labels(c).inc()
+            self.queued.labels(c).inc(report.filled)
         for status, n in report.finished.items():
             self.ended.labels(c, status).inc(n)
         for reason, n in report.released.items():

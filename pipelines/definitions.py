@@ -15,6 +15,7 @@ from assets.hopper import hopper
 from assets.ingestion import UPLOAD_ASSETS
 from assets.reports import report_detail, report_summary
 from campaigns.core.config import DialerConfig
+from pipelines.hopper_sensor import hopper_fills_sensor
 from pipelines.jobs import (
     campaign_report_job,
     expire_prospects_job,
@@ -24,7 +25,7 @@ from pipelines.jobs import (
     load_prospect_list,
 )
 from pipelines.report_sensor import report_sensor
-from pipelines.schedules import daily_expiry, hopper_schedule
+from pipelines.schedules import daily_expiry
 from pipelines.sensors import dnc_sensor, inbox_sensor, registry_sensor
 from resources.bucket import BucketResource
 from resources.database import DatabaseResource
@@ -55,8 +56,8 @@ def build_definitions(cfg: DialerConfig) -> dg.Definitions:
     return dg.Definitions(
         assets=[*UPLOAD_ASSETS, dnc_list_numbers, dnc_registry, expired_prospects, hopper, report_detail, report_summary],
         jobs=[load_prospect_list, import_dnc_file, import_registry_file, expire_prospects_job, fill_hopper_job, campaign_report_job],
-        sensors=[inbox_sensor, dnc_sensor, registry_sensor, report_sensor],
-        schedules=[daily_expiry, hopper_schedule],
+        sensors=[inbox_sensor, dnc_sensor, registry_sensor, report_sensor, hopper_fills_sensor],
+        schedules=[daily_expiry],
         resources=resources_for(cfg),
     )
 

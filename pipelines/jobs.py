@@ -28,6 +28,9 @@ import_registry_file = dg.define_asset_job(
 
 expire_prospects_job = dg.define_asset_job("expire_prospects", selection=[expired_prospects])
 
-fill_hopper_job = dg.define_asset_job("fill_hopper", selection=[hopper])
+fill_hopper_job = dg.define_asset_job(
+    "fill_hopper", selection=[hopper],
+    description="Fill every due campaign's hopper now (the daemons fill the campaigns they hold on their own).",
+)
 
 campaign_report_job = dg.define_asset_job("campaign_report", selection=[report_detail, report_summary])

@@ -1,16 +1,9 @@
-"""The schedules: the hopper fill every minute and the daily expiry, both running by default."""
+"""The schedule: the daily expiry, running by default. (The hopper has no schedule: the daemons
+fill it, and `hopper_fills_sensor` reports their fills.)"""
 
 import dagster as dg
 
-from pipelines.jobs import expire_prospects_job, fill_hopper_job
-
-hopper_schedule = dg.ScheduleDefinition(
-    name="hopper_schedule",
-    job=fill_hopper_job,
-    cron_schedule="* * * * *",
-    execution_timezone="UTC",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-)
+from pipelines.jobs import expire_prospects_job
 
 daily_expiry = dg.ScheduleDefinition(
     name="daily_expiry",

@@ -28,7 +28,7 @@ pytestmark = pytest.mark.browser
 ARTIFACTS = ROOT / "test-artifacts"
 ASSETS = ["upload_file", "validated_rows", "deduplicated_rows", "dnc_scrubbed_rows", "loaded_prospects",
           "dnc_list_numbers", "dnc_registry", "expired_prospects", "hopper", "report_detail", "report_summary"]
-AUTOMATION = ["inbox_sensor", "dnc_sensor", "registry_sensor", "report_sensor", "hopper_schedule", "daily_expiry"]
+AUTOMATION = ["inbox_sensor", "dnc_sensor", "registry_sensor", "report_sensor", "hopper_fills_sensor", "daily_expiry"]
 
 
 def _chromium() -> str:

@@ -410,13 +410,42 @@ def test_hopper_asset_fills_due_campaigns(engine, dialer_env):
     assert metadata["queued"] == expected
 
 
-def test_the_schedule_runs_the_fill_every_minute():
-    from pipelines.definitions import defs
+def test_no_run_per_fill_the_sensor_reports_each_fill_once_as_a_materialization(engine, dialer_env):
+    """The daemons fill (hopper.fill_campaign on their tick); Dagster launches no run for it:
+    hopper_fills_sensor reports the recorded fills after its cursor, once, without a run."""
+    from campaigns.core.config import DialerConfig
+    from pipelines.definitions import defs, resources_for
 
-    schedule = defs.resolve_schedule_def("hopper_schedule")
-    assert schedule.cron_schedule == "* * * * *"
-    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
-    assert schedule.job_name == "fill_hopper"
+    assert [s.name for s in defs.schedules] == ["daily_expiry"]  # no per-minute hopper schedule
+    sensor = defs.resolve_sensor_def("hopper_fills_sensor")
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING and not sensor.targets
+    resources = {"database": resources_for(DialerConfig.from_env())["database"]}
+
+    def evaluate(cursor):
+        with dg.build_sensor_context(instance=dg.DagsterInstance.ephemeral(), cursor=cursor, definitions=defs,
+                                     resources=resources) as context:
+            return sensor.evaluate_tick(context)
+
+    assert evaluate(None).skip_message  # nothing filled yet
+    cid = _campaign(engine)
+    now = datetime.now(UTC)
+    add_prospects(engine, cid, [{"phone": _phone(i)} for i in range(5)], now=now - timedelta(minutes=1))
+    first = hopper.fill_campaign(engine, cid, now)
+    second = hopper.fill_campaign(engine, cid, now + timedelta(minutes=10))
+    data = evaluate(None)
+    assert not data.run_requests
+    [materialization] = [e for e in data.asset_events if isinstance(e, dg.AssetMaterialization)]
+    [check] = [e for e in data.asset_events if isinstance(e, dg.AssetCheckEvaluation)]
+    assert materialization.asset_key == dg.AssetKey("hopper") and check.check_name == "national_registry_fresh"
+    metadata = {k: v.value for k, v in materialization.metadata.items()}
+    assert metadata["queued"] == first.queued + second.queued
+    assert metadata["campaigns_filled"] == 1 and metadata["last_fill_id"] == second.fill_id
+    assert metadata["fills"].count("| acme/") == 2  # one table row per fill, the campaign by name
+    assert data.cursor == str(second.fill_id)
+    assert evaluate(data.cursor).skip_message  # reported once
+    third = hopper.fill_campaign(engine, cid, now + timedelta(minutes=20))
+    again = evaluate(data.cursor)
+    assert {k: v.value for k, v in again.asset_events[0].metadata.items()}["first_fill_id"] == third.fill_id
 
 
 def test_rows_whose_prospect_left_ready_leave_the_hopper(engine):

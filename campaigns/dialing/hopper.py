@@ -1,7 +1,9 @@
 """The hopper: a table of prospects that may be dialed now, topped up as the dials draw on it.
 
-DESIGN.md §1: the hopper fill is batch work (a Dagster asset, or `dialer
-hopper fill`); the daemon consumes the rows.
+The daemon that holds a campaign's lease fills its hopper on its own clock
+(docs/ARCHITECTURE.md, "The hopper fill"), and consumes the rows; `dialer hopper
+fill` and the `hopper` asset fill on demand. Each fill records a `hopper_fills`
+row, which Dagster's `hopper_fills_sensor` reports as the asset's materializations.
 
 The level follows the pace (issue 16). A fill tops the hopper up to the dials
 the campaign placed (`call_attempts` created) over its last fill interval — or
@@ -19,8 +21,8 @@ dials are measured.
 A campaign is due for a fill (`campaigns_due`) when its fill interval has
 passed, or earlier at low water: when its queued rows fall below the dials of
 the next LOW_WATER_SPAN at the measured rate × MARGIN, or below one tick with
-every session idle. The Dagster schedule asks once a minute; a daemon that
-fills its own hopper asks on every tick, so no tick finds the hopper empty
+every session idle. The daemon holding the campaign's lease fills its hopper
+(`dialer daemon`, on by default) and asks on every tick, so no tick finds the hopper empty
 while a fill would find something to queue (after a fill that found nothing
 more, the next one waits for the next whole minute: `campaigns_due`).
 
@@ -102,7 +104,8 @@ MARGIN = 1.5
 # whose pace rises (its first minutes, sessions added) is seen within a tick or two.
 RECENT_SPAN = timedelta(minutes=2)
 # Queued rows that would not last this long at the measured rate (× MARGIN) make a campaign due
-# before its fill interval: the Dagster schedule runs once a minute, so this is one run and a spare.
+# before its fill interval: two minutes of dials, so that a fill a minute (after one that found nothing
+# more) still has a spare.
 LOW_WATER_SPAN = timedelta(minutes=2)
 # No dial in the last fill interval (a cold start): the level is every session idle on every tick
 # over this span — enough for the first dials to be placed and measured, too few to expire.
@@ -132,6 +135,7 @@ class FillResult:
     duration_ms: float = 0.0
     note: str | None = None
     queued_ids: list[int] = field(default_factory=list, repr=False)
+    fill_id: int | None = None  # its `hopper_fills` row, once recorded
 
     @property
     def depth_after(self) -> int:
@@ -218,7 +222,7 @@ def campaigns_due(conn: sa.Connection, now: datetime, only: list[int] | None = N
     """Active campaigns whose fill interval has passed or whose queued rows ran low, and inactive
     ones still holding queued rows.
 
-    Half a minute of slack lets a once-a-minute schedule keep a five-minute
+    Half a minute of slack lets a caller that asks once a minute keep a five-minute
     interval instead of drifting to six. Low water (`low_water`) makes a campaign
     due early — except, after a fill that could not reach its level (nothing more
     was dialable), before the next whole minute: a dial window opens on a whole
@@ -306,7 +310,7 @@ def fill_campaign(engine: sa.Engine, campaign_id: int, now: datetime) -> FillRes
         elif need > 0:
             _queue(conn, campaign, rules, open_groups, need, now, result)
         result.duration_ms = (clock.perf_counter() - started) * 1000
-        conn.execute(sa.insert(t.hopper_fills).values(
+        recorded = conn.execute(sa.insert(t.hopper_fills).values(
             campaign_id=campaign_id, filled_at=now, level=result.level,
             depth_before=result.depth_before, queued=result.queued,
             returned_expired=result.returned_expired, returned_closed=result.returned_closed,
@@ -314,7 +318,26 @@ def fill_campaign(engine: sa.Engine, campaign_id: int, now: datetime) -> FillRes
             open_groups=result.open_groups, closed_groups=result.closed_groups,
             duration_ms=result.duration_ms, note=result.note, dials_per_min=result.dials_per_min,
         ))
+        result.fill_id = recorded.inserted_primary_key[0] if recorded.inserted_primary_key else None
     return result
+
+
+# What a fill records, as `recorded_fills` reads it back (queued ids and registry re-checks are not kept).
+_RECORDED = ("campaign_id", "filled_at", "level", "dials_per_min", "depth_before", "queued", "returned_expired",
+             "returned_closed", "marked_dnc", "skipped_cap", "open_groups", "closed_groups", "duration_ms", "note")
+
+
+def recorded_fills(conn: sa.Connection, *, after_id: int | None, since: datetime, limit: int = 500) -> list[FillResult]:
+    """Fills recorded after the fill `after_id` (or, without one, since `since`), oldest first, at most `limit`.
+
+    Whoever filled (a daemon on its tick, `dialer hopper fill`, the `hopper` asset), each fill
+    is one `hopper_fills` row; this is how Dagster is told of the daemons' fills without a run.
+    """
+    f = t.hopper_fills
+    where = f.c.id > after_id if after_id is not None else f.c.filled_at >= since
+    rows = conn.execute(sa.select(f.c.id, *(f.c[name] for name in _RECORDED)).where(where)
+                        .order_by(f.c.id).limit(limit))
+    return [FillResult(**{name: getattr(row, name) for name in _RECORDED}, fill_id=row.id) for row in rows]
 
 
 def queued_prospects(conn: sa.Connection, prospect_ids: list[int]) -> list[dict]:
