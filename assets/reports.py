@@ -9,9 +9,9 @@ from assets.partitions import reports as report_partitions
 from campaigns.reporting import reports as domain
 from campaigns.reporting.delivery import deliver
 from campaigns.setup import registry
+from resources.bucket import BucketResource
 from resources.database import DatabaseResource
 from resources.mailer import MailerResource
-from resources.reports import ReportsResource
 
 
 def _partition(context) -> tuple[str, date]:
@@ -21,17 +21,16 @@ def _partition(context) -> tuple[str, date]:
 
 @dg.asset(group_name="reports", kinds={"csv"}, partitions_def=report_partitions)
 def report_detail(context: dg.AssetExecutionContext, database: DatabaseResource,
-                  reports: ReportsResource) -> dg.MaterializeResult:
+                  bucket: BucketResource) -> dg.MaterializeResult:
     """Every call attempt of the campaign's dialing day, one CSV row each (UTC and prospect-local
     times, number, list, attempt number, outcome, disposition, duration, custom fields), with
-    formula cells neutralised, compressed as the campaign asks."""
+    formula cells neutralised, compressed as the campaign asks; kept in the bucket under
+    `reports/<workspace>/<campaign>/<day>/`, where any later run reads it."""
     campaign, day = _partition(context)
     with database.engine.connect() as conn:
         ref = registry.resolve_campaign(conn, campaign)
-        report = domain.build(conn, ref.id, day, datetime.now(UTC), reports_dir=reports.reports_dir)
-    return dg.MaterializeResult(metadata={
-        "file": dg.MetadataValue.path(str(report.detail_path)), "rows": report.rows,
-    })
+        report = domain.build(conn, ref.id, day, datetime.now(UTC), bucket=bucket.get())
+    return dg.MaterializeResult(metadata={"file": dg.MetadataValue.url(report.url), "rows": report.rows})
 
 
 @dg.asset(
@@ -41,15 +40,16 @@ def report_detail(context: dg.AssetExecutionContext, database: DatabaseResource,
                                    description="Abandoned ÷ answered by a person over 30 days stays at or below 3%.")],
 )
 def report_summary(context: dg.AssetExecutionContext, database: DatabaseResource, mailer: MailerResource,
-                   reports: ReportsResource):
-    """The day's figures, computed from the detail file itself, mailed with it to the campaign's
-    recipients — once per campaign and day (a sent report is recorded and never sent again)."""
+                   bucket: BucketResource):
+    """The day's figures, computed from the detail export itself as `report_detail` left it in the
+    bucket, mailed with it to the campaign's recipients — once per campaign and day (a sent report
+    is recorded and never sent again)."""
     campaign, day = _partition(context)
     now = datetime.now(UTC)
     engine = database.engine
     with engine.connect() as conn:
         ref = registry.resolve_campaign(conn, campaign)
-        report = domain.written_report(conn, ref.id, day, now, reports_dir=reports.reports_dir)  # report_detail's file
+        report = domain.written_report(conn, ref.id, day, now, bucket=bucket.get())  # report_detail's export
     delivered = deliver(engine, ref.id, report, mailer.mailer, lambda: datetime.now(UTC))  # a failed send raises: the run fails, is retried
     delivery = (f"sent via {delivered.sent_via}" if delivered.sent
                 else f"already sent at {delivered.sent_before.isoformat()}" if delivered.sent_before is not None
@@ -61,7 +61,7 @@ def report_summary(context: dg.AssetExecutionContext, database: DatabaseResource
         **{k: v for k, v in figures.items() if isinstance(v, (int, float)) and not isinstance(v, bool)},
         "by_disposition": dg.MetadataValue.json(figures["by_disposition"]),
         "by_state": dg.MetadataValue.json(figures["by_state"]),
-        "file": dg.MetadataValue.path(str(report.detail_path)),
+        "file": dg.MetadataValue.url(report.url),
         "delivery": delivery,
         "summary": dg.MetadataValue.md(f"```\n{domain.summary_text(summary)}```"),
     })

@@ -21,10 +21,11 @@ instance, then does what ops and the daemon do on a real day:
    `--seconds`. The daemon fills its own hopper on that clock;
 6. when the window has closed in every zone, pauses the campaign while the
    last calls end, drains the daemon, resumes the campaign, then builds the
-   day's report, mails it to the mail folder and prints its figures, with the
-   abandon rate and the agents' occupancy in the busiest hour.
+   day's report into the bucket's `reports/`, mails it to the mail folder and
+   prints its figures, with the abandon rate and the agents' occupancy in the
+   busiest hour.
 
-Every figure printed at the end is the report's, computed from the file the
+Every figure printed at the end is the report's, computed from the export the
 report wrote; `tests/test_demo.py` checks them against the database.
 """
 
@@ -617,12 +618,12 @@ class Demo:
 
         with engine.connect() as conn:
             built = reports.build(conn, self.campaign_id, self.day, self.finished_at,
-                                  reports_dir=self.config.reports_dir)
+                                  bucket=Bucket.from_config(self.config))
             attempts = progress.attempt_count(conn, self.campaign_id)
         delivery = deliver(engine, self.campaign_id, built, lambda: Mailer.from_config(self.config.mail),
                            lambda: datetime.now(UTC))
         recipients, sent = list(delivery.recipients), delivery.sent_via
-        rows = reports.read_detail(built.detail_path)
+        rows = reports.read_export(built.key, built.content)
         # The hours stepped one dialer interval per tick are where the pacing, not the demo's
         # clock, decides how busy the sessions are: the busiest hour is looked for there.
         exact = self.plan_.exact_span()
@@ -630,7 +631,7 @@ class Demo:
         hour_abandons = abandon_rate(rows, hour, hour + timedelta(hours=1)) if hour else None
         talk_hours = sum(float(r["duration_s"] or 0) for r in rows if r["answered_at_utc"]) / 3600
         other_days = attempts - built.rows
-        self.result["report"] = {**built.summary.as_dict(), "rows": built.rows, "file": str(built.detail_path),
+        self.result["report"] = {**built.summary.as_dict(), "rows": built.rows, "file": built.url,
                                  "emailed_to": recipients, "email": sent, "attempts_in_database": attempts,
                                  "attempts_other_days": other_days,
                                  "busiest_hour": hour.isoformat() if hour else None,
@@ -658,7 +659,7 @@ class Demo:
         if other_days:
             self.say(f"   {other_days} more call(s) reached prospects whose local date was already "
                      f"{self.day + timedelta(days=1)} (Guam and Saipan are a day ahead): they belong to that day's report.")
-        self.say(f"   report: {built.detail_path}")
+        self.say(f"   report: {built.url}")
         self.say(f"   email:  {sent}")
         self.say(Text.assemble(("Done in ", "bold green"), (f"{self.result['seconds']:.0f} s", "bold green"),
                                ". Run it again any time: it starts afresh. To look around in Dagster's UI: ",

@@ -8,9 +8,11 @@ from typing import Annotated
 from zoneinfo import ZoneInfo
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from campaigns.core.errors import DialerError
+from campaigns.ingestion.bucket import Bucket
 from campaigns.reporting import reports
 from campaigns.reporting.delivery import deliver
 from campaigns.setup import registry
@@ -42,14 +44,19 @@ def report_cmd(
     ctx: typer.Context,
     campaign: Annotated[str, typer.Argument(help="SLUG or WORKSPACE/SLUG.")],
     day: Annotated[str | None, typer.Option("--date", help="The dialing day, YYYY-MM-DD (default: today in the campaign's report time zone).")] = None,
-    out_dir: Annotated[Path | None, typer.Option("--out", help="Folder for the export (default: <DIALER_HOME>/reports/WORKSPACE/SLUG/DATE).")] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Also copy the export into this local folder (it is always written to the bucket, at reports/WORKSPACE/SLUG/DATE/).")] = None,
     fmt: Annotated[str, typer.Option("--format", help="Export format (csv).")] = "csv",
     compression: Annotated[str | None, typer.Option("--compression", help="none, zip or gz (default: the campaign's setting).")] = None,
     email: Annotated[bool, typer.Option("--email", help="Send it to the campaign's recipients.")] = False,
     resend: Annotated[bool, typer.Option("--resend", help="With --email: send even if this day's report was sent.")] = False,
     json_out: JsonFlag = False,
 ) -> None:
-    """Build a campaign's report for one dialing day: the calls export and its summary."""
+    """Build a campaign's report for one dialing day: the calls export and its summary.
+
+    The export goes to the bucket (DIALER_BUCKET_URL), at
+    reports/WORKSPACE/SLUG/DATE/SLUG-DATE-calls.csv[.zip|.gz], where the scheduled report
+    and its email read it; --out also writes a copy into a local folder.
+    """
     from campaigns.reporting.mailer import Mailer
 
     if fmt != "csv":
@@ -62,12 +69,13 @@ def report_cmd(
         with engine.connect() as conn:
             ref = registry.resolve_campaign(conn, campaign)
             the_day = _day(day, registry.load_campaign(conn, ref.id).report_timezone, moment)
+            bucket = Bucket.from_config(config)
             try:
-                report = reports.build(conn, ref.id, the_day, moment, reports_dir=config.reports_dir,
-                                       out_dir=out_dir, compression=compression)
+                report = reports.build(conn, ref.id, the_day, moment, bucket=bucket, compression=compression)
             except OSError as exc:
-                raise DialerError(f"cannot write the report to {exc.filename or out_dir} ({exc.strerror or exc}); "
-                                  "name a folder you can write to with --out.") from None
+                raise DialerError(f"cannot write the report to the bucket {bucket.url} ({exc.strerror or exc}); "
+                                  "check DIALER_BUCKET_URL and that it can be written to.") from None
+        copy = _copy(report, out_dir) if out_dir is not None else None
         delivered = None
         if email:
             delivery = deliver(engine, ref.id, report, lambda: Mailer.from_config(config.mail), now, resend=resend)
@@ -78,13 +86,27 @@ def report_cmd(
                                   f"{delivery.sent_before:%Y-%m-%d %H:%M} UTC; add --resend to send it again.")
             delivered = delivery.sent_via
     if json_out:
-        print_json({**report.summary.as_dict(), "rows": report.rows, "file": str(report.detail_path),
-                    "emailed_to": delivered})
+        print_json({**report.summary.as_dict(), "rows": report.rows, "file": report.url,
+                    "copy": None if copy is None else str(copy), "emailed_to": delivered})
         return
     out.print(summary_table(report.summary))
-    out.print(f"{report.rows} call attempts in {report.detail_path}")
+    out.print(f"{report.rows} call attempts in {escape(report.url)}", soft_wrap=True)
+    if copy is not None:
+        out.print(f"copied to {escape(str(copy))}", soft_wrap=True)
     if delivered:
         out.print(f"emailed via {delivered}")
+
+
+def _copy(report: reports.Report, folder: Path) -> Path:
+    """Write the export, as it is in the bucket, into the operator's own folder under its own name."""
+    target = folder / report.filename  # a slug and a date: never a path of its own
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(report.content)
+    except OSError as exc:
+        raise DialerError(f"--out {folder}: cannot write {report.filename} there ({exc.strerror or exc}); "
+                          f"the report is in the bucket at {report.url}; name a folder you can write to.") from None
+    return target
 
 
 def summary_table(s: reports.Summary, extra: list[tuple[str, str]] = ()) -> Table:

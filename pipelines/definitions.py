@@ -31,7 +31,6 @@ from resources.bucket import BucketResource
 from resources.database import DatabaseResource
 from resources.mailer import MailerResource
 from resources.progress import no_progress
-from resources.reports import ReportsResource
 
 
 def resources_for(cfg: DialerConfig) -> dict[str, object]:
@@ -46,7 +45,6 @@ def resources_for(cfg: DialerConfig) -> dict[str, object]:
         "database": DatabaseResource.from_config(cfg),
         "bucket": BucketResource.from_config(cfg),
         "mailer": MailerResource.from_config(cfg),
-        "reports": ReportsResource.from_config(cfg),
         "progress": no_progress,
     }
 

@@ -135,7 +135,7 @@ def test_demo_figures_match_the_database_and_the_report_file(first_run):
     day = date.fromisoformat(result["day"]["date"])
     assert r["day"] == day.isoformat() and day.weekday() < 5
     path = Path(r["file"])
-    assert path.parent == home / "reports" / "demo" / "energy-survey" / day.isoformat()
+    assert path.parent == home / "bucket" / "reports" / "demo" / "energy-survey" / day.isoformat()
     rows = _report_rows(path)
     of_the_day = {a.id for a in attempts if _local_day(a.created_at, a.zone_group) == day}
     assert {int(row["attempt_id"]) for row in rows} == of_the_day
@@ -234,7 +234,7 @@ def test_demo_runs_again_from_scratch_and_prints_its_tables(first_run, tmp_path)
         assert heading in stdout
     assert re.search(r"┃\s+rows\s+┃\s+loaded\s+┃\s+duplicates\s+┃\s+invalid\s+┃\s+dnc\s+┃", stdout)
     assert re.search(r"calls [\d,]+\s+answered [\d,]+\s+abandoned [\d,]+ \([\d.]+%\)\s+occupancy \d+%", stdout)
-    [report_file] = home.glob("reports/demo/energy-survey/*/*.zip")
+    [report_file] = home.glob("bucket/reports/demo/energy-survey/*/*.zip")
     assert str(report_file) in stdout
     printed_dials = re.search(r"│ dials\s+│ ([\d,]+)", stdout).group(1).replace(",", "")
     in_file = sum(1 for row in _report_rows(report_file) if row["outcome"] != "not_placed")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,9 +15,9 @@ from assets.reports import report_detail, report_summary
 from campaigns.core import schema as t
 from campaigns.core.config import DialerConfig
 from pipelines.report_sensor import report_sensor
+from resources.bucket import BucketResource
 from resources.database import DatabaseResource
 from resources.mailer import MailerResource
-from resources.reports import ReportsResource
 from tests.helpers import UPLOADS_CAMPAIGN, add_prospects, apply_campaign
 from tests.test_reports import DAY, day_of_calls  # noqa: F401  (a fixture: a day of calls)
 
@@ -86,7 +87,7 @@ def test_the_report_assets_write_the_export_mail_the_summary_once_and_check_the_
     key = dg.MultiPartitionKey({"campaign": "acme/renewals", "day": DAY.isoformat()})
     cfg = DialerConfig.from_env()
     resources = {"database": DatabaseResource(url=db_url), "mailer": MailerResource.from_config(cfg),
-                 "reports": ReportsResource.from_config(cfg)}
+                 "bucket": BucketResource.from_config(cfg)}
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("report_campaigns", ["acme/renewals"])
         for _ in range(2):  # the second run must not send the report again
@@ -106,6 +107,11 @@ def test_the_report_assets_write_the_export_mail_the_summary_once_and_check_the_
     message = email.message_from_bytes(mails[0].read_bytes(), policy=policy.default)
     [attachment] = list(message.iter_attachments())
     assert attachment.get_filename() == "renewals-2026-10-21-calls.csv.gz"
+    key = "reports/acme/renewals/2026-10-21/renewals-2026-10-21-calls.csv.gz"
+    # The second run wrote the export again (same rows; gzip stamps the time) and mailed nothing.
+    in_bucket = (Path(dialer_env["DIALER_HOME"]) / "bucket" / key).read_bytes()
+    assert gzip.decompress(attachment.get_content()) == gzip.decompress(in_bucket)
+    assert metadata["file"] == dg.MetadataValue.url(f"{cfg.bucket_url}/{key}")
     assert metadata["dials"].value == 6 and metadata["abandoned"].value == 1
     assert metadata["delivery"].value.startswith("already sent")
     assert first_summary.asset_materialization.metadata["delivery"].value.startswith("sent via")

@@ -82,9 +82,8 @@ def test_the_summary_agrees_with_the_detail_file(engine, day_of_calls, tmp_path)
     with engine.connect() as conn:
         rows = reports.detail_rows(conn, day_of_calls, DAY)
         summary = reports.summary(conn, day_of_calls, DAY, rows, now=_at("2026-10-22T12:00"))
-    path = reports.write_csv(rows, reports.DETAIL_COLUMNS, tmp_path / "detail.csv")
-    with path.open(encoding="utf-8", newline="") as handle:
-        detail = list(csv.DictReader(handle))
+    _, content = reports.export_bytes(rows, reports.DETAIL_COLUMNS, "detail.csv")
+    detail = list(csv.DictReader(io.StringIO(content.decode("utf-8"), newline="")))
     outcomes = Counter(r["outcome"] for r in detail)
     placed = [r for r in detail if r["outcome"] != "not_placed"]
     assert summary.dials == len(placed) == 6 and summary.not_placed == outcomes["not_placed"] == 1
@@ -100,11 +99,12 @@ def test_the_summary_agrees_with_the_detail_file(engine, day_of_calls, tmp_path)
     assert data["abandon_rate"] == 0.2 and data["by_list"] == {"seed.csv": 6}
 
 
-def test_cells_a_spreadsheet_would_run_are_neutralised(engine, day_of_calls, tmp_path):
+def test_cells_a_spreadsheet_would_run_are_neutralised(engine, day_of_calls):
     with engine.connect() as conn:
         rows = reports.detail_rows(conn, day_of_calls, DAY)
-    path = reports.write_csv(rows, reports.DETAIL_COLUMNS, tmp_path / "detail.csv")
-    [first] = [r for r in csv.DictReader(path.open(encoding="utf-8", newline="")) if r["phone"] == "+12125550100"][:1]
+    _, content = reports.export_bytes(rows, reports.DETAIL_COLUMNS, "detail.csv")
+    detail = csv.DictReader(io.StringIO(content.decode("utf-8"), newline=""))
+    [first] = [r for r in detail if r["phone"] == "+12125550100"][:1]
     assert first["first_name"] == "'=HYPERLINK(\"http://evil\")"
     assert first["last_name"] == "'@SUM(A1)"
     assert first["custom_fields"] == '{"note": "+cmd|\' /C calc\'!A0"}'  # JSON text starts with {: harmless
@@ -115,23 +115,24 @@ def test_cells_a_spreadsheet_would_run_are_neutralised(engine, day_of_calls, tmp
 
 
 @pytest.mark.parametrize("compression", ["zip", "gz"])
-def test_zip_and_gz_open_with_the_standard_library(engine, day_of_calls, tmp_path, compression):
+def test_zip_and_gz_open_with_the_standard_library(engine, day_of_calls, compression):
     with engine.connect() as conn:
         rows = reports.detail_rows(conn, day_of_calls, DAY)
-    plain = reports.write_csv(rows, reports.DETAIL_COLUMNS, tmp_path / "plain" / "detail.csv")
-    packed = reports.write_csv(rows, reports.DETAIL_COLUMNS, tmp_path / "packed" / "detail.csv", compression)
-    assert packed.name == f"detail.csv.{compression}"
+    _, plain = reports.export_bytes(rows, reports.DETAIL_COLUMNS, "detail.csv")
+    name, packed = reports.export_bytes(rows, reports.DETAIL_COLUMNS, "detail.csv", compression)
+    assert name == f"detail.csv.{compression}"
     if compression == "gz":
-        content = gzip.decompress(packed.read_bytes())
+        content = gzip.decompress(packed)
     else:
-        with zipfile.ZipFile(packed) as archive:
+        with zipfile.ZipFile(io.BytesIO(packed)) as archive:
             assert archive.namelist() == ["detail.csv"]
             content = archive.read("detail.csv")
-    assert content == plain.read_bytes()
+    assert content == plain
     header = next(csv.reader(io.StringIO(content.decode("utf-8"))))
     assert header == reports.DETAIL_COLUMNS
+    assert reports.read_export(name, packed) == reports.read_export("detail.csv", plain)
     with pytest.raises(ValueError, match="compression"):
-        reports.write_csv(rows, reports.DETAIL_COLUMNS, tmp_path / "x.csv", "rar")
+        reports.export_bytes(rows, reports.DETAIL_COLUMNS, "x.csv", "rar")
 
 
 def test_the_30_day_abandon_rate_is_flagged_above_three_percent(engine, day_of_calls):
@@ -176,18 +177,33 @@ def _recipients(engine, cid, addresses):
         conn.execute(sa.update(t.campaigns).where(t.campaigns.c.id == cid).values(report_recipients=addresses))
 
 
-def test_dialer_report_writes_the_export_and_prints_the_summary(engine, day_of_calls, dialer_env, tmp_path):
+def test_dialer_report_writes_the_export_to_the_bucket_and_prints_the_summary(engine, day_of_calls, dialer_env,
+                                                                             tmp_path):
     import json
 
-    result = _invoke("renewals", "--date", "2026-10-21", "--out", str(tmp_path / "out"), "--compression", "gz",
-                     "--json")
+    bucket = Path(dialer_env["DIALER_HOME"]) / "bucket"
+    key = "reports/acme/renewals/2026-10-21/renewals-2026-10-21-calls.csv.gz"
+    result = _invoke("renewals", "--date", "2026-10-21", "--compression", "gz", "--json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
-    assert (data["dials"], data["rows"], data["emailed_to"]) == (6, 7, None)
-    assert data["file"] == str(tmp_path / "out" / "renewals-2026-10-21-calls.csv.gz")
-    assert len(gzip.decompress(Path(data["file"]).read_bytes()).decode().splitlines()) == 8
-    text = _invoke("renewals", "--date", "2026-10-21", "--out", str(tmp_path / "out"))
-    assert text.exit_code == 0 and "dials" in text.output and "7 call attempts" in text.output
+    assert (data["dials"], data["rows"], data["emailed_to"], data["copy"]) == (6, 7, None, None)
+    assert data["file"] == f"{bucket}/{key}"
+    in_bucket = (bucket / key).read_bytes()
+    assert len(gzip.decompress(in_bucket).decode().splitlines()) == 8
+    assert [p.relative_to(bucket).as_posix() for p in bucket.rglob("*") if p.is_file()] == [key]
+    # --out: a local copy as well, the same bytes as the bucket's.
+    copied = _invoke("renewals", "--date", "2026-10-21", "--compression", "gz", "--out", str(tmp_path / "out"),
+                     "--json")
+    assert copied.exit_code == 0, copied.output
+    copy = Path(json.loads(copied.output)["copy"])
+    assert copy == tmp_path / "out" / "renewals-2026-10-21-calls.csv.gz"
+    assert gzip.decompress(copy.read_bytes()) == gzip.decompress((bucket / key).read_bytes())
+    text = _invoke("renewals", "--date", "2026-10-21")
+    assert text.exit_code == 0 and "dials" in text.output, text.output
+    assert f"7 call attempts in {bucket}/reports/acme/renewals/2026-10-21/renewals-2026-10-21-calls.csv" in text.output
+    (tmp_path / "a-file").write_text("")
+    refused = _invoke("renewals", "--date", "2026-10-21", "--out", str(tmp_path / "a-file"))
+    assert refused.exit_code == 2 and "--out" in refused.output and "is in the bucket at" in refused.output
     for bad, message in ((["--date", "21/10/2026"], "YYYY-MM-DD"), (["--compression", "rar"], "none, zip or gz"),
                          (["--format", "xlsx"], "csv"), (["--email"], "no report recipients")):
         refused = _invoke("renewals", *bad)
@@ -242,6 +258,8 @@ def test_dialer_report_emails_the_export_through_smtp_once(engine, day_of_calls,
     assert attachment.get_filename() == "renewals-2026-10-21-calls.csv.zip"
     sent = attachment.get_content()
     assert sent == (tmp_path / "renewals-2026-10-21-calls.csv.zip").read_bytes()
+    key = "reports/acme/renewals/2026-10-21/renewals-2026-10-21-calls.csv.zip"
+    assert sent == (Path(dialer_env["DIALER_HOME"]) / "bucket" / key).read_bytes()
     with zipfile.ZipFile(io.BytesIO(sent)) as archive:
         assert archive.read("renewals-2026-10-21-calls.csv").decode().startswith("attempt_id,called_at_utc")
     again = _invoke("renewals", "--date", "2026-10-21", "--out", str(tmp_path), "--email")
@@ -251,6 +269,8 @@ def test_dialer_report_emails_the_export_through_smtp_once(engine, day_of_calls,
     with engine.connect() as conn:
         [row] = conn.execute(sa.select(t.reports_sent)).all()
     assert (row.report_date, row.kind, sorted(row.recipients)) == (DAY, "daily", ["lead@example.com", "ops@example.com"])
+    # The last send (the campaign's own compression, none): the bucket's URL of what it attached.
+    assert row.attachment == f"{dialer_env['DIALER_HOME']}/bucket/{key.removesuffix('.zip')}"
 
 
 def test_without_an_smtp_host_the_report_lands_in_the_mail_folder(engine, day_of_calls, dialer_env, tmp_path):

@@ -9,7 +9,7 @@ import dagster as dg
 import pytest
 
 from campaigns.core.config import DialerConfig
-from pipelines.sensors import dnc_sensor, inbox_sensor
+from pipelines.sensors import dnc_sensor, inbox_sensor, registry_sensor
 from resources.bucket import BucketResource
 from resources.database import DatabaseResource
 from tests.helpers import apply_campaign, drop, run_upload
@@ -58,6 +58,18 @@ def test_a_new_file_is_requested_once_its_size_settles(engine, dialer_env, bucke
     assert second.dynamic_partitions_requests[0].partition_keys == ["acme/renewals/a.csv"]
     state = json.loads(second.cursor)
     assert state == {"last_key": "inbox/acme/renewals/a.csv", "pending": {}}
+
+
+def test_report_exports_in_the_bucket_are_never_taken_for_uploads(engine, dialer_env, bucket_dir, instance):
+    apply_campaign(engine)
+    key = "reports/acme/renewals/2026-10-21/renewals-2026-10-21-calls.csv"
+    drop(bucket_dir, key, "attempt_id,phone\n1,+14155551234\n")
+    for sensor in (inbox_sensor, dnc_sensor, registry_sensor):
+        first = _tick(instance, sensor=sensor)
+        second = _tick(instance, first.cursor, sensor=sensor)  # past the size-settling tick
+        assert first.run_requests == second.run_requests == [], sensor.name
+    # Neither requested nor moved aside: the export is where the report put it, alone.
+    assert [p.relative_to(bucket_dir).as_posix() for p in bucket_dir.rglob("*") if p.is_file()] == [key]
 
 
 def test_a_file_still_being_written_waits(engine, dialer_env, bucket_dir, instance):

@@ -145,11 +145,6 @@ class DialerConfig:
         """The embedded defaults under `home`, whatever the environment says (the demo)."""
         return cls.from_env({"DIALER_HOME": str(home)})
 
-    @property
-    def reports_dir(self) -> Path:
-        """Where report exports are written."""
-        return self.home / "reports"
-
     def is_set(self, variable: str) -> bool:
         """Was `variable` set in the environment this configuration came from?"""
         return variable in self.from_environment

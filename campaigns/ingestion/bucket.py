@@ -227,9 +227,12 @@ class Bucket:
             self.fs.makedirs(posixpath.dirname(self.path(key)), exist_ok=True)
         return self.fs.open(self.path(key), mode)
 
-    def read_text(self, key: str) -> str:
+    def read_bytes(self, key: str) -> bytes:
         with self.open(key) as handle:
-            return handle.read().decode("utf-8")
+            return handle.read()
+
+    def read_text(self, key: str) -> str:
+        return self.read_bytes(key).decode("utf-8")
 
     def write_bytes(self, key: str, data: bytes) -> None:
         with self.open(key, "wb") as handle:

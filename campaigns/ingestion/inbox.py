@@ -7,7 +7,14 @@ processed/<workspace>/<campaign-slug>/<file>        loaded (with their sidecar)
 rejected/<workspace>/<campaign-slug>/<file>         refused whole, beside <file>.error.txt
 rejects/<workspace>/<campaign-slug>/<file>.rejects.csv   per-row rejects with their reason
 dnc/<workspace>/<list>/<file>                       DNC numbers to add to a workspace's list
+reports/<workspace>/<campaign-slug>/<YYYY-MM-DD>/<slug>-<date>-calls.csv[.zip|.gz]
+                                                    the day's report export (written by the
+                                                    reports, never scanned as an upload)
 ```
+
+The sensors scan `inbox/` and `dnc/` (the registry's `dnc/_registry/` among them) only, so
+nothing the dialer writes elsewhere (`processed/`, `rejected/`, `rejects/`, `reports/`) is
+ever taken for a file to load.
 """
 
 from __future__ import annotations

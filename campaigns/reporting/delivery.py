@@ -2,8 +2,9 @@
 
 One use case for every way a report goes out: the Dagster `report_summary` asset on the
 campaign's schedule, `dialer report --email`, and the last step of `dialer demo`. Each
-adapter builds the `Report` its own way (from the detail file Dagster wrote, or afresh)
-and phrases the answer in its own words; whether to send is decided here only:
+adapter builds the `Report` its own way (from the export `report_detail` wrote to the bucket,
+or afresh, writing it there) and phrases the answer in its own words; the email attaches the
+report's export as it is in the bucket, and whether to send is decided here only:
 
 - no recipients: nothing is sent;
 - a report of that campaign and day already sent: nothing is sent, unless `resend`;
@@ -54,5 +55,5 @@ def deliver(engine: sa.Engine, campaign_id: int, report: reports.Report, mailer:
         return Delivery(recipients, sent_before=before)
     sent_via = mailer().send(reports.compose(report, list(recipients)))
     with engine.begin() as conn:
-        reports.record_sent(conn, campaign_id, day, list(recipients), report.detail_path, clock())
+        reports.record_sent(conn, campaign_id, day, list(recipients), report.url, clock())
     return Delivery(recipients, sent_via=sent_via, sent_before=before)

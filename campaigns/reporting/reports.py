@@ -10,9 +10,14 @@ those zones has closed.
 same rows (plus the prospects' states now), so its figures always agree with
 the detail export. `abandon_rate_period` is the compliance figure: abandoned ÷
 answered by a person over the 30 days ending with the report day, flagged above
-3%. `write_csv` writes either table as UTF-8 CSV with a header row and ISO-8601
+3%. `export_bytes` makes either table UTF-8 CSV with a header row and ISO-8601
 times, optionally zipped or gzipped, with every cell a spreadsheet would run as
 a formula neutralised.
+
+The detail export lives in the bucket (a folder or S3, like the inbox), at
+`export_key`'s `reports/<workspace>/<slug>/<day>/<slug>-<day>-calls.csv[.zip|.gz]`:
+`build` writes it there and `written_report` reads it back, so a summary built in
+another process, container or machine than the export still reads the same file.
 """
 
 from __future__ import annotations
@@ -27,13 +32,13 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
 from campaigns.core import schema as t
 from campaigns.core.db import insert_for
+from campaigns.core.errors import DialerError
 from campaigns.core.lifecycle import CallOutcome, ProspectStatus
 from campaigns.dialing.dialability import (
     DialRules,
@@ -42,6 +47,7 @@ from campaigns.dialing.dialability import (
     unexpired_clause,
 )
 from campaigns.dialing.staterules import FEDERAL_HOURS
+from campaigns.ingestion.bucket import Bucket, check_key
 from campaigns.registry.rules import age_days
 from campaigns.setup import registry
 
@@ -288,84 +294,97 @@ def _flatten(rows: Iterable[dict], columns: list[str]) -> Iterable[list[str]]:
         yield [neutralise(row.get(column)) for column in columns]
 
 
-def write_csv(rows: Iterable[dict], columns: list[str], path: Path, compression: str = "none") -> Path:
-    """Write rows as UTF-8 CSV (header first); `zip` or `gz` wrap it. Returns the file written."""
+def export_bytes(rows: Iterable[dict], columns: list[str], name: str,
+                 compression: str = "none") -> tuple[str, bytes]:
+    """Rows as UTF-8 CSV (header first) called `name`; `zip` or `gz` wrap it.
+
+    Returns the file's name (`name`, `name.zip` or `name.gz`) and its content.
+    """
     buffer = io.StringIO(newline="")
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(columns)
     writer.writerows(_flatten(rows, columns))
     data = buffer.getvalue().encode("utf-8")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     if compression == "none":
-        path.write_bytes(data)
-        return path
+        return name, data
     if compression == "gz":
-        target = path.with_name(path.name + ".gz")
-        with gzip.open(target, "wb") as out:
-            out.write(data)
-        return target
+        return f"{name}.gz", gzip.compress(data)
     if compression == "zip":
-        target = path.with_name(path.name + ".zip")
-        with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-            archive.writestr(path.name, data)
-        return target
+        packed = io.BytesIO()
+        with zipfile.ZipFile(packed, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr(name, data)
+        return f"{name}.zip", packed.getvalue()
     raise ValueError(f"compression {compression!r}: expected none, zip or gz")
 
 
 # -- building, composing, recording ----------------------------------------------------
 
 REPORT_KIND = "daily"
+REPORTS = "reports"  # the bucket's folder of report exports: reports/<workspace>/<slug>/<day>/<file>
+
+
+class ExportMissing(DialerError):
+    """The day's detail export is not in the bucket."""
 
 
 @dataclass(frozen=True)
 class Report:
+    """A day's report: its summary, and its detail export as it is in the bucket."""
+
     summary: Summary
-    detail_path: Path
+    key: str  # the export's bucket key
+    url: str  # the export's address, as people and `reports_sent` see it
+    content: bytes  # the export's bytes: the email attaches exactly what the summary was computed from
     rows: int
 
-
-def report_dir(workspace: str, slug: str, day: date, base: Path) -> Path:
-    """`<base>/<workspace>/<slug>/<day>`: where a day's exports go (`base`: the reports folder)."""
-    return base / workspace / slug / day.isoformat()
-
-
-def build(conn: sa.Connection, campaign_id: int, day: date, now: datetime, *, reports_dir: Path,
-          out_dir: Path | None = None, compression: str | None = None) -> Report:
-    """Write the day's detail export and compute its summary (nothing is sent).
-
-    The export goes to `out_dir`, else to the day's folder under `reports_dir`.
-    """
-    target, default_compression = _target(conn, campaign_id, day, reports_dir, out_dir)
-    rows = detail_rows(conn, campaign_id, day)
-    path = write_csv(rows, DETAIL_COLUMNS, target, compression or default_compression)
-    return Report(summary(conn, campaign_id, day, rows, now), path, len(rows))
+    @property
+    def filename(self) -> str:
+        return self.key.rsplit("/", 1)[-1]
 
 
-def _target(conn: sa.Connection, campaign_id: int, day: date, reports_dir: Path,
-            out_dir: Path | None) -> tuple[Path, str]:
+def _csv_name(slug: str, day: date) -> str:
+    return f"{slug}-{day.isoformat()}-calls.csv"
+
+
+def export_key(workspace: str, slug: str, day: date, compression: str) -> str:
+    """`reports/<workspace>/<slug>/<day>/<slug>-<day>-calls.csv[.zip|.gz]`: the day's export in the bucket."""
+    suffix = "" if compression == "none" else f".{compression}"
+    return check_key(f"{REPORTS}/{workspace}/{slug}/{day.isoformat()}/{_csv_name(slug, day)}{suffix}")
+
+
+def _campaign(conn: sa.Connection, campaign_id: int) -> sa.Row:
     c, w = t.campaigns, t.workspaces
-    camp = conn.execute(sa.select(c, w.c.name.label("workspace")).join(w, w.c.id == c.c.workspace_id)
-                        .where(c.c.id == campaign_id)).one()
-    folder = out_dir or report_dir(camp.workspace, camp.slug, day, reports_dir)
-    return folder / f"{camp.slug}-{day.isoformat()}-calls.csv", camp.report_compression
+    return conn.execute(sa.select(c.c.slug, c.c.report_compression, w.c.name.label("workspace"))
+                        .join(w, w.c.id == c.c.workspace_id).where(c.c.id == campaign_id)).one()
 
 
-def written_detail(conn: sa.Connection, campaign_id: int, day: date, reports_dir: Path) -> Path:
-    """The detail export `build` wrote for the day with the campaign's own settings."""
-    target, compression = _target(conn, campaign_id, day, reports_dir, None)
-    path = target if compression == "none" else target.with_name(f"{target.name}.{compression}")
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: the day's detail export has not been written (materialize report_detail)")
-    return path
+def build(conn: sa.Connection, campaign_id: int, day: date, now: datetime, *, bucket: Bucket,
+          compression: str | None = None) -> Report:
+    """Export the day's detail to the bucket (one write) and compute its summary (nothing is sent)."""
+    camp = _campaign(conn, campaign_id)
+    packing = compression or camp.report_compression
+    rows = detail_rows(conn, campaign_id, day)
+    _, content = export_bytes(rows, DETAIL_COLUMNS, _csv_name(camp.slug, day), packing)
+    key = export_key(camp.workspace, camp.slug, day, packing)
+    bucket.write_bytes(key, content)
+    return Report(summary(conn, campaign_id, day, rows, now), key, bucket.url_of(key), content, len(rows))
 
 
-def written_report(conn: sa.Connection, campaign_id: int, day: date, now: datetime, *, reports_dir: Path) -> Report:
-    """The day's report from the detail export `build` wrote, its summary computed from that file's
-    rows, so the figures mailed are exactly those of the attachment."""
-    path = written_detail(conn, campaign_id, day, reports_dir)
-    rows = read_detail(path)
-    return Report(summary(conn, campaign_id, day, rows, now), path, len(rows))
+def written_report(conn: sa.Connection, campaign_id: int, day: date, now: datetime, *, bucket: Bucket) -> Report:
+    """The day's report from the export `build` wrote to the bucket with the campaign's own settings.
+
+    The summary is computed from the rows of the bytes read, and those bytes are what the email
+    attaches: the figures mailed are exactly those of the attachment, whichever process wrote it.
+    """
+    camp = _campaign(conn, campaign_id)
+    key = export_key(camp.workspace, camp.slug, day, camp.report_compression)
+    try:
+        content = bucket.read_bytes(key)
+    except FileNotFoundError:
+        raise ExportMissing(f"{bucket.url_of(key)}: the day's detail export is not in the bucket; "
+                            f"materialize report_detail for {camp.workspace}/{camp.slug} {day} first.") from None
+    rows = read_export(key, content)
+    return Report(summary(conn, campaign_id, day, rows, now), key, bucket.url_of(key), content, len(rows))
 
 
 def summary_text(s: Summary) -> str:
@@ -402,10 +421,10 @@ def compose(report: Report, recipients: list[str]):
     message["Subject"] = f"[dialer] {s.campaign} — {s.day.isoformat()}: {s.dials} dials, {s.contacted} contacted{flag}"
     message["To"] = ", ".join(recipients)
     message.set_content(summary_text(s))
-    name = report.detail_path.name
+    name = report.filename
     subtype = {"zip": ("application", "zip"), "gz": ("application", "gzip")}.get(name.rsplit(".", 1)[-1],
                                                                                  ("text", "csv"))
-    message.add_attachment(report.detail_path.read_bytes(), maintype=subtype[0], subtype=subtype[1], filename=name)
+    message.add_attachment(report.content, maintype=subtype[0], subtype=subtype[1], filename=name)
     return message
 
 
@@ -415,10 +434,11 @@ def sent_at(conn: sa.Connection, campaign_id: int, day: date) -> datetime | None
                                                     r.c.kind == REPORT_KIND)).scalar_one_or_none()
 
 
-def record_sent(conn: sa.Connection, campaign_id: int, day: date, recipients: list[str], attachment: Path,
+def record_sent(conn: sa.Connection, campaign_id: int, day: date, recipients: list[str], attachment: str,
                 now: datetime) -> None:
+    """Record the day's report as sent; `attachment` is the export's bucket URL."""
     r = t.reports_sent
-    values = {"recipients": recipients, "attachment": str(attachment), "sent_at": now}
+    values = {"recipients": recipients, "attachment": attachment, "sent_at": now}
     conn.execute(insert_for(conn, r).values(campaign_id=campaign_id, report_date=day, kind=REPORT_KIND, **values)
                  .on_conflict_do_update(index_elements=["campaign_id", "report_date", "kind"], set_=values))
 
@@ -466,16 +486,16 @@ def due_at(conn: sa.Connection, campaign_id: int, day: date) -> datetime | None:
     return dialing_span(conn, campaign_id, day)[1]
 
 
-def read_detail(path: Path) -> list[dict]:
-    """The rows of a detail export as written (plain, .gz or .zip), for a summary of exactly that file."""
-    path = Path(path)
-    if path.name.endswith(".gz"):
-        data = gzip.decompress(path.read_bytes())
-    elif path.name.endswith(".zip"):
-        with zipfile.ZipFile(path) as archive:
+def read_export(name: str, content: bytes) -> list[dict]:
+    """The rows of a detail export called `name` (plain, .gz or .zip) with `content`, for a summary of
+    exactly that file."""
+    if name.endswith(".gz"):
+        data = gzip.decompress(content)
+    elif name.endswith(".zip"):
+        with zipfile.ZipFile(io.BytesIO(content)) as archive:
             data = archive.read(archive.namelist()[0])
     else:
-        data = path.read_bytes()
+        data = content
     rows = list(csv.DictReader(io.StringIO(data.decode("utf-8"), newline="")))
     for row in rows:  # undo the neutralising quote where a spreadsheet would have needed it
         for key, value in row.items():
