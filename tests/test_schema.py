@@ -33,6 +33,35 @@ def test_migrate_is_idempotent_and_reports_revisions(blank_db_url):
         engine.dispose()
 
 
+def test_two_migrations_at_once_both_end_at_head(blank_db_url):
+    """A migration job and a second `dialer init` started together: one migrates, the other
+    waits for it (PostgreSQL: an advisory lock; SQLite: its write lock) and finds nothing to do."""
+    import threading
+
+    engines = [db.make_engine(blank_db_url) for _ in range(2)]
+    results: list[object] = []
+    start = threading.Barrier(2)
+
+    def run(engine):
+        start.wait(timeout=10)
+        try:
+            results.append(db.migrate(engine)[1])
+        except Exception as exc:  # noqa: BLE001 - the test reports whatever either migration raised
+            results.append(exc)
+
+    threads = [threading.Thread(target=run, args=(e,)) for e in engines]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        assert results == [db.head_revision()] * 2
+        db.check_ready(engines[0])
+    finally:
+        for engine in engines:
+            engine.dispose()
+
+
 def test_hot_path_indexes_exist(engine):
     inspector = sa.inspect(engine)
     indexes = {i["name"]: i for i in inspector.get_indexes("prospects")}

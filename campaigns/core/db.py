@@ -247,6 +247,10 @@ def current_revision(engine: sa.Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
+# PostgreSQL advisory lock key held by a migration (any constant; 'dialerMG' in ASCII).
+MIGRATION_LOCK = 0x6469616C65724D47
+
+
 def migrate(engine: sa.Engine, revision: str = "head") -> tuple[str | None, str | None]:
     """Upgrade the database to `revision`; returns (revision before, revision after)."""
     try:
@@ -260,6 +264,10 @@ def migrate(engine: sa.Engine, revision: str = "head") -> tuple[str | None, str 
                 driver_connection(conn).execute("PRAGMA foreign_keys=OFF")
             try:
                 with conn.begin():
+                    if not sqlite:
+                        # Two `dialer init` at once (a migration job beside a rollout): the second
+                        # waits here, then finds the schema at head and does nothing.
+                        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
                     command.upgrade(_alembic_config(conn), revision)
                     if sqlite:
                         broken = conn.exec_driver_sql("PRAGMA foreign_key_check").all()
