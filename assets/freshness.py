@@ -38,7 +38,8 @@ def hopper_check_fields(watched: Sequence[HopperWatch], now: datetime) -> dict[s
     if late:
         description = "; ".join(describe(w, now) for w in late[:LISTED]) + "."
     elif watched:
-        description = f"Every active campaign's hopper ({len(watched)}) was filled within two fill intervals."
+        description = (f"No hopper is overdue: each of the {len(watched)} active campaign(s) was filled within two "
+                       "fill intervals or has had no dial window open that long.")
     else:
         description = "No campaign is active."
     return dict(
