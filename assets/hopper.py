@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
+from assets.dnc import dnc_list_numbers, dnc_registry
 from assets.expiry import expired_prospects
 from assets.ingestion import loaded_prospects
 from campaigns.dialing.hopper import FillResult, campaigns_due, fill_campaign
@@ -55,7 +56,7 @@ def registry_check_fields(registry: RegistryHealth) -> dict[str, object]:
 
 
 @dg.asset(
-    group_name="dialing", kinds={"sql"}, deps=[loaded_prospects, expired_prospects],
+    group_name="dialing", kinds={"sql"}, deps=[loaded_prospects, expired_prospects, dnc_list_numbers, dnc_registry],
     check_specs=[dg.AssetCheckSpec(
         REGISTRY_CHECK, asset="hopper",
         description="The National DNC Registry version the opted-in active campaigns dial against: warns "

@@ -1,6 +1,7 @@
 """Prospect list ingestion, one asset per stage, one partition per uploaded file.
 
 upload_file → validated_rows → deduplicated_rows → dnc_scrubbed_rows → loaded_prospects
+                 dnc_list_numbers, dnc_registry ↗
 
 The stages share the staging table `upload_rows` rather than DataFrames, and
 each calls one stage of `campaigns.ingestion` (`uploads`, `dedupe`,
@@ -13,6 +14,7 @@ from typing import Any
 
 import dagster as dg
 
+from assets.dnc import dnc_list_numbers, dnc_registry
 from assets.partitions import uploads as uploads_partitions
 from campaigns.core.errors import DialerError
 from campaigns.ingestion import (
@@ -185,11 +187,24 @@ def deduplicated_rows(
     )
 
 
-@dg.asset(partitions_def=uploads_partitions, group_name=GROUP, kinds={"sql"}, deps=[deduplicated_rows])
+# Every DNC list file and every registry version may hold a number of any upload: the scrub
+# reads the lists as a whole, not one file's partition.
+_EVERY_FILE = dg.AllPartitionMapping()
+
+
+@dg.asset(
+    partitions_def=uploads_partitions, group_name=GROUP, kinds={"sql"},
+    deps=[deduplicated_rows, dg.AssetDep(dnc_list_numbers, partition_mapping=_EVERY_FILE),
+          dg.AssetDep(dnc_registry, partition_mapping=_EVERY_FILE)],
+)
 def dnc_scrubbed_rows(
     context: dg.AssetExecutionContext, database: DatabaseResource, bucket: BucketResource
 ) -> dg.MaterializeResult:
-    """Rows checked against the campaign's DNC lists: flagged with the DNC disposition, or loud warnings without one."""
+    """Rows checked against the campaign's DNC lists: flagged with the DNC disposition, or loud warnings without one.
+
+    For a campaign checked against the National DNC Registry, the load asks the registry's current
+    version about the same rows under the campaign lock (`dnc_scrub.mark_registry`).
+    """
     opened = uploads.current_upload(database.engine, bucket.get(), context.partition_key)
     if opened.already_loaded:
         return dg.MaterializeResult(metadata={"upload_id": opened.upload.id, "already_loaded": True})

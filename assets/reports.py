@@ -5,6 +5,7 @@ from datetime import UTC, date, datetime
 
 import dagster as dg
 
+from assets.calls import call_attempts
 from assets.partitions import reports as report_partitions
 from campaigns.reporting import reports as domain
 from campaigns.reporting.delivery import deliver
@@ -19,7 +20,7 @@ def _partition(context) -> tuple[str, date]:
     return keys["campaign"], date.fromisoformat(keys["day"])
 
 
-@dg.asset(group_name="reports", kinds={"csv"}, partitions_def=report_partitions)
+@dg.asset(group_name="reports", kinds={"csv"}, partitions_def=report_partitions, deps=[call_attempts])
 def report_detail(context: dg.AssetExecutionContext, database: DatabaseResource,
                   bucket: BucketResource) -> dg.MaterializeResult:
     """Every call attempt of the campaign's dialing day, one CSV row each (UTC and prospect-local

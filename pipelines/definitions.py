@@ -9,12 +9,16 @@ unset one is bound to its resolved default, such as the embedded SQLite file.
 
 import dagster as dg
 
+from assets.calls import call_attempts
 from assets.dnc import dnc_list_numbers, dnc_registry
 from assets.expiry import expired_prospects
+from assets.freshness import FRESHNESS_CHECKS
 from assets.hopper import hopper
 from assets.ingestion import UPLOAD_ASSETS
 from assets.reports import report_detail, report_summary
 from campaigns.core.config import DialerConfig
+from pipelines.call_sensor import call_attempts_sensor
+from pipelines.freshness_sensor import freshness_sensor
 from pipelines.hopper_sensor import hopper_fills_sensor
 from pipelines.jobs import (
     campaign_report_job,
@@ -52,9 +56,12 @@ def resources_for(cfg: DialerConfig) -> dict[str, object]:
 def build_definitions(cfg: DialerConfig) -> dg.Definitions:
     """Every asset, job, sensor and schedule, bound to the resources for `cfg`."""
     return dg.Definitions(
-        assets=[*UPLOAD_ASSETS, dnc_list_numbers, dnc_registry, expired_prospects, hopper, report_detail, report_summary],
+        assets=[*UPLOAD_ASSETS, dnc_list_numbers, dnc_registry, expired_prospects, hopper, call_attempts,
+                report_detail, report_summary],
+        asset_checks=FRESHNESS_CHECKS,
         jobs=[load_prospect_list, import_dnc_file, import_registry_file, expire_prospects_job, fill_hopper_job, campaign_report_job],
-        sensors=[inbox_sensor, dnc_sensor, registry_sensor, report_sensor, hopper_fills_sensor],
+        sensors=[inbox_sensor, dnc_sensor, registry_sensor, report_sensor, hopper_fills_sensor, call_attempts_sensor,
+                 freshness_sensor],
         schedules=[daily_expiry],
         resources=resources_for(cfg),
     )

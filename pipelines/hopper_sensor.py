@@ -5,8 +5,9 @@ The daemon holding a campaign's lease fills its hopper on its own clock (docs/AR
 per run, 1,440 a day for a once-a-minute schedule. Every fill is a `hopper_fills` row; this
 sensor reads the rows recorded since its cursor (the last fill id it reported) and reports them
 as one materialization of the `hopper` asset per evaluation, with the same metadata a
-materialization by a run carries, and the `national_registry_fresh` check beside it. A sensor
-evaluation runs in the code server, not in a run. (Ids are assigned before commit: a fill that
+materialization by a run carries. (The hopper's checks, `hopper_filled_on_time` and
+`national_registry_fresh`, are `freshness_sensor`'s: they matter most when no fill comes.) A
+sensor evaluation runs in the code server, not in a run. (Ids are assigned before commit: a fill that
 commits after a later one the sensor already reported is left out of the UI, never out of the table.)
 """
 
@@ -15,9 +16,8 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
-from assets.hopper import fills_metadata, registry_check_fields
+from assets.hopper import fills_metadata
 from campaigns.dialing.hopper import recorded_fills
-from campaigns.dialing.national_registry import registry_health
 from campaigns.setup.registry import list_campaigns
 from resources.database import DatabaseResource
 
@@ -36,7 +36,7 @@ def _last_id(cursor: str | None) -> int | None:
     name="hopper_fills_sensor", minimum_interval_seconds=INTERVAL_S,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Reports the hopper fills the dialer daemons recorded as materializations of `hopper` "
-                "(no run is launched), with the National DNC Registry freshness check.",
+                "(no run is launched).",
 )
 def hopper_fills_sensor(context: dg.SensorEvaluationContext, database: DatabaseResource):
     now = datetime.now(UTC)
@@ -45,7 +45,6 @@ def hopper_fills_sensor(context: dg.SensorEvaluationContext, database: DatabaseR
         if not fills:
             return dg.SkipReason("No hopper fill since the last report.")
         slugs = {ref.id: ref.qualified_slug for ref in list_campaigns(conn)}
-        registry = registry_health(conn, now)
     first, last = fills[0].filled_at, fills[-1].filled_at
     materialization = dg.AssetMaterialization(
         asset_key="hopper",
@@ -53,5 +52,4 @@ def hopper_fills_sensor(context: dg.SensorEvaluationContext, database: DatabaseR
         metadata={**fills_metadata(fills, slugs), "filled_by": "the dialer daemons",
                   "first_fill_id": fills[0].fill_id, "last_fill_id": fills[-1].fill_id},
     )
-    check = dg.AssetCheckEvaluation(asset_key=dg.AssetKey("hopper"), **registry_check_fields(registry))
-    return dg.SensorResult(asset_events=[materialization, check], cursor=str(fills[-1].fill_id))
+    return dg.SensorResult(asset_events=[materialization], cursor=str(fills[-1].fill_id))

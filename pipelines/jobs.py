@@ -9,13 +9,15 @@ import dagster as dg
 
 from assets.dnc import dnc_list_numbers, dnc_registry
 from assets.expiry import expired_prospects
+from assets.freshness import inbox_files_picked_up
 from assets.hopper import hopper
 from assets.ingestion import UPLOAD_ASSETS
 from assets.reports import report_detail, report_summary
 
 load_prospect_list = dg.define_asset_job(
     "load_prospect_list",
-    selection=dg.AssetSelection.assets(*UPLOAD_ASSETS),
+    # Not the inbox's freshness check on upload_file: it is about every file, not this run's.
+    selection=dg.AssetSelection.assets(*UPLOAD_ASSETS) - dg.AssetSelection.checks(inbox_files_picked_up),
     description="Load one uploaded prospect list: validate, dedupe, DNC-scrub, load.",
     tags={"dialer/kind": "upload"},
 )

@@ -152,6 +152,13 @@ def add_prospects(engine, campaign_id: int, prospects: list[dict], now=None) -> 
     return ids
 
 
+def zone_at_midday(now):
+    """An IANA zone whose local time is between 12:00 and 13:00 at `now`, with no US state, so only
+    the federal hours and a campaign's 09:00–21:00 window decide: its window has been open for hours."""
+    offset = 12 - now.hour  # hours east of UTC, -11 … +12: every one has an Etc/GMT zone
+    return "Etc/UTC" if offset == 0 else f"Etc/GMT{-offset:+d}"  # (Etc/GMT-3 is UTC+3)
+
+
 def free_port() -> int:
     """A loopback port nothing listens on now."""
     with socket.socket() as s:

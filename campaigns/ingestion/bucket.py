@@ -66,6 +66,7 @@ class ObjectInfo:
     key: str
     size: int
     version: str  # ETag on S3, size and mtime on a folder: changes whenever the content does
+    modified_at: datetime | None = None  # when it was last written (its arrival, for a file dropped once)
 
 
 @dataclass(frozen=True)
@@ -177,7 +178,7 @@ class Bucket:
             mtime = info.get("mtime") or info.get("LastModified") or info.get("created") or 0
             stamp = mtime.timestamp() if hasattr(mtime, "timestamp") else float(mtime)
             version = f"{size}-{int(stamp * 1_000_000)}"
-        return ObjectInfo(key=self._key_of(path), size=size, version=version)
+        return ObjectInfo(key=self._key_of(path), size=size, version=version, modified_at=_modified(info))
 
     def scan(self, prefix: str) -> Listing:
         """Every file under `prefix`, and apart the symbolic links met (a folder's links are not followed)."""
@@ -213,11 +214,7 @@ class Bucket:
 
     def modified_at(self, key: str) -> datetime | None:
         """When the file at `key` was last written (its arrival, for a file dropped once), if known."""
-        info = self.fs.info(self.path(key))
-        stamp = info.get("mtime") or info.get("LastModified") or info.get("created")
-        if isinstance(stamp, datetime):
-            return stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
-        return datetime.fromtimestamp(float(stamp), UTC) if stamp else None
+        return _modified(self.fs.info(self.path(key)))
 
     def exists(self, key: str) -> bool:
         return self.fs.exists(self.path(key))
@@ -286,3 +283,11 @@ class Bucket:
     def walk_keys(self, prefix: str) -> Iterator[str]:
         for info in self.list(prefix):
             yield info.key
+
+
+def _modified(info: dict) -> datetime | None:
+    """An fsspec listing entry's modification time (a folder's mtime, S3's LastModified), if known."""
+    stamp = info.get("mtime") or info.get("LastModified") or info.get("created")
+    if isinstance(stamp, datetime):
+        return stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
+    return datetime.fromtimestamp(float(stamp), UTC) if stamp else None
