@@ -151,6 +151,30 @@ def test_every_panel_and_rule_has_an_expression():
     assert len(rules) >= 10 and all(metric_names(e) for e in rules.values())
 
 
+def test_the_dashboard_is_laid_out_for_grafana():
+    board = _dashboard()
+    panels = board["panels"]
+    assert len({p["id"] for p in panels}) == len(panels)
+    for panel in panels:
+        box = panel["gridPos"]
+        assert box["x"] + box["w"] <= 24 and box["h"] > 0, panel["title"]
+        if panel["type"] != "row":  # each panel reads the data source the viewer picks
+            assert panel["datasource"]["uid"] == "${datasource}" and panel["targets"], panel["title"]
+    assert {v["name"] for v in board["templating"]["list"]} == {"datasource", "campaign"}
+
+
+def test_each_alert_is_labelled_and_points_at_its_runbook():
+    operations = (MONITORING.parent / "OPERATIONS.md").read_text()
+    anchors = {re.sub(r"[^a-z0-9 -]", "", line[4:].strip().lower()).replace(" ", "-")
+               for line in operations.splitlines() if line.startswith("### ")}
+    for group in _rules()["groups"]:
+        for rule in group["rules"]:
+            assert rule["labels"]["severity"] in ("warning", "critical") and rule.get("for"), rule["alert"]
+            assert rule["annotations"]["summary"] and rule["annotations"]["description"], rule["alert"]
+            page, _, anchor = rule["annotations"]["runbook_url"].partition("#")
+            assert page == "docs/OPERATIONS.md" and anchor in anchors, rule["alert"]
+
+
 # -- a live daemon on loopback --------------------------------------------------------------
 
 def _scrape(port: int) -> str:
