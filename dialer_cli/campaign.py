@@ -11,11 +11,13 @@ import yaml
 from rich.table import Table
 from rich.text import Text
 
+from campaigns.core.errors import DialerError
 from campaigns.core.lifecycle import CampaignState
 from campaigns.reporting.explain import not_dialable_summary
 from campaigns.reporting.status import PacingStatus, campaign_status
 from campaigns.setup import registry
 from campaigns.setup.settings import load_settings_file
+from dialer_cli import watch as live
 from dialer_cli.common import (
     JsonFlag,
     config_of,
@@ -123,14 +125,31 @@ def campaign_show(
 @user_errors
 def campaign_status_cmd(
     ctx: typer.Context,
-    campaign: Annotated[str, typer.Argument(help="SLUG or WORKSPACE/SLUG.")],
+    campaign: Annotated[
+        str | None, typer.Argument(help="SLUG or WORKSPACE/SLUG; with --watch, omit it to follow every active campaign.")
+    ] = None,
     at: Annotated[
         str | None, typer.Option("--at", help="Decide dialability at this ISO-8601 instant; default now.")
     ] = None,
+    watch: Annotated[bool, typer.Option(
+        "--watch", help="Refresh every dialer interval until Ctrl-C: state, lease holder, sessions, calls in "
+                        "flight and over the last 5 minutes, abandon rates, hopper, top reasons not dialable.")] = False,
+    count: Annotated[int | None, typer.Option(
+        "--count", min=1, help="With --watch: refresh this many times, then exit.")] = None,
     json_out: JsonFlag = False,
 ) -> None:
     """Show whether a campaign is Running, Stopped, Completed or Inactive, with prospect counts
-    and the top reasons its prospects may not be dialed right now."""
+    and the top reasons its prospects may not be dialed right now; --watch follows it live."""
+    if watch:
+        if at is not None:
+            raise DialerError("--at and --watch do not go together: --watch follows the clock; drop one of them.")
+        with database(config_of(ctx)) as engine:
+            live.run(engine, campaign, json_out=json_out, count=count)
+        return
+    if count is not None:
+        raise DialerError("--count goes with --watch (how many refreshes); add --watch or drop --count.")
+    if campaign is None:
+        raise DialerError("name a campaign (SLUG or WORKSPACE/SLUG), or add --watch to follow every active campaign.")
     moment = parse_at(at)
     with database(config_of(ctx)) as engine, engine.connect() as conn:
         ref = registry.resolve_campaign(conn, campaign)

@@ -170,6 +170,7 @@ class Daemon:
             while not self.stop.is_set():
                 try:
                     rows = self.campaigns()
+                    self.metrics.record_roster(rows)
                     self.balance_leases(rows, greedy=once)
                 except DatabaseError as exc:
                     self.faults.down(DATABASE, database_cause(exc), kind="unreachable", exc=exc)

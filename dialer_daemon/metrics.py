@@ -4,9 +4,13 @@
 calls placed, not placed, answered and abandoned, the abandon rate (last hour
 and 30 days), agent sessions (idle, wrap-up), calls in flight, hopper depth, the
 pacing decision, its mode and estimates (answer rate, expected free sessions,
-margin), tick latency (a histogram), leases held, provider faults retried.
+margin), tick latency (a histogram), leases held, provider faults retried,
+whether the last hopper fill left prospects dialable, and `/healthz`'s verdict.
 Counters count what *this* daemon did; sum them over replicas in Prometheus.
-Gauges are per campaign, set by the daemon that paces it.
+Gauges are per campaign, set by the daemon that paces it — except the roster's
+(`dialer_campaign_active`, `dialer_campaign_interval_seconds`), which every daemon
+exports for every campaign it would pace, so that a campaign nobody holds is seen
+(docs/monitoring/alerts.yaml).
 
 `GET /healthz` — 200 with a JSON body while the loop is turning (also while
 draining, which is a normal way to stop); 503 when the loop has not completed
@@ -29,7 +33,7 @@ from prometheus_client import (
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from campaigns.core.lifecycle import DaemonState, PacingMode
+from campaigns.core.lifecycle import CampaignState, DaemonState, PacingMode
 
 TICK_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 # Gauge name → (key in the pacing decision, help)
@@ -93,6 +97,16 @@ class Metrics:
         self.draining = Gauge("dialer_draining", "1 once the daemon is draining (SIGTERM)", registry=r)
         self.last_loop = Gauge("dialer_last_loop_timestamp_seconds", "When the daemon loop last completed",
                                registry=r)
+        self.campaign_active = Gauge("dialer_campaign_active", "1 while the campaign's state is active, 0 while "
+                                     "paused or inactive (every daemon, for every campaign it may pace)",
+                                     ["campaign"], registry=r)
+        self.campaign_interval = Gauge("dialer_campaign_interval_seconds", "The campaign's dialer interval "
+                                       "(every daemon, for every campaign it may pace)", ["campaign"], registry=r)
+        self.more_dialable = Gauge("dialer_hopper_more_dialable", "1 when the campaign's last hopper fill left "
+                                   "the hopper at its level (prospects may be dialable beyond it), 0 when that "
+                                   "fill queued every prospect dialable then", ["campaign"], registry=r)
+        self.healthy = Gauge("dialer_healthy", "1 while /healthz answers 200, 0 while it answers 503", registry=r)
+        self._rostered: set[str] = set()
         self._totals = {"ticks": 0, "calls_placed": 0}
         self._lock = threading.Lock()
         self._seen_faults: dict[str, int] = {}
@@ -132,6 +146,8 @@ class Metrics:
                     self.estimates[name].labels(c).set(float(estimates[key]))
         if report.abandon_rate is not None:
             self.abandon_rate.labels(c).set(report.abandon_rate)
+        if report.more_dialable is not None:
+            self.more_dialable.labels(c).set(1 if report.more_dialable else 0)
         self.tick_seconds.labels(c).observe(seconds)
         with self._lock:
             self._totals["ticks"] += 1
@@ -154,6 +170,19 @@ class Metrics:
             self.lease_held.labels(name).set(1)
         self.leases.set(len(held))
         self.lease_count = len(held)
+
+    def record_roster(self, rows) -> None:
+        """The campaigns this daemon may pace (`roster.RosterEntry`, read every loop): whether each is
+        active, and its dialer interval. Archived campaigns and those gone from the roster leave
+        the metrics, so their series do not outlive them."""
+        listed = {row.name: row for row in rows if row.name and row.state != CampaignState.ARCHIVED}
+        for name in self._rostered - listed.keys():
+            self.campaign_active.remove(name)
+            self.campaign_interval.remove(name)
+        for name, row in listed.items():
+            self.campaign_active.labels(name).set(1 if row.state == CampaignState.ACTIVE else 0)
+            self.campaign_interval.labels(name).set(row.dialer_interval_s)
+        self._rostered = set(listed)
 
     def record_tables(self, tables, vacuumed) -> None:
         for table in tables:
@@ -211,6 +240,8 @@ def serve_metrics(metrics: Metrics, port: int, host: str = "127.0.0.1", *,
         def do_GET(self):
             path = self.path.split("?")[0]
             if path == "/metrics":
+                # The same verdict as /healthz, for Prometheus, which scrapes only /metrics.
+                metrics.healthy.set(1 if metrics.health(stall_after)[0] else 0)
                 return self._send(200, metrics.text().encode(), CONTENT_TYPE_LATEST)
             if path == "/healthz":
                 healthy, body = metrics.health(stall_after)

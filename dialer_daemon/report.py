@@ -26,6 +26,8 @@ class TickReport:
     not_placed: int = 0
     warnings: list[str] = field(default_factory=list)
     filled: int | None = None
+    # Whether the campaign's last hopper fill reached its level (more may be dialable); None: not read this tick.
+    more_dialable: bool | None = None
     seconds: float | None = None  # how long the tick took (wall clock)
     token_refused: str | None = None  # the platform refused the token placing a call (401/403)
     held: str | None = None  # why this tick claimed nothing: the campaign is held (the token was refused)

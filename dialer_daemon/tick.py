@@ -90,7 +90,8 @@ class CampaignTicker:
             with self.engine.connect() as conn:
                 due = bool(hopper.campaigns_due(conn, now, only=[campaign_id]))
             if due:
-                report.filled = hopper.fill_campaign(self.engine, campaign_id, now).queued
+                fill = hopper.fill_campaign(self.engine, campaign_id, now)
+                report.filled, report.more_dialable = fill.queued, fill.reached_level
         if campaign.state != CampaignState.ACTIVE:
             return report
         limit = self.holds.claim_limit(campaign_id)
@@ -111,14 +112,19 @@ class CampaignTicker:
         return report
 
     def _abandon_rate(self, campaign_id: int, now: datetime, report: TickReport) -> None:
-        """The last hour's abandon rate, from the database (so it is every daemon's calls), once a minute."""
+        """The last hour's abandon rate, from the database (so it is every daemon's calls), once a minute;
+        and, as seldom, whether the last hopper fill (whoever ran it: this daemon, `dialer hopper fill`,
+        the `hopper` asset) left prospects dialable — an index probe, not a count of the dialable."""
         wall = time.monotonic()
         if wall - self._abandon_checked.get(campaign_id, -ABANDON_REFRESH_S) < ABANDON_REFRESH_S:
             return
         self._abandon_checked[campaign_id] = wall
         with self.engine.connect() as conn:
             abandoned, answered = calls.abandon_counts(conn, campaign_id, now - ABANDON_WINDOW, now)
+            fill = hopper.last_fill(conn, campaign_id)
         report.abandon_rate = abandoned / answered if answered else 0.0
+        if fill is not None:
+            report.more_dialable = fill.reached_level
 
     def dial(self, campaign: Campaign, name: str, count: int, now: datetime, report: TickReport) -> None:
         """Claim up to `count` rows, re-check each, record its attempt and place its call."""

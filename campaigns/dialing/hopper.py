@@ -141,6 +141,12 @@ class FillResult:
     def depth_after(self) -> int:
         return self.depth_before + self.queued
 
+    @property
+    def reached_level(self) -> bool:
+        """The fill left the hopper at its level, so prospects may be dialable beyond it; False when
+        it ran short (it queued every prospect dialable then) or queued nothing for a `note`."""
+        return self.note is None and self.depth_after >= self.level
+
     def as_dict(self) -> dict:
         out = asdict(self)
         out.pop("queued_ids")
@@ -338,6 +344,16 @@ def recorded_fills(conn: sa.Connection, *, after_id: int | None, since: datetime
     rows = conn.execute(sa.select(f.c.id, *(f.c[name] for name in _RECORDED)).where(where)
                         .order_by(f.c.id).limit(limit))
     return [FillResult(**{name: getattr(row, name) for name in _RECORDED}, fill_id=row.id) for row in rows]
+
+
+def last_fill(conn: sa.Connection, campaign_id: int) -> FillResult | None:
+    """The campaign's latest recorded fill, whoever ran it (one probe of `ix_hopper_fills_campaign_time`)."""
+    f = t.hopper_fills
+    row = conn.execute(
+        sa.select(f.c.id, *(f.c[name] for name in _RECORDED)).where(f.c.campaign_id == campaign_id)
+        .order_by(f.c.filled_at.desc(), f.c.id.desc()).limit(1)
+    ).first()
+    return None if row is None else FillResult(**{name: getattr(row, name) for name in _RECORDED}, fill_id=row.id)
 
 
 def queued_prospects(conn: sa.Connection, prospect_ids: list[int]) -> list[dict]:

@@ -20,15 +20,19 @@ class RosterEntry:
     id: int
     state: CampaignState
     dialer_interval_s: int
+    name: str = ""  # qualified (`workspace/slug`): the name metrics and logs know it by
 
 
 def roster(conn: sa.Connection, only: list[int] | None = None) -> list[RosterEntry]:
     """Every campaign (or those of `only`), archived ones included, by id."""
-    c = t.campaigns
-    query = sa.select(c.c.id, c.c.state, c.c.dialer_interval_s).order_by(c.c.id)
+    c, w = t.campaigns, t.workspaces
+    query = (
+        sa.select(c.c.id, c.c.state, c.c.dialer_interval_s, (w.c.name + "/" + c.c.slug).label("qualified"))
+        .join(w, w.c.id == c.c.workspace_id).order_by(c.c.id)
+    )
     if only is not None:
         query = query.where(c.c.id.in_(only))
-    return [RosterEntry(r.id, CampaignState(r.state), r.dialer_interval_s) for r in conn.execute(query)]
+    return [RosterEntry(r.id, CampaignState(r.state), r.dialer_interval_s, r.qualified) for r in conn.execute(query)]
 
 
 def paced_campaign(conn: sa.Connection, campaign_id: int) -> tuple[Campaign, str]:

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 from campaigns.core import schema as t
 from campaigns.core.lifecycle import (
+    CallOutcome,
     CampaignState,
     CampaignStatus,
     HopperStatus,
@@ -23,7 +24,13 @@ from campaigns.core.lifecycle import (
     ProspectStatus,
 )
 from campaigns.dialing import calls, hopper, runtime
+from campaigns.dialing.dialability import dialed_clause
 from campaigns.dialing.pace import ABANDON_PERIOD
+
+RECENT_SPAN = timedelta(minutes=5)
+# Answers in the span are looked for among calls placed at most this long before it: the platform
+# stops ringing a call long before, and the count stays one range of `ix_call_attempts_campaign_time`.
+ANSWER_WITHIN = timedelta(minutes=10)
 
 
 @dataclass(frozen=True)
@@ -79,6 +86,34 @@ def pacing_status(conn: sa.Connection, campaign_id: int, mode: str, target: floa
 
 
 @dataclass(frozen=True)
+class RecentCalls:
+    """The campaign's calls over the last few minutes: the live view's throughput."""
+
+    minutes: float
+    calls: int  # calls placed (attempts the platform was asked for, less those it never placed)
+    answered: int  # calls a person answered and an agent took, in the span
+    abandoned: int  # calls a person answered with no agent free in time, in the span
+
+
+def recent_calls(conn: sa.Connection, campaign_id: int, now: datetime, span: timedelta = RECENT_SPAN) -> RecentCalls:
+    """Calls placed, answered and abandoned in [now - span, now)."""
+    a = t.call_attempts
+    since = now - span
+    in_span = sa.and_(a.c.created_at >= since, a.c.created_at < now)
+    answered_in_span = sa.and_(a.c.answered_at >= since, a.c.answered_at < now)
+    abandoned = a.c.outcome == str(CallOutcome.ABANDONED)
+    # An abandoned call has no `answered_at` (no agent took it): placed in the span stands in for it.
+    placed, answered, lost = conn.execute(
+        sa.select(
+            sa.func.coalesce(sa.func.sum(sa.case((sa.and_(in_span, dialed_clause(a)), 1), else_=0)), 0),
+            sa.func.coalesce(sa.func.sum(sa.case((answered_in_span, 1), else_=0)), 0),
+            sa.func.coalesce(sa.func.sum(sa.case((sa.and_(in_span, abandoned), 1), else_=0)), 0),
+        ).where(a.c.campaign_id == campaign_id, a.c.created_at >= since - ANSWER_WITHIN, a.c.created_at < now)
+    ).one()
+    return RecentCalls(span.total_seconds() / 60, int(placed), int(answered), int(lost))
+
+
+@dataclass(frozen=True)
 class CampaignStatusReport:
     workspace: str
     slug: str
@@ -94,6 +129,8 @@ class CampaignStatusReport:
     paced_by: str | None = None
     lease_expires_at: datetime | None = None
     pacing: PacingStatus | None = None
+    dialer_interval_s: int | None = None
+    recent: RecentCalls | None = None
 
     def as_dict(self) -> dict:
         return {
@@ -111,6 +148,8 @@ class CampaignStatusReport:
             "paced_by": self.paced_by,
             "lease_expires_at": self.lease_expires_at.isoformat() if self.lease_expires_at else None,
             "pacing": self.pacing.as_dict() if self.pacing else None,
+            "dialer_interval_s": self.dialer_interval_s,
+            "recent": asdict(self.recent) if self.recent else None,
         }
 
 
@@ -136,6 +175,7 @@ def campaign_status(conn: sa.Connection, campaign_id: int, now: datetime) -> Cam
             t.campaigns.c.state,
             t.campaigns.c.pacing_mode,
             t.campaigns.c.target_abandon_rate,
+            t.campaigns.c.dialer_interval_s,
         )
         .join(t.workspaces, t.workspaces.c.id == t.campaigns.c.workspace_id)
         .where(t.campaigns.c.id == campaign_id)
@@ -183,4 +223,6 @@ def campaign_status(conn: sa.Connection, campaign_id: int, now: datetime) -> Cam
         hopper_depth=hopper_depth,
         uploads=uploads,
         as_of=now,
+        dialer_interval_s=head.dialer_interval_s,
+        recent=recent_calls(conn, campaign_id, now),
     )

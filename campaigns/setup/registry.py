@@ -9,6 +9,7 @@ resumes a campaign an operator paused from the CLI.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -314,9 +315,12 @@ def resolve_campaign(conn: sa.Connection, ref: str) -> CampaignRef:
     return CampaignRef(**rows[0]._mapping)
 
 
-def list_campaigns(conn: sa.Connection) -> list[CampaignRef]:
-    rows = conn.execute(_ref_query().order_by(t.workspaces.c.name, t.campaigns.c.slug))
-    return [CampaignRef(**r._mapping) for r in rows]
+def list_campaigns(conn: sa.Connection, states: Iterable[CampaignState] | None = None) -> list[CampaignRef]:
+    """Every campaign (or those in one of `states`), by workspace and slug."""
+    query = _ref_query().order_by(t.workspaces.c.name, t.campaigns.c.slug)
+    if states is not None:
+        query = query.where(t.campaigns.c.state.in_([str(s) for s in states]))
+    return [CampaignRef(**r._mapping) for r in conn.execute(query)]
 
 
 @dataclass(frozen=True)
