@@ -201,8 +201,9 @@ def email_page(message, folder: Path, chromium: str, screenshot: Path) -> dict:
                 title: document.querySelector('#title').innerText,
                 figures: Object.fromEntries([...document.querySelectorAll('[id^="figure-"]')].map(
                     e => [e.id.slice(7), e.querySelector('.value').innerText])),
-                tables: Object.fromEntries([...document.querySelectorAll('table[id^="by-"]')].map(
-                    t => [t.id, [...t.querySelectorAll('tr')].slice(1).map(
+                tables: Object.fromEntries([...document.querySelectorAll('table[id^="by-"]')]
+                    .filter(t => !t.parentElement.closest('[id^="by-"]')).map(
+                    t => [t.id, [...t.querySelectorAll('tr.row')].map(
                         r => [...r.querySelectorAll('td')].map(c => c.innerText))])),
                 alts: [...document.images].map(i => i.alt),
                 images_loaded: [...document.images].filter(i => i.complete && i.naturalWidth > 0).length,

@@ -18,14 +18,18 @@ import io
 from collections import Counter
 from dataclasses import dataclass
 
+from campaigns.ingestion.bucket import Bucket
 from campaigns.reporting.hourly import Hour
-from campaigns.reporting.reports import Summary
+from campaigns.reporting.reports import Report, Summary
 
 WIDTH_IN, DPI = 6.4, 200  # 640 CSS pixels wide in the email, drawn twice as dense for sharp screens
 TOP_STATES = 15  # the by-state chart's bars; the rest are one "other" bar
 LABEL_CHARS = 24
 COLOURS = {"dials": "#9db7d5", "answered": "#2f6db5", "abandoned": "#d1495b", "occupancy": "#3b8a5a"}
-OUTCOME_COLOURS = ["#2f6db5", "#9db7d5", "#f2a541", "#7d5ba6", "#d1495b", "#6c757d", "#3b8a5a", "#c9ada7"]
+# The same colour for an outcome in every report; `abandoned` is the red of the calls chart.
+OUTCOME_COLOURS = {"completed": "#2f6db5", "no_answer": "#9db7d5", "machine": "#f2a541", "busy": "#7d5ba6",
+                   "abandoned": "#d1495b", "failed": "#6c757d", "invalid_number": "#8c564b", "placed_late": "#3b8a5a"}
+OTHER_COLOURS = ["#c9ada7", "#17becf", "#bcbd22", "#e377c2"]
 
 
 @dataclass(frozen=True)
@@ -49,10 +53,10 @@ def plain(label: str) -> str:
     return text.replace("$", r"\$")
 
 
-def _figure(height_in: float):
+def _figure(height_in: float, dpi: int = DPI):
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(WIDTH_IN, height_in), dpi=DPI, layout="constrained")
+    figure = Figure(figsize=(WIDTH_IN, height_in), dpi=dpi, layout="constrained")
     return figure, figure.add_subplot()
 
 
@@ -73,6 +77,11 @@ def _hour_ticks(axes, summary: Summary) -> None:
     axes.set_xlim(-0.6, len(labels) - 0.4)
 
 
+def _legend(figure, columns: int) -> None:
+    """The legend above the plot, never over a bar."""
+    figure.legend(loc="outside upper left", fontsize=8, frameon=False, ncols=columns)
+
+
 def _png(figure) -> bytes:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
@@ -81,9 +90,9 @@ def _png(figure) -> bytes:
     return buffer.getvalue()
 
 
-def calls_by_hour(summary: Summary) -> Chart:
+def calls_by_hour(summary: Summary, dpi: int = DPI) -> Chart:
     """Dials, answered and abandoned per hour: grouped bars."""
-    figure, axes = _figure(2.6)
+    figure, axes = _figure(2.6, dpi)
     hours = summary.hours
     xs = range(len(hours))
     for offset, key in ((-0.27, "dials"), (0.0, "answered"), (0.27, "abandoned")):
@@ -92,7 +101,7 @@ def calls_by_hour(summary: Summary) -> Chart:
     _style(axes, "calls")
     _hour_ticks(axes, summary)
     axes.yaxis.get_major_locator().set_params(integer=True)
-    axes.legend(fontsize=8, frameon=False, ncols=3, loc="upper left")
+    _legend(figure, 3)
     alt = (f"Calls by hour ({summary.timezone}): "
            + "; ".join(f"{hour_label(h, summary)} {h.dials} dials, {h.answered} answered, {h.abandoned} abandoned"
                        for h in hours) + ".")
@@ -134,12 +143,12 @@ def outcomes_by_hour(summary: Summary) -> Chart:
     for i, outcome in enumerate(outcomes):
         counts = [h.by_outcome.get(outcome, 0) for h in hours]
         axes.bar(range(len(hours)), counts, width=0.7, bottom=bottoms, label=plain(outcome),
-                 color=OUTCOME_COLOURS[i % len(OUTCOME_COLOURS)])
+                 color=OUTCOME_COLOURS.get(outcome, OTHER_COLOURS[i % len(OTHER_COLOURS)]))
         bottoms = [b + c for b, c in zip(bottoms, counts, strict=True)]
     _style(axes, "dials")
     _hour_ticks(axes, summary)
     axes.yaxis.get_major_locator().set_params(integer=True)
-    axes.legend(fontsize=8, frameon=False, ncols=min(4, max(1, len(outcomes))), loc="upper left")
+    _legend(figure, min(6, max(1, len(outcomes))))
     words = "; ".join(f"{hour_label(h, summary)} " + (", ".join(f"{o} {h.by_outcome[o]}" for o in outcomes
                                                                  if h.by_outcome.get(o)) or "none")
                       for h in hours)
@@ -148,18 +157,14 @@ def outcomes_by_hour(summary: Summary) -> Chart:
 
 
 def by_state(summary: Summary) -> Chart:
-    """Dials and answered per state: horizontal bars, the most dialed first; the rest in one bar."""
+    """Dials and answered in the most dialed states (`TOP_STATES`): horizontal bars, the most first.
+    The email's table lists every state."""
     ranked = sorted(summary.by_state.items(), key=lambda kv: (-kv[1], kv[0]))
     shown = ranked[:TOP_STATES]
-    rest = ranked[TOP_STATES:]
     names = [state for state, _ in shown]
     dials = [n for _, n in shown]
-    answered = [summary.answered_by_state.get(state, 0) for state, _ in shown]
-    if rest:
-        names.append(f"{len(rest)} other states")
-        dials.append(sum(n for _, n in rest))
-        answered.append(sum(summary.answered_by_state.get(state, 0) for state, _ in rest))
-    figure, axes = _figure(0.6 + 0.24 * len(names))
+    answered = [summary.answered_by_state.get(state, 0) for state in names]
+    figure, axes = _figure(0.7 + 0.26 * len(names))
     ys = list(range(len(names)))[::-1]
     axes.barh([y + 0.18 for y in ys], dials, height=0.36, color=COLOURS["dials"], label="dials")
     axes.barh([y - 0.18 for y in ys], answered, height=0.36, color=COLOURS["answered"], label="answered")
@@ -170,9 +175,12 @@ def by_state(summary: Summary) -> Chart:
         axes.spines[side].set_visible(False)
     axes.grid(axis="x", color="#e5e5e5", linewidth=0.6)
     axes.set_axisbelow(True)
-    axes.legend(fontsize=8, frameon=False, loc="lower right")
+    _legend(figure, 2)
     words = "; ".join(f"{name} {d} dials, {a} answered" for name, d, a in zip(names, dials, answered, strict=True))
-    return Chart("by-state", "Dials and answered by state", f"Dials and answered by state: {words}.", _png(figure))
+    rest = len(ranked) - len(shown)
+    title = "Dials and answered by state" + (f", the {len(shown)} most dialed" if rest else "")
+    more = f" ({rest} more states in the table)" if rest else ""
+    return Chart("by-state", title, f"{title}: {words}.{more}", _png(figure))
 
 
 def report_charts(summary: Summary) -> list[Chart]:
@@ -180,3 +188,14 @@ def report_charts(summary: Summary) -> list[Chart]:
     if not summary.hours:
         return []
     return [calls_by_hour(summary), occupancy_by_hour(summary), outcomes_by_hour(summary), by_state(summary)]
+
+
+def publish_by_hour(report: Report, bucket: Bucket) -> tuple[str, Chart] | None:
+    """Write the calls-by-hour chart beside the export (`…/<slug>-<day>-by-hour.png`) at screen
+    density, for the Dagster UI; returns its bucket URL and the chart, or None for a day without dials."""
+    if not report.summary.hours:
+        return None
+    chart = calls_by_hour(report.summary, dpi=100)
+    key = report.beside("by-hour.png")
+    bucket.write_bytes(key, chart.png)
+    return bucket.url_of(key), chart

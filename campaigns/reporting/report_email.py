@@ -23,7 +23,13 @@ from collections.abc import Iterable
 from email.message import EmailMessage
 from html import escape
 
-from campaigns.reporting.reports import ABANDON_LIMIT, Report, Summary, registry_text, summary_text
+from campaigns.reporting.reports import (
+    ABANDON_LIMIT,
+    Report,
+    Summary,
+    registry_text,
+    summary_text,
+)
 
 FONT = "font-family:Helvetica,Arial,sans-serif;"
 MUTED = "color:#5f6b7a;"
@@ -42,7 +48,9 @@ def content_id(name: str, s: Summary) -> str:
 
 def compose(report: Report, recipients: list[str]) -> EmailMessage:
     """The report's email: HTML with inline charts, the plain-text summary, the export attached."""
-    from campaigns.reporting import charts  # matplotlib: loaded only when a report is composed
+    from campaigns.reporting import (
+        charts,  # matplotlib: loaded only when a report is composed
+    )
 
     s = report.summary
     drawn = charts.report_charts(s)
@@ -66,7 +74,7 @@ def compose(report: Report, recipients: list[str]) -> EmailMessage:
 def _tile(key: str, label: str, value: str, note: str = "", colour: str = "#1d2733") -> str:
     return (f'<td id="figure-{key}" style="{FONT}padding:10px 8px;border:1px solid #e3e7ec;border-radius:6px;'
             f'text-align:center;width:16%;vertical-align:top">'
-            f'<div style="font-size:11px;{MUTED}text-transform:uppercase;letter-spacing:.04em">{escape(label)}</div>'
+            f'<div style="font-size:10px;{MUTED}text-transform:uppercase">{escape(label)}</div>'
             f'<div class="value" style="font-size:24px;font-weight:bold;color:{colour};margin-top:4px">{escape(value)}</div>'
             f'<div class="note" style="font-size:11px;{MUTED}margin-top:2px">{escape(note)}</div></td>')
 
@@ -106,12 +114,25 @@ def _table(table_id: str, header: Iterable[str], rows: Iterable[Iterable[object]
     head = "".join(f'<th style="{FONT}font-size:12px;text-align:{"left" if i == 0 else "right"};padding:4px 8px;'
                    f'border-bottom:1px solid #cfd6de;{MUTED}">{escape(h)}</th>' for i, h in enumerate(header))
     body = "".join(
-        "<tr>" + "".join(f'<td style="{FONT}font-size:13px;text-align:{"left" if i == 0 else "right"};padding:3px 8px;'
+        '<tr class="row">' + "".join(f'<td style="{FONT}font-size:13px;text-align:{"left" if i == 0 else "right"};padding:3px 8px;'
                          f'border-bottom:1px solid #eef1f4">{escape(f"{v:,}" if isinstance(v, int) else str(v))}</td>'
                          for i, v in enumerate(row)) + "</tr>"
         for row in rows)
     return (f'<table id="{table_id}" width="100%" cellspacing="0" cellpadding="0" style="border-collapse:collapse">'
             f"<tr>{head}</tr>{body}</table>")
+
+
+def _columns(table_id: str, header: tuple[str, ...], rows: list[tuple], groups: int = 3) -> str:
+    """A long table folded into `groups` side-by-side tables (a country's states fit one screen);
+    few rows stay in one."""
+    if len(rows) <= 12:
+        return _table(table_id, header, rows)
+    per = -(-len(rows) // groups)
+    cells = "".join(f'<td style="vertical-align:top;width:{100 // groups}%;padding:0 6px 0 0">'
+                    f'{_table(f"{table_id}-{i + 1}", header, rows[i * per:(i + 1) * per])}</td>'
+                    for i in range(groups))
+    return (f'<table id="{table_id}" role="presentation" width="100%" cellspacing="0" cellpadding="0">'
+            f"<tr>{cells}</tr></table>")
 
 
 def _counts(table_id: str, label: str, counts: Counter) -> str:
@@ -148,7 +169,7 @@ def html(s: Summary, drawn: list, attachment: str) -> str:
     state_rows = sorted(((k, v, s.answered_by_state.get(k, 0)) for k, v in s.by_state.items()),
                         key=lambda r: (-r[1], r[0]))
     tables = [
-        ("By state", _table("by-state", ("State", "Dials", "Answered"), state_rows)),
+        ("By state", _columns("by-state", ("State", "Dials", "Answered"), state_rows)),
         ("By outcome", _counts("by-outcome", "Outcome", s.by_outcome)),
         ("By disposition", _counts("by-disposition", "Disposition", s.by_disposition)),
         ("By list", _counts("by-list", "List", s.by_list)),

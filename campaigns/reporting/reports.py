@@ -40,13 +40,13 @@ from campaigns.core import schema as t
 from campaigns.core.db import insert_for
 from campaigns.core.errors import DialerError
 from campaigns.core.lifecycle import CallOutcome, ProspectStatus
+from campaigns.dialing import runtime
 from campaigns.dialing.dialability import (
     DialRules,
     Place,
     calls_left_clause,
     unexpired_clause,
 )
-from campaigns.dialing import runtime
 from campaigns.dialing.staterules import FEDERAL_HOURS
 from campaigns.ingestion.bucket import Bucket, check_key
 from campaigns.registry.rules import age_days
@@ -355,6 +355,12 @@ class Report:
     @property
     def filename(self) -> str:
         return self.key.rsplit("/", 1)[-1]
+
+    def beside(self, suffix: str) -> str:
+        """The bucket key of a file beside the export: `…/<slug>-<day>-calls.csv.zip` → `…/<slug>-<day>-<suffix>`
+        (a slug holds no `.`, so the export's name ends where `-calls.csv` begins)."""
+        folder, name = self.key.rsplit("/", 1)
+        return check_key(f"{folder}/{name[:name.rindex('-calls.csv')]}-{suffix}")
 
 
 def _csv_name(slug: str, day: date) -> str:
