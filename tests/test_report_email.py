@@ -94,7 +94,12 @@ OUTCOMES = [("completed", 0.36), ("no_answer", 0.34), ("busy", 0.08), ("machine"
 
 @pytest.fixture
 def busy_day(engine):
-    """A day of a few hundred calls across the country, Guam and Hawaii, with seeded outcomes."""
+    return add_busy_day(engine)
+
+
+def add_busy_day(engine) -> int:
+    """A campaign with a day of a few hundred calls across the country, Guam and Hawaii, with
+    seeded outcomes; returns its id."""
     data = {**UPLOADS_CAMPAIGN, "dispositions": DISPOSITIONS,
             "reports": {"recipients": ["ops@example.com"], "compression": "zip"}}
     cid = apply_campaign(engine, data, now=datetime(2026, 10, 1, tzinfo=UTC)).campaign_id
@@ -259,3 +264,78 @@ def test_matplotlib_is_imported_only_when_a_report_is_composed():
             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'matplotlib'))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert done.stdout.strip() == "[]"
+
+
+@pytest.mark.browser
+def test_the_dagster_ui_shows_the_chart_on_the_report_summary_materialization(engine, db_url, dialer_env, busy_day,
+                                                                               tmp_path):
+    """The markdown metadata's `data:` PNG, as Dagster's UI shows it: `test-artifacts/report-summary-chart.png`."""
+    import os
+    import subprocess
+    import sys
+    import urllib.request
+
+    import dagster as dg
+    from dagster._core.instance.ref import InstanceRef
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+    from playwright.sync_api import sync_playwright
+
+    from assets.reports import report_detail, report_summary
+    from campaigns.core.config import DialerConfig
+    from dialer_cli.dev import seed_dagster_home, stop_process_group
+    from resources.bucket import BucketResource
+    from resources.database import DatabaseResource
+    from resources.mailer import MailerResource
+    from tests.helpers import free_port
+
+    if not db_url.startswith("sqlite"):
+        pytest.skip("what the UI shows does not depend on the project's database")
+    chromium = _chromium()
+    home = tmp_path / "dagster"
+    seed_dagster_home(home)
+    cfg = DialerConfig.from_env()
+    key = dg.MultiPartitionKey({"campaign": "acme/renewals", "day": DAY.isoformat()})
+    with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:
+        instance.add_dynamic_partitions("report_campaigns", ["acme/renewals"])
+        assert dg.materialize([report_detail, report_summary], partition_key=key, instance=instance, resources={
+            "database": DatabaseResource(url=db_url), "mailer": MailerResource.from_config(cfg),
+            "bucket": BucketResource.from_config(cfg)}).success
+    port = free_port()
+    env = {**os.environ, "DAGSTER_HOME": str(home), "DAGSTER_TELEMETRY_URL": "http://127.0.0.1:9/actions"}
+    process = subprocess.Popen([str(Path(sys.executable).parent / "dagster-webserver"), "-h", "127.0.0.1", "-p",
+                                str(port), "-w", "workspace.yaml"], cwd=Path(__file__).resolve().parent.parent,
+                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        def up() -> bool:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=3):
+                    return True
+            except OSError:
+                return False
+
+        from tests.helpers import wait_for
+        wait_for(up, timeout=120, step=1)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-dev-shm-usage"])
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.route("**/*", lambda route: route.continue_()
+                       if route.request.url.startswith((f"http://127.0.0.1:{port}", "data:")) else route.abort())
+            page.goto(f"http://127.0.0.1:{port}/assets/report_summary?view=events", wait_until="networkidle")
+            skip = page.get_by_role("button", name="Skip")  # a first visit's newsletter dialog
+            try:
+                skip.click(timeout=8000)
+            except PlaywrightTimeout:
+                pass
+            row = page.locator("tr", has_text="by_hour_chart")
+            row.get_by_text("Show Markdown").click(timeout=30_000)
+            dialog = page.get_by_role("dialog")
+            image = dialog.locator("img")
+            image.wait_for(timeout=15_000)
+            page.wait_for_timeout(500)
+            page.screenshot(path=str(ARTIFACTS / "report-summary-chart.png"))
+            shown = image.evaluate("i => [i.src.slice(0, 22), i.naturalWidth, i.alt]")
+            browser.close()
+    finally:
+        stop_process_group(process)
+    s = _report(engine, busy_day, tmp_path).summary
+    assert shown == ["data:image/png;base64,", 640, charts.calls_by_hour(s).alt]
