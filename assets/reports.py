@@ -59,9 +59,11 @@ def report_summary(context: dg.AssetExecutionContext, database: DatabaseResource
     summary = report.summary
     figures = summary.as_dict()
     yield dg.MaterializeResult(metadata={
+        **_chart_metadata(report, bucket),
         **{k: v for k, v in figures.items() if isinstance(v, (int, float)) and not isinstance(v, bool)},
         "by_disposition": dg.MetadataValue.json(figures["by_disposition"]),
         "by_state": dg.MetadataValue.json(figures["by_state"]),
+        "by_hour": dg.MetadataValue.json(figures["by_hour"]),
         "file": dg.MetadataValue.url(report.url),
         "delivery": delivery,
         "summary": dg.MetadataValue.md(f"```\n{domain.summary_text(summary)}```"),
@@ -73,3 +75,19 @@ def report_summary(context: dg.AssetExecutionContext, database: DatabaseResource
                   "abandoned": summary.period_abandoned, "answered_by_a_person": summary.period_answered},
     )
 
+
+def _chart_metadata(report: domain.Report, bucket: BucketResource) -> dict:
+    """The email's calls-by-hour chart, written beside the export: its address, and the picture
+    itself inline (the UI's markdown shows `data:` images), so the materialization shows the day."""
+    import base64
+
+    from campaigns.reporting import charts
+
+    published = charts.publish_by_hour(report, bucket.get())
+    if published is None:
+        return {}
+    url, chart = published
+    alt = chart.alt.replace("[", "(").replace("]", ")")
+    picture = f"![{alt}](data:image/png;base64,{base64.b64encode(chart.png).decode('ascii')})"
+    return {"chart": dg.MetadataValue.url(url),
+            "by_hour_chart": dg.MetadataValue.md(f"{picture}\n\nHours on the {report.summary.timezone} clock.")}

@@ -21,7 +21,8 @@ instance, then does what ops and the daemon do on a real day:
    `--seconds`. The daemon fills its own hopper on that clock;
 6. when the window has closed in every zone, pauses the campaign while the
    last calls end, drains the daemon, resumes the campaign, then builds the
-   day's report into the bucket's `reports/`, mails it to the mail folder and
+   day's report into the bucket's `reports/`, mails it to the mail folder (an
+   `.eml` of the HTML report with its charts, any mail client opens it) and
    prints its figures, with the abandon rate and the agents' occupancy in the
    busiest hour.
 
@@ -647,7 +648,8 @@ class Demo:
         self.result["seconds"] = round(time.monotonic() - self.began, 1)
         if self.quiet:
             return
-        self.step(6, "Report", f"the day's report, built from the calls export and mailed to {', '.join(recipients)}")
+        self.step(6, "Report", f"the day's report, built from the calls export and mailed to {', '.join(recipients)} "
+                  "(HTML with charts by hour and by state; open the .eml below in a mail client)")
         extra = [("pacing", f"{self.pacing}, abandon-rate target {self.target_abandon_rate:.1%}"),
                  ("abandon rate", f"{s.abandon_rate:.1%} of the calls a person answered"),
                  ("agent occupancy, busiest hour",

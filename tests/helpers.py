@@ -175,3 +175,45 @@ def wait_for(predicate, timeout: float, step: float = 0.05):
             return value
         time.sleep(step)
     raise AssertionError(f"not within {timeout} s")
+
+
+def email_page(message, folder: Path, chromium: str, screenshot: Path) -> dict:
+    """Open an email's HTML in headless Chromium as a mail client would, and read it back.
+
+    The inline images (`cid:` references) are written beside the page and referenced by file
+    name; every request but those files is refused, so nothing leaves the machine. A full-page
+    screenshot goes to `screenshot`. Returns what the page shows: its title, the headline
+    figures by key, each table's rows, the images' alt texts, and how many images loaded.
+    """
+    from playwright.sync_api import sync_playwright
+
+    folder.mkdir(parents=True, exist_ok=True)
+    page_html = message.get_body(("html",)).get_content()
+    for n, part in enumerate(p for p in message.walk() if p.get("Content-ID")):
+        name = f"inline-{n}.{part.get_content_subtype()}"
+        (folder / name).write_bytes(part.get_content())
+        page_html = page_html.replace(f'"cid:{part["Content-ID"].strip("<>")}"', f'"{name}"')
+    path = folder / "email.html"
+    path.write_text(page_html, encoding="utf-8")
+    screenshot.parent.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-dev-shm-usage"])
+        try:
+            page = browser.new_page(viewport={"width": 760, "height": 900})
+            page.route("**/*", lambda route: route.continue_() if route.request.url.startswith("file:")
+                       else route.abort())
+            page.goto(path.as_uri(), wait_until="load")
+            page.screenshot(path=str(screenshot), full_page=True)
+            return page.evaluate("""() => ({
+                title: document.querySelector('#title').innerText,
+                figures: Object.fromEntries([...document.querySelectorAll('[id^="figure-"]')].map(
+                    e => [e.id.slice(7), e.querySelector('.value').innerText])),
+                tables: Object.fromEntries([...document.querySelectorAll('table[id^="by-"]')]
+                    .filter(t => !t.parentElement.closest('[id^="by-"]')).map(
+                    t => [t.id, [...t.querySelectorAll('tr.row')].map(
+                        r => [...r.querySelectorAll('td')].map(c => c.innerText))])),
+                alts: [...document.images].map(i => i.alt),
+                images_loaded: [...document.images].filter(i => i.complete && i.naturalWidth > 0).length,
+            })""")
+        finally:
+            browser.close()

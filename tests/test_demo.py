@@ -203,7 +203,39 @@ def test_demo_figures_match_the_database_and_the_report_file(first_run):
     assert attachment.get_filename() == path.name and attachment.get_payload(decode=True) == path.read_bytes()
     body = next(part for part in message.walk() if part.get_content_type() == "text/plain").get_content()
     assert re.search(rf"^Dials\s+{r['dials']}$", body, re.MULTILINE)
+    # The HTML report: the text alternative beside HTML whose charts are inline PNG images.
+    assert [part.get_content_type() for part in message.walk()] == [
+        "multipart/mixed", "multipart/alternative", "text/plain", "multipart/related", "text/html",
+        "image/png", "image/png", "image/png", "image/png", "application/zip"]
+    html = message.get_body(("html",)).get_content()
+    for image in (part for part in message.walk() if part.get_content_type() == "image/png"):
+        assert image.get_content().startswith(b"\x89PNG")
+        assert f'src="cid:{image["Content-ID"].strip("<>")}"' in html
+    by_hour = r["by_hour"]
+    assert sum(h["dials"] for h in by_hour) == r["dials"] and sum(h["answered"] for h in by_hour) == r["answered"]
+    assert r["agent_sessions"] == demo.SESSIONS and r["timezone"] == "America/New_York"
     assert [(s.report_date, s.kind) for s in sent] == [(day, "daily")]
+
+
+@pytest.mark.browser
+def test_the_demos_email_opens_in_a_browser_with_its_charts(first_run, tmp_path):
+    """The demo's own email, as a mail client shows it: `test-artifacts/demo-report-email.png`."""
+    from tests.helpers import email_page
+    from tests.test_browser import ARTIFACTS, _chromium
+
+    home, result = first_run
+    r = result["report"]
+    [eml] = (home / "mail").glob("*.eml")
+    message = email.message_from_bytes(eml.read_bytes(), policy=email.policy.default)
+    shown = email_page(message, tmp_path / "page", _chromium(), ARTIFACTS / "demo-report-email.png")
+    assert shown["images_loaded"] == 4
+    assert shown["title"].startswith("demo/energy-survey — dialing day ")
+    figures = shown["figures"]
+    assert [figures[k] for k in ("dials", "answered", "contacted", "qualified", "abandoned")] == [
+        f"{r[k]:,}" for k in ("dials", "answered", "contacted", "qualified", "abandoned")]
+    assert {state: int(dials.replace(",", "")) for state, dials, _ in shown["tables"]["by-state"]} == r["by_state"]
+    assert shown["alts"][0].startswith("Calls by hour (America/New_York): ")
+    assert sum(int(n) for n in re.findall(r"(\d+) dials", shown["alts"][0])) == r["dials"]
 
 
 def _occupancy(attempts, since: datetime, until: datetime, sessions: int = demo.SESSIONS) -> float:

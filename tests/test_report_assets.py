@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import gzip
 import json
 from datetime import UTC, datetime
@@ -113,5 +114,17 @@ def test_the_report_assets_write_the_export_mail_the_summary_once_and_check_the_
     assert gzip.decompress(attachment.get_content()) == gzip.decompress(in_bucket)
     assert metadata["file"] == dg.MetadataValue.url(f"{cfg.bucket_url}/{key}")
     assert metadata["dials"].value == 6 and metadata["abandoned"].value == 1
+    # The email's calls-by-hour chart: beside the export in the bucket, and shown inline in the UI.
+    chart_key = "reports/acme/renewals/2026-10-21/renewals-2026-10-21-by-hour.png"
+    assert metadata["chart"] == dg.MetadataValue.url(f"{cfg.bucket_url}/{chart_key}")
+    chart = (Path(dialer_env["DIALER_HOME"]) / "bucket" / chart_key).read_bytes()
+    assert chart.startswith(b"\x89PNG")
+    picture = metadata["by_hour_chart"].value
+    assert picture.startswith("![Calls by hour (America/New_York): 10:00 1 dials, 1 answered, 0 abandoned;")
+    assert f"(data:image/png;base64,{base64.b64encode(chart).decode()})" in picture
+    # New York's 10:00–14:00 (13:00's call was not placed), Los Angeles' 20:30 (23:30), Honolulu's 20:00 (02:00).
+    assert [(h["hour"][11:16], h["dials"]) for h in metadata["by_hour"].value if h["dials"]] == [
+        ("10:00", 1), ("11:00", 1), ("12:00", 1), ("14:00", 1), ("23:00", 1), ("02:00", 1)]
+    assert len(metadata["by_hour"].value) == 17  # 10:00 to 02:00 the next day, empty hours kept
     assert metadata["delivery"].value.startswith("already sent")
     assert first_summary.asset_materialization.metadata["delivery"].value.startswith("sent via")

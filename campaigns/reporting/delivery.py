@@ -20,7 +20,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from campaigns.reporting import reports
+from campaigns.reporting import report_email, reports
 from campaigns.reporting.mailer import Mailer
 from campaigns.setup import registry
 
@@ -53,7 +53,7 @@ def deliver(engine: sa.Engine, campaign_id: int, report: reports.Report, mailer:
         before = reports.sent_at(conn, campaign_id, day)
     if not recipients or (before is not None and not resend):
         return Delivery(recipients, sent_before=before)
-    sent_via = mailer().send(reports.compose(report, list(recipients)))
+    sent_via = mailer().send(report_email.compose(report, list(recipients)))
     with engine.begin() as conn:
         reports.record_sent(conn, campaign_id, day, list(recipients), report.url, clock())
     return Delivery(recipients, sent_via=sent_via, sent_before=before)

@@ -40,6 +40,7 @@ from campaigns.core import schema as t
 from campaigns.core.db import insert_for
 from campaigns.core.errors import DialerError
 from campaigns.core.lifecycle import CallOutcome, ProspectStatus
+from campaigns.dialing import runtime
 from campaigns.dialing.dialability import (
     DialRules,
     Place,
@@ -49,6 +50,7 @@ from campaigns.dialing.dialability import (
 from campaigns.dialing.staterules import FEDERAL_HOURS
 from campaigns.ingestion.bucket import Bucket, check_key
 from campaigns.registry.rules import age_days
+from campaigns.reporting import hourly
 from campaigns.setup import registry
 
 ABANDON_LIMIT = 0.03  # a telemarketer must keep abandoned calls at or below 3% over 30 days
@@ -151,6 +153,10 @@ class Summary:
     period_answered: int = 0
     # National DNC Registry version → (calls checked against it, youngest and oldest age in days at the calls).
     registry_versions: dict[str, tuple[int, float, float]] = field(default_factory=dict)
+    answered_by_state: Counter = field(default_factory=Counter)
+    timezone: str = "UTC"  # the campaign's report time zone: the clock of `hours`
+    hours: list[hourly.Hour] = field(default_factory=list)  # the dialing day by clock hour
+    agent_sessions: int | None = None  # as the voice platform last reported them: occupancy's denominator
 
     @property
     def abandon_rate(self) -> float:
@@ -179,6 +185,9 @@ class Summary:
             "abandon_rate_30_days_flagged": self.period_flagged,
             "registry_versions": {k: {"calls": n, "age_days_min": low, "age_days_max": high}
                                   for k, (n, low, high) in self.registry_versions.items()},
+            "answered_by_state": dict(self.answered_by_state), "timezone": self.timezone,
+            "agent_sessions": self.agent_sessions,
+            "by_hour": [hour.as_dict(self.agent_sessions) for hour in self.hours],
         }
 
 
@@ -200,6 +209,7 @@ def summary(conn: sa.Connection, campaign_id: int, day: date, rows: list[dict], 
         s.by_state[row["state"] or "unknown"] += 1
         if row["answered_at_utc"]:
             s.answered += 1
+            s.answered_by_state[row["state"] or "unknown"] += 1
         if row["outcome"] == CallOutcome.ABANDONED:
             s.abandoned += 1
         if row["disposition"]:
@@ -218,13 +228,18 @@ def summary(conn: sa.Connection, campaign_id: int, day: date, rows: list[dict], 
     # Work left on the list: prospects waiting for a call (ready, or a callback) with calls left
     # and not expired, whatever their local time now; a report built after the day's close
     # would otherwise count the next day's window.
-    rules = DialRules.from_campaign(registry.load_campaign(conn, campaign_id))
+    camp = registry.load_campaign(conn, campaign_id)
+    rules = DialRules.from_campaign(camp)
     s.remaining_dialable = conn.execute(
         sa.select(sa.func.count()).select_from(p)
         .where(p.c.campaign_id == campaign_id, p.c.status.in_(ProspectStatus.waiting_states()),
                calls_left_clause(p, rules), unexpired_clause(p, now))
     ).scalar_one()
     s.period_abandoned, s.period_answered = abandon_counts_period(conn, campaign_id, day)
+    s.timezone = camp.report_timezone
+    s.hours = hourly.day_hours(rows, ZoneInfo(camp.report_timezone))
+    hourly.on_call_seconds_by_hour(conn, campaign_id, s.hours, now)
+    s.agent_sessions = runtime.agent_sessions(conn, campaign_id)
     return s
 
 
@@ -341,6 +356,12 @@ class Report:
     def filename(self) -> str:
         return self.key.rsplit("/", 1)[-1]
 
+    def beside(self, suffix: str) -> str:
+        """The bucket key of a file beside the export: `…/<slug>-<day>-calls.csv.zip` → `…/<slug>-<day>-<suffix>`
+        (a slug holds no `.`, so the export's name ends where `-calls.csv` begins)."""
+        folder, name = self.key.rsplit("/", 1)
+        return check_key(f"{folder}/{name[:name.rindex('-calls.csv')]}-{suffix}")
+
 
 def _csv_name(slug: str, day: date) -> str:
     return f"{slug}-{day.isoformat()}-calls.csv"
@@ -410,22 +431,6 @@ def summary_text(s: Summary) -> str:
                           ("Prospects by state of the lifecycle", Counter(s.prospects))):
         lines += ["", title] + [f"  {key:<24}{value}" for key, value in sorted(counts.items()) if value]
     return "\n".join(lines) + "\n"
-
-
-def compose(report: Report, recipients: list[str]):
-    from email.message import EmailMessage
-
-    s = report.summary
-    message = EmailMessage()
-    flag = " — abandon rate above 3%" if s.period_flagged else ""
-    message["Subject"] = f"[dialer] {s.campaign} — {s.day.isoformat()}: {s.dials} dials, {s.contacted} contacted{flag}"
-    message["To"] = ", ".join(recipients)
-    message.set_content(summary_text(s))
-    name = report.filename
-    subtype = {"zip": ("application", "zip"), "gz": ("application", "gzip")}.get(name.rsplit(".", 1)[-1],
-                                                                                 ("text", "csv"))
-    message.add_attachment(report.content, maintype=subtype[0], subtype=subtype[1], filename=name)
-    return message
 
 
 def sent_at(conn: sa.Connection, campaign_id: int, day: date) -> datetime | None:
