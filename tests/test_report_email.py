@@ -267,6 +267,7 @@ def test_matplotlib_is_imported_only_when_a_report_is_composed():
 
 
 @pytest.mark.browser
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # the UI does not depend on the database
 def test_the_dagster_ui_shows_the_chart_on_the_report_summary_materialization(engine, db_url, dialer_env, busy_day,
                                                                                tmp_path):
     """The markdown metadata's `data:` PNG, as Dagster's UI shows it: `test-artifacts/report-summary-chart.png`."""
@@ -288,8 +289,6 @@ def test_the_dagster_ui_shows_the_chart_on_the_report_summary_materialization(en
     from resources.mailer import MailerResource
     from tests.helpers import free_port
 
-    if not db_url.startswith("sqlite"):
-        pytest.skip("what the UI shows does not depend on the project's database")
     chromium = _chromium()
     home = tmp_path / "dagster"
     seed_dagster_home(home)
