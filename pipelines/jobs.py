@@ -8,26 +8,35 @@ from assets.hopper import hopper
 from assets.ingestion import UPLOAD_ASSETS
 from assets.reports import report_detail, report_summary
 
+# The run queue's limits key on this tag (deploy/dagster.yaml, `tag_concurrency_limits`): every run
+# of a job carries its value, whether a sensor, a schedule, a backfill or a person launched it.
+QUEUE_TAG = "dialer/queue"
+
 load_prospect_list = dg.define_asset_job(
     "load_prospect_list",
     selection=dg.AssetSelection.assets(*UPLOAD_ASSETS),
     description="Load one uploaded prospect list: validate, dedupe, DNC-scrub, load.",
+    run_tags={QUEUE_TAG: "uploads"},
 )
 
 import_dnc_file = dg.define_asset_job(
     "import_dnc_file",
     selection=dg.AssetSelection.assets(dnc_list_numbers),
     description="Add one dropped DNC file's numbers to its workspace's list.",
+    run_tags={QUEUE_TAG: "dnc"},
 )
 
 import_registry_file = dg.define_asset_job(
     "import_registry_file",
     selection=dg.AssetSelection.assets(dnc_registry),
     description="Import one dropped National DNC Registry file as a new registry version.",
+    run_tags={QUEUE_TAG: "dnc"},
 )
 
 expire_prospects_job = dg.define_asset_job("expire_prospects", selection=[expired_prospects])
 
 fill_hopper_job = dg.define_asset_job("fill_hopper", selection=[hopper])
 
-campaign_report_job = dg.define_asset_job("campaign_report", selection=[report_detail, report_summary])
+campaign_report_job = dg.define_asset_job(
+    "campaign_report", selection=[report_detail, report_summary], run_tags={QUEUE_TAG: "reports"}
+)
