@@ -39,7 +39,8 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Callable
-from datetime import UTC, date, datetime, time as dtime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dtime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -132,7 +133,7 @@ class Smoke:
         self.env = {
             **os.environ,
             "DIALER_IMAGE": image,
-            "SMOKE_DAGSTER_PG_URL": f"{POSTGRES}/dagster_smoke",
+            "SMOKE_DAGSTER_PG_URL": f"{POSTGRES.replace('postgresql:', 'postgresql+psycopg2:')}/dagster_smoke",
             "SMOKE_DIALER_DATABASE_URL": f"{POSTGRES}/dialer_smoke",
             "SMOKE_S3_ENDPOINT_URL": f"http://127.0.0.1:{self.ports['s3']}",
             "SMOKE_SMTP_PORT": str(self.ports["smtp"]),
@@ -179,7 +180,7 @@ class Smoke:
         }.items():
             env_args += ["-e", f"{key}={value}"]
         volumes = [arg for m in mounts for arg in ("-v", m)]
-        return run(["podman", "run", "--rm", "--network", "host", *env_args, *volumes, self.image, "dialer", *args],
+        return run(["podman", "run", "--rm", "--no-healthcheck", "--network", "host", *env_args, *volumes, self.image, "dialer", *args],
                    timeout=timeout, env=self.env).stdout
 
     def s3(self):
@@ -217,7 +218,7 @@ class Smoke:
                 self.databases_created.append(name)
         bin_dir = Path(sys.executable).parent
         self.spawn([str(bin_dir / "moto_server"), "-H", "127.0.0.1", "-p", str(self.ports["s3"])], "s3")
-        self.maildir.mkdir()
+        mailbox.Maildir(self.maildir, create=True)  # with its tmp/, new/ and cur/
         self.spawn([sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{self.ports['smtp']}",
                     "-c", "aiosmtpd.handlers.Mailbox", str(self.maildir)], "smtp")
         self.spawn(["podman", "system", "service", "--time=0", f"unix://{self.socket}"], "podman-service")
@@ -225,6 +226,9 @@ class Smoke:
         self.s3().create_bucket(Bucket=self.bucket)
         wait_for("SMTP sink", lambda: socket.create_connection(("127.0.0.1", self.ports["smtp"]), 2).close() or True, 30, 0.5)
         wait_for("Docker API on the podman socket", self.docker_ping, 30, every=0.5)
+        # podman creates it 0600; dagster-daemon runs as the image's user with the socket's group
+        # (compose `group_add`), as with Docker's 0660 root:docker socket.
+        self.socket.chmod(0o660)
 
     def docker_ping(self) -> bool:
         with socket.socket(socket.AF_UNIX) as s:
@@ -270,6 +274,20 @@ class Smoke:
                  lambda: any(e["loadStatus"] == "LOADED" for e in self.graphql(query)["workspaceOrError"]["locationEntries"]),
                  150, every=2)
 
+    def stop_hopper_schedule(self) -> str:
+        """Switch `hopper_schedule` off if this version has it: the daemons fill the hopper of the
+        campaigns they hold (--fill-hopper), and a run container a minute would only slow the test."""
+        listed = self.graphql("""{ schedulesOrError(repositorySelector: {repositoryLocationName: "campaign_dialer",
+            repositoryName: "__repository__"}) { ... on Schedules { results { name id } } } }""")
+        ids = [r["id"] for r in listed["schedulesOrError"]["results"] if r["name"] == "hopper_schedule"]
+        if not ids:
+            return "no hopper_schedule in this version"
+        done = self.graphql("""mutation($id: String) { stopRunningSchedule(id: $id) { __typename
+            ... on PythonError { message } } }""", {"id": ids[0]})["stopRunningSchedule"]
+        if done["__typename"] != "ScheduleStateResult":
+            raise SmokeFailure(f"hopper_schedule could not be stopped: {done}")
+        return "hopper_schedule stopped"
+
     def drop_lists(self) -> list[str]:
         rows = list(csv.reader((ROOT / "examples" / "prospects.csv").open(newline="")))
         header, body = rows[0], rows[1:]
@@ -310,6 +328,10 @@ class Smoke:
                                    f"and exit code {info['State']['ExitCode']}")
             log(f"  run {r['runId'][:8]} ({tags.get('dagster/partition')}) succeeded in container {container[:12]} "
                 f"of {info['ImageName']}, queue tag {tags.get('dialer/queue')}")
+        # S3ComputeLogManager uploads each run's captured stdout/stderr when its steps end.
+        logs = wait_for("the runs' compute logs in the bucket", lambda: self.s3().list_objects_v2(
+            Bucket=self.bucket, Prefix="dagster/compute-logs/").get("KeyCount", 0), 30, every=2)
+        log(f"  {logs} compute-log objects under s3://{self.bucket}/dagster/compute-logs/")
         return runs
 
     def status(self, slug: str) -> dict:
@@ -382,9 +404,18 @@ class Smoke:
         else:
             log("  report in the bucket: not checked (REPORTS_IN_BUCKET off until report exports go to the bucket)")
 
-    def logs(self, service: str) -> str:
-        done = run(["podman", "logs", "--tail", "30", self.container(service)], timeout=30, check=False)
+    def logs(self, service: str, tail: int = 30) -> str:
+        done = run(["podman", "logs", "--tail", str(tail), self.container(service)], timeout=30, check=False)
         return (done.stdout + done.stderr).strip()
+
+    def dump_run_containers(self) -> None:
+        """What the run containers said, for a failed run."""
+        listed = run(["podman", "ps", "-a", "--filter", "label=dagster/run_id", "--format",
+                      "{{.ID}} {{.Status}} {{.Labels}}"], timeout=30, check=False).stdout.strip()
+        print(f"---- run containers ----\n{listed}", flush=True)
+        for line in listed.splitlines()[:3]:
+            done = run(["podman", "logs", "--tail", "15", line.split()[0]], timeout=30, check=False)
+            print(f"---- run container {line.split()[0]} ----\n{(done.stdout + done.stderr).strip()}", flush=True)
 
     # ---- teardown -------------------------------------------------------------------------
     def teardown(self) -> None:
@@ -456,6 +487,8 @@ def main() -> int:
             smoke.apply_campaigns()
         with step("code server, webserver, dagster-daemon, simulator up"):
             smoke.dagster_up()
+        with step("hopper_schedule off"):
+            log(f"  {smoke.stop_hopper_schedule()}")
         with step("three CSVs in the inbox"):
             keys = smoke.drop_lists()
             log(f"  {keys}")
@@ -472,6 +505,7 @@ def main() -> int:
             tail = smoke.logs(service)
             if tail:
                 print(f"---- {service} (last lines) ----\n{tail}", flush=True)
+        smoke.dump_run_containers()
     finally:
         smoke.teardown()
     log("smoke passed" if ok else "smoke failed")
