@@ -52,7 +52,7 @@ mmdebstrap --quiet --variant=minbase --mode=root --format=tar \
     --customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*.bin' \
     "$SUITE" "$WORK/rootfs.tar" "${MIRRORS[@]}"
 
-podman import \
+podman import --quiet \
     --change 'ENV PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     --change 'ENV VIRTUAL_ENV=/opt/venv' \
     --change 'ENV PIP_CERT=/etc/ssl/certs/ca-certificates.crt' \
