@@ -22,6 +22,7 @@ Every wait has a deadline, and everything it started is torn down on the way out
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import email
 import io
@@ -68,20 +69,17 @@ def log(message: str) -> None:
     print(f"[{time.monotonic() - STARTED:6.1f}s] {message}", flush=True)
 
 
+@contextlib.contextmanager
 def step(name: str):
-    """Decorator-free step timer: `with step("…"):` prints the step and how long it took."""
-
-    class _Step:
-        def __enter__(self):
-            self.t0 = time.monotonic()
-            log(f"▶ {name}")
-
-        def __exit__(self, kind, exc, tb):
-            outcome = "ok" if kind is None else f"FAILED: {exc}"
-            log(f"  {name}: {outcome} ({time.monotonic() - self.t0:.1f}s)")
-            return False
-
-    return _Step()
+    """`with step("…"):` prints the step, then how it ended and how long it took."""
+    t0 = time.monotonic()
+    log(f"▶ {name}")
+    try:
+        yield
+    except BaseException as exc:
+        log(f"  {name}: FAILED: {exc} ({time.monotonic() - t0:.1f}s)")
+        raise
+    log(f"  {name}: ok ({time.monotonic() - t0:.1f}s)")
 
 
 def wait_for(what: str, probe: Callable[[], object], timeout: float, every: float = 1.0,
@@ -210,9 +208,9 @@ class Smoke:
         return body["data"]
 
     def spawn(self, args: list[str], name: str) -> subprocess.Popen:
-        log_file = open(self.tmp / f"{name}.log", "wb")  # noqa: SIM115 — closed with the process
-        process = subprocess.Popen(args, stdout=log_file, stderr=subprocess.STDOUT, env=self.env,
-                                   start_new_session=True)
+        with open(self.tmp / f"{name}.log", "wb") as log_file:  # the child keeps its own descriptor
+            process = subprocess.Popen(args, stdout=log_file, stderr=subprocess.STDOUT, env=self.env,
+                                       start_new_session=True)
         self.processes.append(process)
         return process
 
