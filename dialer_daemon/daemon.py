@@ -121,7 +121,10 @@ class Daemon:
     # -- what there is to do ------------------------------------------------------
     def campaigns(self) -> list[RosterEntry]:
         with self.engine.connect() as conn:
-            return roster.roster(conn, self.campaign_ids)
+            rows = roster.roster(conn, self.campaign_ids)
+        # Names before leases: a lease's metrics and logs then never carry a bare campaign id.
+        self.ticker.names.update((row.id, row.name) for row in rows if row.name)
+        return rows
 
     def busy(self, campaign_id: int, state: str, now: datetime) -> bool:
         """Calls in flight (any campaign not archived), or prospects an active campaign could

@@ -234,6 +234,8 @@ def test_the_dashboard_and_the_alert_rules_name_only_metrics_a_live_daemon_expor
     # The series the alerts join on, as the live daemon sets them.
     assert samples[("dialer_campaign_active", label)] == 1
     assert samples[("dialer_lease_held", label)] == 1
+    # Every lease series is labelled by name, from the first lease on (never a bare campaign id).
+    assert [key for key in samples if key[0] == "dialer_lease_held"] == [("dialer_lease_held", label)]
     assert samples[("dialer_campaign_interval_seconds", label)] == 2
     assert samples[("dialer_hopper_more_dialable", label)] in (0, 1)
     assert samples[("dialer_healthy", ())] == 1
