@@ -297,7 +297,8 @@ def test_ctrl_c_during_the_day_drains_and_exits_130(tmp_path):
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not _attempts(home):
-            assert process.poll() is None
+            if process.poll() is not None:
+                pytest.fail(f"the demo exited {process.returncode} before dialing:\n{process.stdout.read()}")
             time.sleep(0.5)
         assert _attempts(home), "the demo never started dialing"
         os.killpg(process.pid, signal.SIGINT)
