@@ -38,7 +38,7 @@ PARTITION = f"acme/renewals|{DAY.isoformat()}"
 KEY = f"reports/acme/renewals/{DAY.isoformat()}/renewals-{DAY.isoformat()}-calls.csv.gz"
 
 
-@pytest.fixture(params=["folder", "s3"])
+@pytest.fixture
 def shared_bucket(request, tmp_path, monkeypatch) -> str:
     """The bucket both runs see, outside either home: its URL (also set as DIALER_BUCKET_URL)."""
     if request.param == "s3":
@@ -64,6 +64,11 @@ def _local_exports(home: Path) -> list[Path]:
     return [p for p in home.rglob("*") if "calls.csv" in p.name]
 
 
+# Two cases, not four: each process pair costs ~15 s, and the backend and the bucket are independent.
+@pytest.mark.parametrize(("backend", "shared_bucket"), [
+    pytest.param("sqlite", "folder", id="sqlite-folder"),
+    pytest.param("postgres", "s3", id="postgres-s3", marks=pytest.mark.postgres),
+], indirect=True)
 def test_report_summary_in_a_fresh_process_with_an_empty_home_delivers_the_export_from_the_bucket(
         engine, db_url, day_of_calls, smtp_server, shared_bucket, tmp_path):  # noqa: F811
     with engine.begin() as conn:
