@@ -14,7 +14,12 @@ exports for every campaign it would pace, so that a campaign nobody holds is see
 
 `GET /healthz` — 200 with a JSON body while the loop is turning (also while
 draining, which is a normal way to stop); 503 when the loop has not completed
-within `stall_after` seconds, i.e. it is stuck on the database or the platform.
+within `stall_after` seconds, i.e. it is stuck on the database or the platform,
+or while a fault is open (platform or database gone, a campaign's ticks failing).
+`GET /livez` — only whether the loop turns: 200 once it has completed and not
+stalled since, whatever faults are open. A liveness probe restarts the process on
+`/livez`, not `/healthz`: restarting every daemon while the platform is down would
+only delay dialing when it is back.
 """
 
 from __future__ import annotations
@@ -206,6 +211,13 @@ class Metrics:
         self.faults = dict(faults)
         self.faults_open.set(len(faults))
 
+    def alive(self, stall_after: float) -> tuple[bool, dict]:
+        """Whether the loop has completed within `stall_after` seconds (faults aside): `/livez`."""
+        age = None if self.loop_completed_at is None else time.monotonic() - self.loop_completed_at
+        alive = age is not None and age <= stall_after
+        return alive, {"status": "alive" if alive else ("starting" if age is None else "stalled"),
+                       "daemon": self.daemon_id, "last_loop_age_s": None if age is None else round(age, 3)}
+
     def health(self, stall_after: float) -> tuple[bool, dict]:
         age = None if self.loop_completed_at is None else time.monotonic() - self.loop_completed_at
         faults = self.faults
@@ -246,6 +258,9 @@ def serve_metrics(metrics: Metrics, port: int, host: str = "127.0.0.1", *,
             if path == "/healthz":
                 healthy, body = metrics.health(stall_after)
                 return self._send(200 if healthy else 503, json.dumps(body).encode(), "application/json")
+            if path == "/livez":
+                alive, body = metrics.alive(stall_after)
+                return self._send(200 if alive else 503, json.dumps(body).encode(), "application/json")
             self.send_error(404)
 
     server = ThreadingHTTPServer((host, port), Handler)

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 
 from assets.hopper import fills_metadata
-from campaigns.dialing.hopper import recorded_fills
+from campaigns.dialing.hopper import newest_fill_id, recorded_fills
 from campaigns.setup.registry import list_campaigns
 from resources.database import DatabaseResource
 
@@ -41,9 +41,16 @@ def _last_id(cursor: str | None) -> int | None:
 def hopper_fills_sensor(context: dg.SensorEvaluationContext, database: DatabaseResource):
     now = datetime.now(UTC)
     with database.engine.connect() as conn:
-        fills = recorded_fills(conn, after_id=_last_id(context.cursor), since=now - FIRST_LOOK_BACK, limit=MAX_FILLS)
+        newest = newest_fill_id(conn)
+        if newest is None:
+            return dg.SkipReason("No hopper fill has been recorded yet.")
+        after = _last_id(context.cursor)
+        if after is not None and after > newest:  # the database was restored or replaced: start over
+            after = None
+        fills = recorded_fills(conn, after_id=after, since=now - FIRST_LOOK_BACK, limit=MAX_FILLS)
         if not fills:
-            return dg.SkipReason("No hopper fill since the last report.")
+            # The cursor moves to the newest fill, so the next look is by id, not a scan by time.
+            return dg.SensorResult(skip_reason="No hopper fill since the last report.", cursor=str(newest))
         slugs = {ref.id: ref.qualified_slug for ref in list_campaigns(conn)}
     first, last = fills[0].filled_at, fills[-1].filled_at
     materialization = dg.AssetMaterialization(

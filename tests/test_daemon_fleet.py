@@ -545,12 +545,16 @@ def test_metrics_and_healthz_are_scraped(engine):
     try:
         status, body = _get(f"{base}/healthz")
         assert status == 503 and json.loads(body)["status"] == "unhealthy"  # no loop yet
+        status, body = _get(f"{base}/livez")
+        assert status == 503 and json.loads(body)["status"] == "starting"
         for _ in range(40):
             daemon.tick(cid)
             clock.value += 5
         daemon.metrics.loop_done()
         status, body = _get(f"{base}/healthz")
         assert status == 200 and json.loads(body)["status"] == "ok"
+        status, body = _get(f"{base}/livez")
+        assert status == 200 and json.loads(body)["status"] == "alive"
         status, text = _get(f"{base}/metrics")
         assert status == 200
     finally:

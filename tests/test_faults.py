@@ -192,9 +192,9 @@ class DaemonProcess:
         parsed = [json.loads(line) for line in list(self.lines) if line.startswith("{")]
         return [e for e in parsed if event is None or e.get("event") == event]
 
-    def healthz(self) -> tuple[int, dict]:
+    def healthz(self, path: str = "/healthz") -> tuple[int, dict]:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/healthz", timeout=2) as response:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}{path}", timeout=2) as response:
                 return response.status, json.load(response)
         except urllib.error.HTTPError as exc:
             return exc.code, json.load(exc)
@@ -314,11 +314,13 @@ def test_a_refused_token_stops_claiming_turns_healthz_unhealthy_and_is_logged_on
         ticks_before = len(daemon.events("tick"))
         wait_for(lambda: len(daemon.events("tick")) > ticks_before, 15)  # another tick: held
         status, health = daemon.healthz()
+        live, liveness = daemon.healthz("/livez")  # the loop turns: a liveness probe must not restart it
         took = daemon.sigterm()
     finally:
         daemon.kill()
     assert daemon.process.returncode == 0 and took < 5
     assert status == 503 and health["status"] == "unhealthy"
+    assert live == 200 and liveness["status"] == "alive"
     assert any("DIALER_VOICE_API_TOKEN" in reason for reason in health["reasons"])
     refused = [a for a in attempts(engine) if a.outcome == "not_placed"]
     assert len(refused) == len(platform.posts) == 5  # the first batch only; then no claim

@@ -445,6 +445,11 @@ def test_no_run_per_fill_the_sensor_reports_each_fill_once_as_a_materialization(
     third = hopper.fill_campaign(engine, cid, now + timedelta(minutes=20))
     again = evaluate(data.cursor)
     assert {k: v.value for k, v in again.asset_events[0].metadata.items()}["first_fill_id"] == third.fill_id
+    # A cursor past the newest fill (the database was restored) starts over instead of going silent.
+    assert evaluate(str(third.fill_id + 1000)).cursor == str(third.fill_id)
+    # Nothing new: skipped, and the cursor stays on the newest fill (the next look is by id).
+    quiet = evaluate(str(third.fill_id))
+    assert quiet.skip_message and quiet.cursor == str(third.fill_id)
 
 
 def test_rows_whose_prospect_left_ready_leave_the_hopper(engine):

@@ -333,6 +333,11 @@ _RECORDED = ("campaign_id", "filled_at", "level", "dials_per_min", "depth_before
              "returned_closed", "marked_dnc", "skipped_cap", "open_groups", "closed_groups", "duration_ms", "note")
 
 
+def newest_fill_id(conn: sa.Connection) -> int | None:
+    """The id of the last fill recorded (None: none yet): one probe of the primary key."""
+    return conn.execute(sa.select(sa.func.max(t.hopper_fills.c.id))).scalar_one()
+
+
 def recorded_fills(conn: sa.Connection, *, after_id: int | None, since: datetime, limit: int = 500) -> list[FillResult]:
     """Fills recorded after the fill `after_id` (or, without one, since `since`), oldest first, at most `limit`.
 

@@ -95,7 +95,10 @@ def day_hours(rows: Iterable[dict], zone: ZoneInfo) -> list[Hour]:
     if not hours:
         return []
     first = min(hours)
+    # Calls end within hours of their dial; a call closed days later (reconciled after an outage)
+    # must not stretch the charts over hundreds of empty hours: one day past the last dial at most.
     last = max([*hours, *(hour_of(e, zone).astimezone(UTC) for e in ends)])
+    last = min(last, max(hours) + timedelta(days=1))
     moment = first
     while moment <= last:
         hour(moment)

@@ -175,8 +175,9 @@ def html(s: Summary, drawn: list, attachment: str) -> str:
         ("By list", _counts("by-list", "List", s.by_list)),
     ]
     sections += [_section(title, table) for title, table in tables if "<td" in table]
-    footer = [f"The calls export is attached: <b>{escape(attachment)}</b>; the figures above are computed from it "
-              "(agent occupancy aside)."]
+    footer = [f"The calls export is attached: <b>{escape(attachment)}</b>; the day's figures above are computed "
+              "from it, except agent occupancy, the prospects still to dial and the 30-day abandon rate, which "
+              "come from the database."]
     footer += [escape(line) for line in registry_text(s)]
     sections.append(f'<tr><td style="padding:18px 16px 20px;{FONT}font-size:12px;{MUTED}">'
                     + "<br>".join(footer) + "</td></tr>")
