@@ -428,13 +428,21 @@ class Smoke:
                 run(args, timeout=timeout, env=self.env, check=False)
             except subprocess.TimeoutExpired:
                 log("  compose down timed out; removing the containers by force")
-        leftovers = run(["podman", "ps", "-a", "-q", "--filter", f"label=io.podman.compose.project={PROJECT}"],
-                        timeout=30, check=False).stdout.split()
-        runs = run(["podman", "ps", "-a", "-q", "--filter", "label=dagster/run_id", "--filter", f"ancestor={self.image}"],
-                   timeout=30, check=False).stdout.split()
-        ids = sorted(set(leftovers) | set(runs) | self.run_containers)
+        def listed(*filters: str) -> set[str]:
+            try:
+                return set(run(["podman", "ps", "-a", "-q", *filters], timeout=30, check=False).stdout.split())
+            except subprocess.TimeoutExpired:  # the rest of the teardown still runs
+                log(f"  podman ps {' '.join(filters)} timed out")
+                return set()
+
+        ids = sorted(listed("--filter", f"label=io.podman.compose.project={PROJECT}")
+                     | listed("--filter", "label=dagster/run_id", "--filter", f"ancestor={self.image}")
+                     | self.run_containers)
         if ids:
-            run(["podman", "rm", "-f", "-t", "5", *ids], timeout=90, check=False)
+            try:
+                run(["podman", "rm", "-f", "-t", "5", *ids], timeout=90, check=False)
+            except subprocess.TimeoutExpired:
+                log(f"  podman rm of {len(ids)} containers timed out")
         for process in reversed(self.processes):
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGTERM)
@@ -452,7 +460,11 @@ class Smoke:
                         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             except Exception as exc:  # reported, not hidden: the next run drops them first anyway
                 log(f"  could not drop {self.databases_created}: {exc}")
-        run(["podman", "network", "rm", "-f", "dialer"], timeout=30, check=False)
+        # Without -f: a network some other container still uses (a real stack's) stays.
+        try:
+            run(["podman", "network", "rm", "dialer"], timeout=30, check=False)
+        except subprocess.TimeoutExpired:
+            log("  podman network rm timed out")
         shutil.rmtree(self.tmp, ignore_errors=True)
         log(f"  teardown done ({len(ids)} containers removed)")
 
