@@ -346,19 +346,27 @@ def recorded_fills(conn: sa.Connection, *, after_id: int | None, since: datetime
     """
     f = t.hopper_fills
     where = f.c.id > after_id if after_id is not None else f.c.filled_at >= since
-    rows = conn.execute(sa.select(f.c.id, *(f.c[name] for name in _RECORDED)).where(where)
-                        .order_by(f.c.id).limit(limit))
-    return [FillResult(**{name: getattr(row, name) for name in _RECORDED}, fill_id=row.id) for row in rows]
+    rows = conn.execute(_recorded_select().where(where).order_by(f.c.id).limit(limit))
+    return [_recorded(row) for row in rows]
 
 
 def last_fill(conn: sa.Connection, campaign_id: int) -> FillResult | None:
     """The campaign's latest recorded fill, whoever ran it (one probe of `ix_hopper_fills_campaign_time`)."""
     f = t.hopper_fills
     row = conn.execute(
-        sa.select(f.c.id, *(f.c[name] for name in _RECORDED)).where(f.c.campaign_id == campaign_id)
-        .order_by(f.c.filled_at.desc(), f.c.id.desc()).limit(1)
+        _recorded_select().where(f.c.campaign_id == campaign_id).order_by(f.c.filled_at.desc(), f.c.id.desc()).limit(1)
     ).first()
-    return None if row is None else FillResult(**{name: getattr(row, name) for name in _RECORDED}, fill_id=row.id)
+    return None if row is None else _recorded(row)
+
+
+def _recorded_select() -> sa.Select:
+    f = t.hopper_fills
+    return sa.select(f.c.id, *(f.c[name] for name in _RECORDED))
+
+
+def _recorded(row) -> FillResult:
+    """A `hopper_fills` row (read by `_recorded_select`) as the FillResult it recorded."""
+    return FillResult(**{name: getattr(row, name) for name in _RECORDED}, fill_id=row.id)
 
 
 def queued_prospects(conn: sa.Connection, prospect_ids: list[int]) -> list[dict]:
