@@ -27,12 +27,13 @@ call_attempts = dg.AssetSpec(
 def calls_metadata(calls: Sequence[CampaignCalls], since: datetime, until: datetime) -> dict[str, object]:
     """A materialization's metadata for the calls of (since, until]: totals and one table row per campaign."""
     lines = ["| campaign | placed | answered | abandoned | ended |", "|---|---:|---:|---:|---:|"]
-    lines += [f"| {c.campaign} | {c.placed} | {c.answered} | {c.abandoned} | {c.ended} |" for c in calls]
+    lines += [f"| {c.campaign} | {n.placed} | {n.answered} | {n.abandoned} | {n.ended} |"
+              for c in calls for n in [c.counts]]
     return {
-        "placed": sum(c.placed for c in calls),
-        "answered": sum(c.answered for c in calls),
-        "abandoned": sum(c.abandoned for c in calls),
-        "ended": sum(c.ended for c in calls),
+        "placed": sum(c.counts.placed for c in calls),
+        "answered": sum(c.counts.answered for c in calls),
+        "abandoned": sum(c.counts.abandoned for c in calls),
+        "ended": sum(c.counts.ended for c in calls),
         "campaigns": len(calls),
         "since": since.isoformat(),
         "until": until.isoformat(),

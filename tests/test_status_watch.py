@@ -20,6 +20,8 @@ import pytest
 import sqlalchemy as sa
 
 from campaigns.core import schema as t
+from campaigns.dialing.history import call_counts
+from campaigns.reporting.call_activity import calls_between
 from campaigns.reporting.status import campaign_status, recent_calls
 from tests.helpers import add_prospects
 from tests.test_daemon import START, campaign, phones
@@ -35,23 +37,38 @@ def _attempt(conn, cid: int, pid: int, n: int, created, **extra) -> None:
         status="ended", created_at=created, **extra))
 
 
-def test_recent_calls_count_the_last_five_minutes(engine):
+def test_recent_calls_count_each_event_when_it_happened_in_the_last_five_minutes(engine):
     cid = campaign(engine)
     [pid] = add_prospects(engine, cid, phones(1), now=START - timedelta(hours=1))
     m = timedelta(minutes=1)
     with engine.begin() as conn:
-        _attempt(conn, cid, pid, 1, START - 6 * m, outcome="completed", answered_at=START - 6 * m)  # before the span
-        _attempt(conn, cid, pid, 2, START - 6 * m, outcome="completed", answered_at=START - 4 * m)  # answered in it
-        _attempt(conn, cid, pid, 3, START - 3 * m, outcome="completed", answered_at=START - 3 * m)
-        _attempt(conn, cid, pid, 4, START - 2 * m, outcome="abandoned")
-        _attempt(conn, cid, pid, 5, START - 2 * m, outcome="no_answer")
-        _attempt(conn, cid, pid, 6, START - 1 * m, outcome="not_placed")  # never dialed: no call
-        _attempt(conn, cid, pid, 7, START + 1 * m, outcome="completed", answered_at=START + m)  # after `now`
+        # placed and answered before the span: neither counts
+        _attempt(conn, cid, pid, 1, START - 6 * m, placed_at=START - 6 * m, answered_at=START - 6 * m)
+        # placed before the span, answered in it: the answer counts
+        _attempt(conn, cid, pid, 2, START - 6 * m, placed_at=START - 6 * m, answered_at=START - 4 * m)
+        # placed exactly at the span's start: (now - 5 min, now] leaves it out, and its answer counts
+        _attempt(conn, cid, pid, 3, START - 5 * m, placed_at=START - 5 * m, answered_at=START - 3 * m)
+        _attempt(conn, cid, pid, 4, START - 3 * m, placed_at=START - 3 * m, answered_at=START - 3 * m,
+                 ended_at=START - m, outcome="completed")
+        # a person answered, nobody was free: abandoned when it ended
+        _attempt(conn, cid, pid, 5, START - 2 * m, placed_at=START - 2 * m, ended_at=START - 2 * m,
+                 outcome="abandoned")
+        _attempt(conn, cid, pid, 6, START - 2 * m, placed_at=START - 2 * m, ended_at=START - m, outcome="no_answer")
+        # the platform never placed it: no call
+        _attempt(conn, cid, pid, 7, START - m, ended_at=START - m, outcome="not_placed")
+        # placed exactly at `now`: counts; after `now`: does not
+        _attempt(conn, cid, pid, 8, START, placed_at=START)
+        _attempt(conn, cid, pid, 9, START + m, placed_at=START + m, answered_at=START + m)
     with engine.connect() as conn:
         recent = recent_calls(conn, cid, START)
-        assert (recent.calls, recent.answered, recent.abandoned) == (3, 2, 1)
+        assert (recent.calls, recent.answered, recent.abandoned) == (4, 3, 1)
+        # the same counter the pacer's feedback and the call_attempts sensor read
+        counts = call_counts(conn, cid, START - 5 * m, START)
+        assert (counts.placed, counts.answered, counts.abandoned, counts.ended) == (4, 3, 1, 4)
+        [listed] = calls_between(conn, START - 5 * m, START)
+        assert listed.campaign == "acme/renewals" and listed.counts == counts
         assert campaign_status(conn, cid, START).as_dict()["recent"] == {
-            "minutes": 5.0, "calls": 3, "answered": 2, "abandoned": 1}
+            "minutes": 5.0, "calls": 4, "answered": 3, "abandoned": 1}
         assert campaign_status(conn, cid, START).dialer_interval_s == 10
 
 

@@ -1,5 +1,7 @@
 """What pacing reads of a campaign's calls (`call_attempts`): recent dials and how they resolved,
-recent talk times, the calls in flight, and the persons answered and abandoned since an instant.
+recent talk times, the calls in flight, and the calls placed, answered, abandoned and ended over a
+stretch of time (`call_counts`: the one counter the pacer's feedback, `dialer campaign status
+--watch` and the `call_attempts` sensor share).
 
 Every query is a short walk of `ix_call_attempts_campaign_time` (campaign, created_at) from the
 newest end, or of `ix_call_attempts_live` for the calls in flight, so its cost does not grow with
@@ -8,6 +10,7 @@ the campaign's past.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -81,19 +84,42 @@ def calls_in_flight(conn: sa.Connection, campaign_id: int, now: datetime) -> tup
     return ringing, talking
 
 
-def persons_between(conn: sa.Connection, campaign_id: int, since: datetime, until: datetime) -> tuple[int, int]:
-    """(connected, abandoned): persons who reached a session, and persons abandoned, in (since, until]."""
+@dataclass(frozen=True)
+class CallCounts:
+    """A campaign's calls in (since, until], each count by when that thing happened."""
+
+    placed: int  # the platform confirmed the call (placed_at)
+    answered: int  # a person answered and reached a session (answered_at)
+    abandoned: int  # a person answered and no session was free in time (ended then)
+    ended: int  # every call that ended, whatever its outcome
+
+    @property
+    def any(self) -> bool:
+        return bool(self.placed or self.answered or self.abandoned or self.ended)
+
+
+def call_counts(conn: sa.Connection, campaign_id: int, since: datetime, until: datetime) -> CallCounts:
+    """The campaign's calls placed, answered, abandoned and ended in (since, until].
+
+    One range of `ix_call_attempts_campaign_time`, from the stretch's start less LONGEST_RING: a
+    call answered or ended more than that after its dial is left out (the day's report, built from
+    every attempt, still has it).
+    """
     a = t.call_attempts
-    recent = [a.c.campaign_id == campaign_id, a.c.created_at > since - LONGEST_RING, a.c.created_at <= until]
-    connected = conn.execute(
-        sa.select(sa.func.count()).select_from(a)
-        .where(*recent, a.c.answered_at > since, a.c.answered_at <= until)
-    ).scalar_one()
-    abandoned = conn.execute(
-        sa.select(sa.func.count()).select_from(a)
-        .where(*recent, a.c.outcome == str(CallOutcome.ABANDONED), a.c.ended_at > since, a.c.ended_at <= until)
-    ).scalar_one()
-    return int(connected), int(abandoned)
+
+    def count(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
+        return sa.func.coalesce(sa.func.sum(sa.case((condition, 1), else_=0)), 0)
+
+    def within(column: sa.Column) -> sa.ColumnElement[bool]:
+        return sa.and_(column > since, column <= until)
+
+    placed, answered, abandoned, ended = conn.execute(
+        sa.select(count(within(a.c.placed_at)), count(within(a.c.answered_at)),
+                  count(sa.and_(within(a.c.ended_at), a.c.outcome == str(CallOutcome.ABANDONED))),
+                  count(within(a.c.ended_at)))
+        .where(a.c.campaign_id == campaign_id, a.c.created_at > since - LONGEST_RING, a.c.created_at <= until)
+    ).one()
+    return CallCounts(int(placed), int(answered), int(abandoned), int(ended))
 
 
 def call_history(conn: sa.Connection, campaign_id: int, now: datetime, *, counted_to: datetime | None,
@@ -102,7 +128,8 @@ def call_history(conn: sa.Connection, campaign_id: int, now: datetime, *, counte
     ringing, talking = calls_in_flight(conn, campaign_id, now)
     connected = abandoned = 0
     if counted_to is not None and counted_to < now:
-        connected, abandoned = persons_between(conn, campaign_id, counted_to, now)
+        counts = call_counts(conn, campaign_id, counted_to, now)
+        connected, abandoned = counts.answered, counts.abandoned
     return CallHistory(
         dials=recent_dials(conn, campaign_id, now), talks=recent_talks(conn, campaign_id, now),
         ringing_ages=ringing, talking=talking, connected=connected, abandoned=abandoned,

@@ -16,7 +16,6 @@ import sqlalchemy as sa
 
 from campaigns.core import schema as t
 from campaigns.core.lifecycle import (
-    CallOutcome,
     CampaignState,
     CampaignStatus,
     HopperStatus,
@@ -24,13 +23,10 @@ from campaigns.core.lifecycle import (
     ProspectStatus,
 )
 from campaigns.dialing import calls, hopper, runtime
-from campaigns.dialing.dialability import dialed_clause
+from campaigns.dialing.history import call_counts
 from campaigns.dialing.pace import ABANDON_PERIOD
 
 RECENT_SPAN = timedelta(minutes=5)
-# Answers in the span are looked for among calls placed at most this long before it: the platform
-# stops ringing a call long before, and the count stays one range of `ix_call_attempts_campaign_time`.
-ANSWER_WITHIN = timedelta(minutes=10)
 
 
 @dataclass(frozen=True)
@@ -90,27 +86,16 @@ class RecentCalls:
     """The campaign's calls over the last few minutes: the live view's throughput."""
 
     minutes: float
-    calls: int  # calls placed (attempts the platform was asked for, less those it never placed)
+    calls: int  # calls the platform placed in the span
     answered: int  # calls a person answered and an agent took, in the span
-    abandoned: int  # calls a person answered with no agent free in time, in the span
+    abandoned: int  # calls a person answered with no agent free in time, ended in the span
 
 
 def recent_calls(conn: sa.Connection, campaign_id: int, now: datetime, span: timedelta = RECENT_SPAN) -> RecentCalls:
-    """Calls placed, answered and abandoned in [now - span, now)."""
-    a = t.call_attempts
-    since = now - span
-    in_span = sa.and_(a.c.created_at >= since, a.c.created_at < now)
-    answered_in_span = sa.and_(a.c.answered_at >= since, a.c.answered_at < now)
-    abandoned = a.c.outcome == str(CallOutcome.ABANDONED)
-    # An abandoned call has no `answered_at` (no agent took it): placed in the span stands in for it.
-    placed, answered, lost = conn.execute(
-        sa.select(
-            sa.func.coalesce(sa.func.sum(sa.case((sa.and_(in_span, dialed_clause(a)), 1), else_=0)), 0),
-            sa.func.coalesce(sa.func.sum(sa.case((answered_in_span, 1), else_=0)), 0),
-            sa.func.coalesce(sa.func.sum(sa.case((sa.and_(in_span, abandoned), 1), else_=0)), 0),
-        ).where(a.c.campaign_id == campaign_id, a.c.created_at >= since - ANSWER_WITHIN, a.c.created_at < now)
-    ).one()
-    return RecentCalls(span.total_seconds() / 60, int(placed), int(answered), int(lost))
+    """Calls placed, answered and abandoned in (now - span, now], counted as the pacer and the
+    `call_attempts` sensor count them (`campaigns.dialing.history.call_counts`)."""
+    counts = call_counts(conn, campaign_id, now - span, now)
+    return RecentCalls(span.total_seconds() / 60, counts.placed, counts.answered, counts.abandoned)
 
 
 @dataclass(frozen=True)
