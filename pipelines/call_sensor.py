@@ -44,7 +44,7 @@ def call_attempts_sensor(context: dg.SensorEvaluationContext, database: Database
     since = _since(context.cursor, until)
     if since >= until:
         return dg.SkipReason("The last report reaches past now (the clock went back); waiting for it.")
-    with database.engine.connect() as conn:
+    with database.sensor_engine.connect() as conn:
         calls = calls_between(conn, since, until)
     cursor = until.isoformat()
     if not calls:

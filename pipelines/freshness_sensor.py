@@ -62,7 +62,7 @@ def _older_than(stamp: object, moment: datetime) -> bool:
 )
 def freshness_sensor(context: dg.SensorEvaluationContext, database: DatabaseResource, bucket: BucketResource):
     now = datetime.now(UTC)
-    fresh = freshness(database.engine, bucket.get(), now)
+    fresh = freshness(database.sensor_engine, bucket.get(), now)
     checks = [("hopper", hopper_check_fields(fresh.hoppers, now)),
               ("upload_file", inbox_check_fields(fresh.inbox)),
               ("hopper", registry_check_fields(fresh.registry))]

@@ -40,7 +40,7 @@ def _last_id(cursor: str | None) -> int | None:
 )
 def hopper_fills_sensor(context: dg.SensorEvaluationContext, database: DatabaseResource):
     now = datetime.now(UTC)
-    with database.engine.connect() as conn:
+    with database.sensor_engine.connect() as conn:
         newest = newest_fill_id(conn)
         if newest is None:
             return dg.SkipReason("No hopper fill has been recorded yet.")

@@ -57,7 +57,7 @@ def report_sensor(context: dg.SensorEvaluationContext, database: DatabaseResourc
         cursor = json.loads(context.cursor) if context.cursor else {}
     except ValueError:
         cursor = {}
-    with database.engine.connect() as conn:
+    with database.sensor_engine.connect() as conn:
         due, cursor = due_requests(conn, _now(), cursor)
     if not due:
         return dg.SensorResult(skip_reason="no campaign's report is due", cursor=json.dumps(cursor, sort_keys=True))

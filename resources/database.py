@@ -26,7 +26,14 @@ class DatabaseResource(dg.ConfigurableResource):
         description="Waiting for SQLite's write lock, at most: `DIALER_SQLITE_BUSY_TIMEOUT_S`.",
     )
 
+    sensor_statement_timeout_s: float = Field(
+        default=20.0, gt=0,
+        description="A sensor's statement or lock wait, at most (PostgreSQL): a stuck query fails the "
+                    "evaluation well inside Dagster's 60 s sensor timeout instead of running on in the server.",
+    )
+
     _engine: db.Engine | None = PrivateAttr(default=None)
+    _sensor_engine: db.Engine | None = PrivateAttr(default=None)
 
     @classmethod
     def from_config(cls, cfg: DialerConfig) -> DatabaseResource:
@@ -51,12 +58,25 @@ class DatabaseResource(dg.ConfigurableResource):
         db.check_ready(self._engine)
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
-        if self._engine is not None:
-            self._engine.dispose()
-            self._engine = None
+        for engine in (self._engine, self._sensor_engine):
+            if engine is not None:
+                engine.dispose()
+        self._engine = self._sensor_engine = None
 
     @property
     def engine(self) -> db.Engine:
         if self._engine is None:
             self._engine = self._make_engine()
         return self._engine
+
+    @property
+    def sensor_engine(self) -> db.Engine:
+        """The engine sensors read with: the batch limits, and a statement and lock limit of
+        `sensor_statement_timeout_s` (with the client-side wait bound after it), because a sensor
+        evaluation runs every few seconds in the dagster-daemon and must not pile up queries."""
+        if self._sensor_engine is None:
+            limit = self.sensor_statement_timeout_s
+            self._sensor_engine = db.make_engine(self.resolved_url(), timeouts=DatabaseTimeouts(
+                connect_s=self.connect_timeout_s, sqlite_busy_s=min(self.sqlite_busy_timeout_s, limit),
+                statement_s=limit, lock_s=limit))
+        return self._sensor_engine

@@ -25,6 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
+import pydantic
 import pytest
 import sqlalchemy as sa
 
@@ -503,6 +504,25 @@ def test_timeout_settings_are_checked_and_reach_the_engines(db_url, backend):
     finally:
         daemon_engine.dispose()
         batch_engine.dispose()
+
+
+@POSTGRES
+def test_a_sensors_query_is_cut_at_the_sensor_limit_while_runs_keep_no_limit(db_url):
+    resource = DatabaseResource(url=db_url, sensor_statement_timeout_s=0.5)
+    try:
+        with resource.engine.connect() as batch_conn:
+            assert batch_conn.exec_driver_sql("SHOW statement_timeout").scalar() == "0"
+        with resource.sensor_engine.connect() as conn:
+            assert conn.exec_driver_sql("SHOW statement_timeout").scalar() == "500ms"
+            assert conn.exec_driver_sql("SHOW lock_timeout").scalar() == "500ms"
+            started = time.monotonic()
+            with pytest.raises(sa.exc.OperationalError, match="statement timeout"):
+                conn.exec_driver_sql("SELECT pg_sleep(5)")
+            assert time.monotonic() - started < 3
+    finally:
+        resource.teardown_after_execution(None)  # type: ignore[arg-type]
+    with pytest.raises(pydantic.ValidationError):
+        DatabaseResource(url=db_url, sensor_statement_timeout_s=0)
 
 
 RELAY = """
