@@ -7,8 +7,9 @@ sensor reads the rows recorded since its cursor (the last fill id it reported) a
 as one materialization of the `hopper` asset per evaluation, with the same metadata a
 materialization by a run carries. (The hopper's checks, `hopper_filled_on_time` and
 `national_registry_fresh`, are `freshness_sensor`'s: they matter most when no fill comes.) A
-sensor evaluation runs in the code server, not in a run. (Ids are assigned before commit: a fill that
-commits after a later one the sensor already reported is left out of the UI, never out of the table.)
+sensor evaluation runs in the code server, not in a run. A fill's id is drawn before it commits, so
+the cursor also carries the ids it found missing below the newest it read; a fill committing late
+is reported by a later evaluation (`campaigns.dialing.hopper.fills_after`).
 """
 
 
@@ -17,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 
 from assets.hopper import fills_metadata
-from campaigns.dialing.hopper import newest_fill_id, recorded_fills
+from campaigns.dialing.hopper import FillsRead, fills_after
 from campaigns.setup.registry import list_campaigns
 from resources.database import DatabaseResource
 
@@ -26,10 +27,6 @@ INTERVAL_S = 30
 FIRST_LOOK_BACK = timedelta(minutes=10)
 # At most this many fills per evaluation (one materialization's table); the rest wait for the next.
 MAX_FILLS = 500
-
-
-def _last_id(cursor: str | None) -> int | None:
-    return int(cursor) if cursor and cursor.isdigit() else None
 
 
 @dg.sensor(
@@ -41,22 +38,18 @@ def _last_id(cursor: str | None) -> int | None:
 def hopper_fills_sensor(context: dg.SensorEvaluationContext, database: DatabaseResource):
     now = datetime.now(UTC)
     with database.sensor_engine.connect() as conn:
-        newest = newest_fill_id(conn)
-        if newest is None:
+        fills, read = fills_after(conn, FillsRead.parse(context.cursor), now, since=now - FIRST_LOOK_BACK,
+                                  limit=MAX_FILLS)
+        if read.last_id is None:
             return dg.SkipReason("No hopper fill has been recorded yet.")
-        after = _last_id(context.cursor)
-        if after is not None and after > newest:  # the database was restored or replaced: start over
-            after = None
-        fills = recorded_fills(conn, after_id=after, since=now - FIRST_LOOK_BACK, limit=MAX_FILLS)
         if not fills:
-            # The cursor moves to the newest fill, so the next look is by id, not a scan by time.
-            return dg.SensorResult(skip_reason="No hopper fill since the last report.", cursor=str(newest))
+            return dg.SensorResult(skip_reason="No hopper fill since the last report.", cursor=read.text())
         slugs = {ref.id: ref.qualified_slug for ref in list_campaigns(conn)}
-    first, last = fills[0].filled_at, fills[-1].filled_at
+    first, last = min(f.filled_at for f in fills), max(f.filled_at for f in fills)
     materialization = dg.AssetMaterialization(
         asset_key="hopper",
         description=f"{len(fills)} fills recorded from {first.isoformat()} to {last.isoformat()}.",
         metadata={**fills_metadata(fills, slugs), "filled_by": "the dialer daemons",
                   "first_fill_id": fills[0].fill_id, "last_fill_id": fills[-1].fill_id},
     )
-    return dg.SensorResult(asset_events=[materialization], cursor=str(fills[-1].fill_id))
+    return dg.SensorResult(asset_events=[materialization], cursor=read.text())

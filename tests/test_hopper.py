@@ -454,6 +454,72 @@ def test_no_run_per_fill_the_sensor_reports_each_fill_once_as_a_materialization(
     assert quiet.skip_message and quiet.cursor == str(third.fill_id)
 
 
+def _fill_row(conn, cid: int, at: datetime) -> int:
+    """A `hopper_fills` row as a fill records it (queued nothing), its id."""
+    return conn.execute(sa.insert(t.hopper_fills).values(
+        campaign_id=cid, filled_at=at, level=5, depth_before=0, queued=0, returned_expired=0, returned_closed=0,
+        marked_dnc=0, skipped_cap=0, open_groups=1, closed_groups=0, duration_ms=1.0)
+        .returning(t.hopper_fills.c.id)).scalar_one()
+
+
+def test_a_fill_committing_after_a_later_one_was_read_is_reported_once_by_a_later_read(engine, backend):
+    """Ids are drawn before commit: the reader keeps the ids missing below the newest it read and
+    returns each when it commits, and gives it up (a rolled-back fill) after GAP_WAIT."""
+    cid = _campaign(engine)
+    now = datetime.now(UTC)
+    since = now - timedelta(minutes=10)
+    with engine.connect() as conn:
+        assert hopper.fills_after(conn, hopper.FillsRead(), now, since=since) == ([], hopper.FillsRead())
+    with engine.begin() as conn:
+        first = _fill_row(conn, cid, now)
+    with engine.connect() as conn:
+        fills, read = hopper.fills_after(conn, hopper.FillsRead(), now, since=since)
+    assert [f.fill_id for f in fills] == [first] and read == hopper.FillsRead(first)
+    if backend == "postgres":  # a real late commit: one transaction draws an id, a later one commits first
+        with engine.connect() as slow:
+            slow.begin()
+            late = _fill_row(slow, cid, now)
+            with engine.begin() as conn:
+                later = _fill_row(conn, cid, now)
+            with engine.connect() as conn:
+                fills, read = hopper.fills_after(conn, read, now, since=since)
+            slow.commit()
+    else:  # SQLite serializes writers: a row taken out and put back stands for the late commit
+        with engine.begin() as conn:
+            late, later = _fill_row(conn, cid, now), _fill_row(conn, cid, now)
+            conn.execute(sa.delete(t.hopper_fills).where(t.hopper_fills.c.id == late))
+        with engine.connect() as conn:
+            fills, read = hopper.fills_after(conn, read, now, since=since)
+        with engine.begin() as conn:
+            conn.execute(sa.insert(t.hopper_fills).from_select(
+                [c.name for c in t.hopper_fills.columns],
+                sa.select(*[sa.literal(late).label("id") if c.name == "id" else c for c in t.hopper_fills.columns])
+                .where(t.hopper_fills.c.id == later)))
+    assert [f.fill_id for f in fills] == [later] and read.last_id == later and set(read.waiting) == {late}
+    assert hopper.FillsRead.parse(read.text()) == read  # the cursor carries the waiting id
+    with engine.connect() as conn:
+        fills, read = hopper.fills_after(conn, hopper.FillsRead.parse(read.text()), now + timedelta(seconds=30),
+                                         since=since)
+        assert [f.fill_id for f in fills] == [late] and read == hopper.FillsRead(later)
+        assert read.text() == str(later)
+        assert hopper.fills_after(conn, read, now, since=since) == ([], read)  # reported once
+    # An id never committed (rolled back) is waited for GAP_WAIT, then given up.
+    with engine.begin() as conn:
+        rolled_back, final = _fill_row(conn, cid, now), _fill_row(conn, cid, now)
+        conn.execute(sa.delete(t.hopper_fills).where(t.hopper_fills.c.id == rolled_back))
+    gone = hopper.FillsRead(final, {rolled_back: now - hopper.GAP_WAIT + timedelta(seconds=1)})
+    with engine.connect() as conn:
+        assert hopper.fills_after(conn, gone, now, since=since) == ([], gone)
+        assert hopper.fills_after(conn, gone, now + timedelta(seconds=1), since=since) == ([], hopper.FillsRead(final))
+
+
+@pytest.mark.parametrize("text", ["", "abc", "{}", '{"last": "7", "waiting": {}}', '{"last": 7, "waiting": []}',
+                                  '{"last": 7, "waiting": {"x": "2026-01-01T00:00:00+00:00"}}',
+                                  '{"last": 7, "waiting": {"3": "2026-01-01T00:00:00"}}', "[1]", "null"])
+def test_a_cursor_that_is_not_one_reads_from_the_start(text):
+    assert hopper.FillsRead.parse(text) == hopper.FillsRead()
+
+
 def test_rows_whose_prospect_left_ready_leave_the_hopper(engine):
     cid = _campaign(engine)
     ids = add_prospects(engine, cid, [{"phone": _phone(i)} for i in range(3)], now=NOON)

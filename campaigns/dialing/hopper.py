@@ -64,6 +64,7 @@ serialised by its row lock, and `hopper.prospect_id` is unique.
 
 from __future__ import annotations
 
+import json
 import math
 import time as clock
 from dataclasses import asdict, dataclass, field
@@ -348,6 +349,78 @@ def recorded_fills(conn: sa.Connection, *, after_id: int | None, since: datetime
     where = f.c.id > after_id if after_id is not None else f.c.filled_at >= since
     rows = conn.execute(_recorded_select().where(where).order_by(f.c.id).limit(limit))
     return [_recorded(row) for row in rows]
+
+
+# A fill's id is drawn before it commits, so fills can commit out of id order: an id missing
+# below the newest one read is waited for this long (a fill transaction lasts seconds), then
+# taken for a rolled-back fill. At most MAX_WAITING such ids are carried.
+GAP_WAIT = timedelta(minutes=10)
+MAX_WAITING = 1000
+
+
+@dataclass(frozen=True)
+class FillsRead:
+    """How far a reader of `hopper_fills` has got: the highest fill id it read, and the ids below
+    it that were not committed yet when it read past them, each with when it first missed it."""
+
+    last_id: int | None = None
+    waiting: dict[int, datetime] = field(default_factory=dict)
+
+    def text(self) -> str:
+        """As a cursor: the id alone while nothing is waiting, else JSON."""
+        if not self.waiting:
+            return "" if self.last_id is None else str(self.last_id)
+        return json.dumps({"last": self.last_id,
+                           "waiting": {str(i): at.isoformat() for i, at in sorted(self.waiting.items())}})
+
+    @classmethod
+    def parse(cls, text: str | None) -> FillsRead:
+        """A cursor written by `text` (or anything else: read from the start)."""
+        if not text:
+            return cls()
+        if text.isdigit():
+            return cls(int(text))
+        try:
+            data = json.loads(text)
+            last = data["last"]
+            waiting = {int(i): datetime.fromisoformat(at) for i, at in data["waiting"].items()}
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return cls()
+        if not (last is None or isinstance(last, int)) or any(at.tzinfo is None for at in waiting.values()):
+            return cls()
+        return cls(last, waiting)
+
+
+def fills_after(conn: sa.Connection, read: FillsRead, now: datetime, *, since: datetime,
+                limit: int = 500) -> tuple[list[FillResult], FillsRead]:
+    """The fills recorded since `read` (from `since` when it has no position), oldest id first,
+    and the position after them: every committed fill is returned once, including one that
+    committed after a later id was read (it waits in `FillsRead.waiting` for up to GAP_WAIT).
+    A position past the newest fill (the database was restored or replaced) starts over."""
+    newest = newest_fill_id(conn)
+    if newest is None:
+        return [], FillsRead()
+    last = read.last_id
+    waiting = {i: at for i, at in read.waiting.items() if now - at < GAP_WAIT}
+    if last is not None and last > newest:
+        last, waiting = None, {}
+    f = t.hopper_fills
+    late = [_recorded(row) for row in conn.execute(
+        _recorded_select().where(f.c.id.in_(sorted(waiting))).order_by(f.c.id))] if waiting else []
+    for fill in late:
+        waiting.pop(fill.fill_id or 0, None)
+    fresh = recorded_fills(conn, after_id=last, since=since, limit=limit)
+    if fresh:
+        seen = {fill.fill_id for fill in fresh}
+        top = fresh[-1].fill_id or 0
+        lowest = max(last + 1 if last is not None else top, top - MAX_WAITING)
+        waiting.update({i: now for i in range(lowest, top) if i not in seen and i not in waiting})
+        last = top
+    elif last is None:
+        last = newest  # nothing in the look-back: the next look is by id
+    if len(waiting) > MAX_WAITING:
+        waiting = dict(sorted(waiting.items())[-MAX_WAITING:])
+    return sorted(late + fresh, key=lambda fill: fill.fill_id or 0), FillsRead(last, waiting)
 
 
 def last_fill(conn: sa.Connection, campaign_id: int) -> FillResult | None:
