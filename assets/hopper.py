@@ -15,6 +15,7 @@ import dagster as dg
 from assets.dnc import dnc_list_numbers, dnc_registry
 from assets.expiry import expired_prospects
 from assets.ingestion import loaded_prospects
+from campaigns.core.lifecycle import FillOrigin
 from campaigns.dialing.hopper import FillResult, campaigns_due, fill_campaign
 from campaigns.dialing.national_registry import Health, RegistryHealth, registry_health
 from campaigns.setup.registry import list_campaigns
@@ -23,16 +24,29 @@ from resources.database import DatabaseResource
 REGISTRY_CHECK = "national_registry_fresh"
 
 
+def fill_origin(fill: FillResult) -> str:
+    """Who made a fill, as one table cell: "daemon dialer-1", "run 5f3c…", "cli", "not recorded"."""
+    if fill.filled_by is None:
+        return "not recorded"
+    return f"{fill.filled_by} {fill.filler_id}" if fill.filler_id else str(fill.filled_by)
+
+
+def _cell(text: str) -> str:
+    """Text shown as data in a markdown table cell (a daemon id or a note cannot add a column)."""
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+
+
 def fills_metadata(results: Sequence[FillResult], slugs: Mapping[int, str]) -> dict[str, object]:
     """A materialization's metadata for `results`: totals and one table row per fill."""
-    lines = ["| campaign | filled at | level | queued | depth | returned | marked DNC | skipped at a cap | open groups | ms | note |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    lines = ["| campaign | filled at | by | level | queued | depth | returned | marked DNC | skipped at a cap "
+             "| open groups | ms | note |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in results:
         lines.append(
-            f"| {slugs.get(r.campaign_id, r.campaign_id)} | {r.filled_at:%H:%M:%S} | {r.level} | {r.queued} "
-            f"| {r.depth_after} | {r.returned_expired + r.returned_closed} "
+            f"| {_cell(str(slugs.get(r.campaign_id, r.campaign_id)))} | {r.filled_at:%H:%M:%S} | {_cell(fill_origin(r))} "
+            f"| {r.level} | {r.queued} | {r.depth_after} | {r.returned_expired + r.returned_closed} "
             f"| {r.marked_dnc} | {r.skipped_cap} | {r.open_groups}/{r.open_groups + r.closed_groups} "
-            f"| {r.duration_ms:.0f} | {r.note or ''} |"
+            f"| {r.duration_ms:.0f} | {_cell(r.note or '')} |"
         )
     return {
         "campaigns_filled": len({r.campaign_id for r in results}),
@@ -76,7 +90,8 @@ def hopper(context: dg.AssetExecutionContext, database: DatabaseResource) -> dg.
         due = campaigns_due(conn, now)
         slugs = {ref.id: ref.slug for ref in list_campaigns(conn)}
         registry = registry_health(conn, now)
-    results = [fill_campaign(engine, campaign_id, now) for campaign_id in due]
+    results = [fill_campaign(engine, campaign_id, now, filled_by=FillOrigin.RUN, filler_id=context.run.run_id)
+               for campaign_id in due]
     for r in results:
         context.log.info(f"{slugs.get(r.campaign_id)}: {r.as_dict()}")
     return dg.MaterializeResult(metadata={**fills_metadata(results, slugs), "filled_by": "this run"},

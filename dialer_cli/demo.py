@@ -55,7 +55,7 @@ from rich.text import Text
 from campaigns.core import db
 from campaigns.core.config import DialerConfig
 from campaigns.core.errors import DialerError
-from campaigns.core.lifecycle import CallOutcome, CampaignState, PacingMode
+from campaigns.core.lifecycle import CallOutcome, CampaignState, FillOrigin, PacingMode
 from campaigns.dialing import calls, hopper
 from campaigns.dialing.staterules import banned_holiday, holiday_bans
 from campaigns.ingestion import dnc
@@ -466,7 +466,7 @@ class Demo:
             self.end = windows[last][1]
             shares = slot_shares(conn, self.campaign_id, self.start, self.end)
         self.plan_ = plan_day(self.start, self.end, shares, self.interval_s, self.seconds)
-        filled = hopper.fill_campaign(engine, self.campaign_id, self.start)
+        filled = hopper.fill_campaign(engine, self.campaign_id, self.start, filled_by=FillOrigin.DEMO)
         hours = (self.end - self.start).total_seconds() / 3600
         self.result["day"] = {"date": self.day.isoformat(), "start": self.start.isoformat(),
                               "end": self.end.isoformat(), "last_zone": last, "queued_at_start": filled.queued}

@@ -12,6 +12,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from campaigns.core.lifecycle import FillOrigin
 from campaigns.dialing import hopper
 from campaigns.reporting.explain import explain_phone
 from campaigns.setup import registry
@@ -95,7 +96,7 @@ def hopper_fill(
     with database(config_of(ctx)) as engine:
         with engine.connect() as conn:
             ref = registry.resolve_campaign(conn, campaign)
-        result = hopper.fill_campaign(engine, ref.id, now)
+        result = hopper.fill_campaign(engine, ref.id, now, filled_by=FillOrigin.CLI)
         with engine.connect() as conn:
             queued = hopper.queued_prospects(conn, result.queued_ids)
     if json_out:

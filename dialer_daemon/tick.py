@@ -28,7 +28,7 @@ from concurrent.futures import Future
 from datetime import datetime, timedelta
 
 from campaigns.core.db import Connection, Engine
-from campaigns.core.lifecycle import CampaignState
+from campaigns.core.lifecycle import CampaignState, FillOrigin
 from campaigns.core.model import Attempt, Campaign, ClaimedProspect
 from campaigns.dialing import calls, hopper, pace, roster, runtime
 from campaigns.dialing.pace import Sessions
@@ -90,7 +90,8 @@ class CampaignTicker:
             with self.engine.connect() as conn:
                 due = bool(hopper.campaigns_due(conn, now, only=[campaign_id]))
             if due:
-                fill = hopper.fill_campaign(self.engine, campaign_id, now)
+                fill = hopper.fill_campaign(self.engine, campaign_id, now, filled_by=FillOrigin.DAEMON,
+                                           filler_id=self.daemon_id)
                 report.filled, report.more_dialable = fill.queued, fill.reached_level
         if campaign.state != CampaignState.ACTIVE:
             return report

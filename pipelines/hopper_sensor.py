@@ -17,7 +17,8 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
-from assets.hopper import fills_metadata
+from assets.hopper import fill_origin, fills_metadata
+from campaigns.core.lifecycle import FillOrigin
 from campaigns.dialing.hopper import FillsRead, fills_after
 from campaigns.setup.registry import list_campaigns
 from resources.database import DatabaseResource
@@ -42,14 +43,17 @@ def hopper_fills_sensor(context: dg.SensorEvaluationContext, database: DatabaseR
                                   limit=MAX_FILLS)
         if read.last_id is None:
             return dg.SkipReason("No hopper fill has been recorded yet.")
+        # A run of the `hopper` asset materialized its own fills: reported again, they would show twice.
+        fills = [fill for fill in fills if fill.filled_by != FillOrigin.RUN]
         if not fills:
-            return dg.SensorResult(skip_reason="No hopper fill since the last report.", cursor=read.text())
+            return dg.SensorResult(skip_reason="No hopper fill outside a run since the last report.",
+                                   cursor=read.text())
         slugs = {ref.id: ref.qualified_slug for ref in list_campaigns(conn)}
     first, last = min(f.filled_at for f in fills), max(f.filled_at for f in fills)
     materialization = dg.AssetMaterialization(
         asset_key="hopper",
         description=f"{len(fills)} fills recorded from {first.isoformat()} to {last.isoformat()}.",
-        metadata={**fills_metadata(fills, slugs), "filled_by": "the dialer daemons",
+        metadata={**fills_metadata(fills, slugs), "filled_by": ", ".join(sorted({fill_origin(f) for f in fills})),
                   "first_fill_id": fills[0].fill_id, "last_fill_id": fills[-1].fill_id},
     )
     return dg.SensorResult(asset_events=[materialization], cursor=read.text())

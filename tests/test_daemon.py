@@ -100,6 +100,9 @@ def test_end_to_end_attempts_match_the_platform_and_prospects_their_events(engin
     recorded = attempts(engine)
     platform_log = sim.calls()
     assert recorded and len(recorded) == len(platform_log)
+    with engine.connect() as conn:  # the daemon filled the hopper, and each fill says which daemon
+        origins = set(conn.execute(sa.select(t.hopper_fills.c.filled_by, t.hopper_fills.c.filler_id)).all())
+    assert origins == {("daemon", daemon.daemon_id)}
     assert {(a.platform_call_id, a.idempotency_key, a.phone_e164) for a in recorded} == {
         (c["call_id"], c["idempotency_key"], c["to"]) for c in platform_log
     }

@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from campaigns.core import schema as t
+from campaigns.core.lifecycle import FillOrigin
 from campaigns.core.model import Campaign
 from campaigns.dialing import hopper
 from campaigns.reporting.status import campaign_status
@@ -403,6 +404,7 @@ def test_hopper_asset_fills_due_campaigns(engine, dialer_env):
     with engine.connect() as conn:
         fills = conn.execute(sa.select(t.hopper_fills)).all()
     assert len(fills) == 1 and fills[0].queued == metadata["queued"] == len(_queued(engine, cid))
+    assert (fills[0].filled_by, fills[0].filler_id) == ("run", result.run_id)  # the sensor leaves it to the run
     # Only zones whose window is open at this instant were queued (the rules decide, not the test).
     from campaigns.dialing.dialability import DialRules, Place, window_open
 
@@ -432,8 +434,8 @@ def test_no_run_per_fill_the_sensor_reports_each_fill_once_as_a_materialization(
     cid = _campaign(engine)
     now = datetime.now(UTC)
     add_prospects(engine, cid, [{"phone": _phone(i)} for i in range(5)], now=now - timedelta(minutes=1))
-    first = hopper.fill_campaign(engine, cid, now)
-    second = hopper.fill_campaign(engine, cid, now + timedelta(minutes=10))
+    first = hopper.fill_campaign(engine, cid, now, filled_by=FillOrigin.DAEMON, filler_id="dialer|1")
+    second = hopper.fill_campaign(engine, cid, now + timedelta(minutes=10), filled_by=FillOrigin.CLI)
     data = evaluate(None)
     assert not data.run_requests
     [materialization] = data.asset_events  # the checks are freshness_sensor's (tests/test_freshness.py)
@@ -442,11 +444,18 @@ def test_no_run_per_fill_the_sensor_reports_each_fill_once_as_a_materialization(
     assert metadata["queued"] == first.queued + second.queued
     assert metadata["campaigns_filled"] == 1 and metadata["last_fill_id"] == second.fill_id
     assert metadata["fills"].count("| acme/") == 2  # one table row per fill, the campaign by name
+    # who filled, the daemon's id shown as data (its "|" cannot add a column)
+    assert metadata["filled_by"] == "cli, daemon dialer|1" and "| daemon dialer\\|1 |" in metadata["fills"]
     assert data.cursor == str(second.fill_id)
     assert evaluate(data.cursor).skip_message  # reported once
     third = hopper.fill_campaign(engine, cid, now + timedelta(minutes=20))
     again = evaluate(data.cursor)
     assert {k: v.value for k, v in again.asset_events[0].metadata.items()}["first_fill_id"] == third.fill_id
+    # A fill by a run of the `hopper` asset was materialized by that run: not reported again.
+    by_run = hopper.fill_campaign(engine, cid, now + timedelta(minutes=25), filled_by=FillOrigin.RUN, filler_id="r1")
+    after_run = evaluate(again.cursor)
+    assert after_run.skip_message and after_run.cursor == str(by_run.fill_id)
+    third = by_run
     # A cursor past the newest fill (the database was restored) starts over instead of going silent.
     assert evaluate(str(third.fill_id + 1000)).cursor == str(third.fill_id)
     # Nothing new: skipped, and the cursor stays on the newest fill (the next look is by id).

@@ -77,6 +77,17 @@ class RowOutcome(StrEnum):
     DNC = "dnc"  # on a DNC list; loaded with the campaign's DNC disposition
 
 
+class FillOrigin(StrEnum):
+    """Who filled a hopper (`hopper_fills.filled_by`): the daemon holding the campaign, on its
+    tick; a Dagster run of the `hopper` asset (which materializes its own fills); `dialer hopper
+    fill`; the demo."""
+
+    DAEMON = "daemon"
+    RUN = "run"
+    CLI = "cli"
+    DEMO = "demo"
+
+
 class HopperStatus(StrEnum):
     QUEUED = "queued"
     CLAIMED = "claimed"

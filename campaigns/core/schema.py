@@ -497,6 +497,9 @@ hopper_fills = sa.Table(
     sa.Column("note", sa.Text, nullable=True),
     # The dial rate the level was sized from (NULL: a cold start, sized from the sessions).
     sa.Column("dials_per_min", sa.Float, nullable=True),
+    # Who filled (FillOrigin) and which daemon or Dagster run it was (NULL: recorded before 0013).
+    sa.Column("filled_by", sa.Text, nullable=True),
+    sa.Column("filler_id", sa.Text, nullable=True),
     sa.Index("ix_hopper_fills_campaign_time", "campaign_id", "filled_at"),
 )
 

@@ -73,7 +73,12 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 from campaigns.core import schema as t
-from campaigns.core.lifecycle import CampaignState, HopperStatus, ProspectStatus
+from campaigns.core.lifecycle import (
+    CampaignState,
+    FillOrigin,
+    HopperStatus,
+    ProspectStatus,
+)
 from campaigns.core.model import Campaign
 from campaigns.dialing import national_registry, runtime
 from campaigns.dialing.dialability import (
@@ -137,6 +142,8 @@ class FillResult:
     note: str | None = None
     queued_ids: list[int] = field(default_factory=list, repr=False)
     fill_id: int | None = None  # its `hopper_fills` row, once recorded
+    filled_by: FillOrigin | None = None  # who filled (None: not said, or recorded before revision 0013)
+    filler_id: str | None = None  # the daemon's id or the Dagster run's
 
     @property
     def depth_after(self) -> int:
@@ -280,10 +287,12 @@ def _next_minute(moment: datetime) -> datetime:
     return moment.replace(second=0, microsecond=0) + timedelta(minutes=1)
 
 
-def fill_campaign(engine: sa.Engine, campaign_id: int, now: datetime) -> FillResult:
-    """Top one campaign's hopper up at `now` (see the module docstring)."""
+def fill_campaign(engine: sa.Engine, campaign_id: int, now: datetime, *, filled_by: FillOrigin | None = None,
+                  filler_id: str | None = None) -> FillResult:
+    """Top one campaign's hopper up at `now` (see the module docstring); the fill is recorded as
+    made by `filled_by` (the daemon `filler_id`, the Dagster run `filler_id`, …)."""
     started = clock.perf_counter()
-    result = FillResult(campaign_id=campaign_id, filled_at=now)
+    result = FillResult(campaign_id=campaign_id, filled_at=now, filled_by=filled_by, filler_id=filler_id)
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             # The candidate queries are short index walks whose cost PostgreSQL overestimates
@@ -324,6 +333,7 @@ def fill_campaign(engine: sa.Engine, campaign_id: int, now: datetime) -> FillRes
             marked_dnc=result.marked_dnc, skipped_cap=result.skipped_cap,
             open_groups=result.open_groups, closed_groups=result.closed_groups,
             duration_ms=result.duration_ms, note=result.note, dials_per_min=result.dials_per_min,
+            filled_by=None if filled_by is None else str(filled_by), filler_id=filler_id,
         ))
         result.fill_id = recorded.inserted_primary_key[0] if recorded.inserted_primary_key else None
     return result
@@ -331,7 +341,8 @@ def fill_campaign(engine: sa.Engine, campaign_id: int, now: datetime) -> FillRes
 
 # What a fill records, as `recorded_fills` reads it back (queued ids and registry re-checks are not kept).
 _RECORDED = ("campaign_id", "filled_at", "level", "dials_per_min", "depth_before", "queued", "returned_expired",
-             "returned_closed", "marked_dnc", "skipped_cap", "open_groups", "closed_groups", "duration_ms", "note")
+             "returned_closed", "marked_dnc", "skipped_cap", "open_groups", "closed_groups", "duration_ms", "note",
+             "filled_by", "filler_id")
 
 
 def newest_fill_id(conn: sa.Connection) -> int | None:
@@ -439,7 +450,16 @@ def _recorded_select() -> sa.Select:
 
 def _recorded(row) -> FillResult:
     """A `hopper_fills` row (read by `_recorded_select`) as the FillResult it recorded."""
-    return FillResult(**{name: getattr(row, name) for name in _RECORDED}, fill_id=row.id)
+    values = {name: getattr(row, name) for name in _RECORDED}
+    values["filled_by"] = _origin(values["filled_by"])
+    return FillResult(**values, fill_id=row.id)
+
+
+def _origin(text: str | None) -> FillOrigin | None:
+    try:
+        return None if text is None else FillOrigin(text)
+    except ValueError:  # written by a newer version of the code
+        return None
 
 
 def queued_prospects(conn: sa.Connection, prospect_ids: list[int]) -> list[dict]:
