@@ -24,6 +24,10 @@ time (wall clock), and the person answers behind the row.
 
     python bench/pacing.py [--sessions 10,50,200] [--answer-rates 0.2,0.35] [--seeds 5]
                            [--jobs 2] [--rows ratio,best,predictive,drift] [--minutes 10=120,50=90,200=60]
+                           [--best-ratio R]   (the ratio a sweep found: skips the sweep)
+
+All the runs of a session count and answer rate after the sweep share one pool of `--jobs`
+workers, so no worker waits at the end of a row with an odd number of seeds.
 """
 
 from __future__ import annotations
@@ -302,10 +306,32 @@ HEADER = ("| row | occupancy | after warm-up | abandon rate | worst 30 min | con
 
 
 def _pool(jobs: int, specs: list[Spec], workdir: str) -> list[Result]:
+    [(_, results)] = _rows(jobs, [("", specs)], workdir)
+    return results
+
+
+def _run_one(args: tuple[Spec, str]) -> Result:
+    return run(*args)
+
+
+def _rows(jobs: int, rows: list[tuple[str, list[Spec]]], workdir: str, show: bool = False) -> list[tuple[str, list[Result]]]:
+    """Every run of `rows` in one pool (no worker idles at the end of a row with an odd number
+    of seeds), each row printed as soon as its runs are in (when `show`), in order."""
+    specs = [spec for _, row_specs in rows for spec in row_specs]
     for prospects in sorted({prospects_needed(s) for s in specs}):
         template(Path(workdir), prospects)
+    done: list[tuple[str, list[Result]]] = []
+    pending: list[Result] = []
     with multiprocessing.get_context("spawn").Pool(jobs) as pool:
-        return pool.starmap(run, [(s, workdir) for s in specs])
+        for result in pool.imap(_run_one, [(s, workdir) for s in specs]):
+            pending.append(result)
+            while len(done) < len(rows) and len(pending) >= len(rows[len(done)][1]):
+                label, row_specs = rows[len(done)]
+                taken, pending = pending[:len(row_specs)], pending[len(row_specs):]
+                done.append((label, taken))
+                if show:
+                    print(Row(label, taken).line(), flush=True)
+    return done
 
 
 def main() -> None:
@@ -317,6 +343,10 @@ def main() -> None:
     parser.add_argument("--rows", default="ratio,best,predictive,drift")
     parser.add_argument("--targets", default="0.02,0.03", help="predictive targets to run")
     parser.add_argument("--ratios", default="1,2,3", help="the ratio rows' call ratios (each with and without the damper)")
+    parser.add_argument("--sweep-ratios", default=None,
+                        help="the ratios the sweep tries (default: 4–9 at answer rate 0.2, 2–5 at 0.35)")
+    parser.add_argument("--best-ratio", type=float, default=None,
+                        help="the best static ratio, from a sweep already run (skips the sweep)")
     parser.add_argument("--minutes", default=",".join(f"{k}={v}" for k, v in DEFAULT_MINUTES.items()),
                         help="simulated minutes per run by session count, e.g. 10=240,50=120,200=60")
     args = parser.parse_args()
@@ -333,38 +363,39 @@ def main() -> None:
                 print(f"\n**{sessions} sessions, answer rate {answer_rate:.0%}** — {len(seeds)} seeds × "
                       f"{length:g} simulated minutes, dialer interval {INTERVAL_S} s, talk {TALK_S:g} s, "
                       f"wrap-up {WRAP_UP_S:g} s\n\n{HEADER}", flush=True)
-                best: float | None = None
-                if "predictive" in rows:
-                    for target in (float(x) for x in args.targets.split(",")):
-                        specs = [Spec(**base, seed=s, mode="predictive", target=target) for s in seeds]
-                        print(Row(f"predictive, target {target:.0%}", _pool(args.jobs, specs, workdir)).line(),
-                              flush=True)
-                if "best" in rows or "drift" in rows:
-                    sweep = []
-                    for ratio in SWEEP_RATIOS.get(answer_rate, SWEEP_RATIOS[0.2]):
-                        specs = [Spec(**base, seed=s, mode="ratio", ratio=ratio) for s in seeds[:SWEEP_SEEDS]]
-                        sweep.append((ratio, Row(f"ratio {ratio:g}", _pool(args.jobs, specs, workdir))))
+                best: float | None = args.best_ratio
+                if ("best" in rows or "drift" in rows) and best is None:
+                    ratios = ([float(r) for r in args.sweep_ratios.split(",")] if args.sweep_ratios
+                              else SWEEP_RATIOS.get(answer_rate, SWEEP_RATIOS[0.2]))
+                    sweep = [(ratio, Row(f"ratio {ratio:g}", results)) for ratio, (_, results) in zip(ratios, _rows(
+                        args.jobs, [(f"ratio {r:g}", [Spec(**base, seed=s, mode="ratio", ratio=r)
+                                                      for s in seeds[:SWEEP_SEEDS]]) for r in ratios], workdir))]
                     within = [(row.occupancy, ratio) for ratio, row in sweep if row.abandon_rate <= BEST_WITHIN]
                     best = max(within)[1] if within else min(ratio for ratio, _ in sweep)
                     print("| sweep (" + ", ".join(f"{ratio:g}: {row.occupancy:.1%} / {row.abandon_rate:.2%}"
                                                   for ratio, row in sweep) + ") | | | | | | | | |", flush=True)
-                    if "best" in rows:
-                        specs = [Spec(**base, seed=s, mode="ratio", ratio=best) for s in seeds]
-                        print(Row(f"best static ratio {best:g}", _pool(args.jobs, specs, workdir)).line(),
-                              flush=True)
+                batch: list[tuple[str, list[Spec]]] = []
+                if "predictive" in rows:
+                    for target in (float(x) for x in args.targets.split(",")):
+                        batch.append((f"predictive, target {target:.0%}",
+                                      [Spec(**base, seed=s, mode="predictive", target=target) for s in seeds]))
+                if "best" in rows and best is not None:
+                    batch.append((f"best static ratio {best:g}",
+                                  [Spec(**base, seed=s, mode="ratio", ratio=best) for s in seeds]))
                 if "drift" in rows and answer_rate == 0.2 and best is not None:
                     for drift, what in (("answer", "answer rate 20% → 35%"), ("talk", "talk 120 → 300 s")):
                         for label, extra in ((f"drift ({what}): predictive 2%", {"mode": "predictive"}),
                                              (f"drift ({what}): static ratio {best:g}",
                                               {"mode": "ratio", "ratio": best})):
-                            specs = [Spec(**base, seed=s, drift=drift, **extra) for s in seeds]
-                            print(Row(label, _pool(args.jobs, specs, workdir)).line(), flush=True)
+                            batch.append((label, [Spec(**base, seed=s, drift=drift, **extra) for s in seeds]))
                 if "ratio" in rows:
                     for ratio in (float(r) for r in args.ratios.split(",")):
                         for damper in (False, True):
-                            specs = [Spec(**base, seed=s, mode="ratio", ratio=ratio, damper=damper) for s in seeds]
-                            label = f"ratio {ratio:g}{' + damper' if damper else ''}"
-                            print(Row(label, _pool(args.jobs, specs, workdir)).line(), flush=True)
+                            batch.append((f"ratio {ratio:g}{' + damper' if damper else ''}",
+                                          [Spec(**base, seed=s, mode="ratio", ratio=ratio, damper=damper)
+                                           for s in seeds]))
+                if batch:
+                    _rows(args.jobs, batch, workdir, show=True)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     print(f"\n({time.perf_counter() - started:.0f} s wall)")
