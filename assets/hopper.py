@@ -90,8 +90,19 @@ def hopper(context: dg.AssetExecutionContext, database: DatabaseResource) -> dg.
         due = campaigns_due(conn, now)
         slugs = {ref.id: ref.slug for ref in list_campaigns(conn)}
         registry = registry_health(conn, now)
-    results = [fill_campaign(engine, campaign_id, now, filled_by=FillOrigin.RUN, filler_id=context.run.run_id)
-               for campaign_id in due]
+    results: list[FillResult] = []
+    try:
+        for campaign_id in due:
+            results.append(fill_campaign(engine, campaign_id, now, filled_by=FillOrigin.RUN,
+                                         filler_id=context.run.run_id))
+    except Exception:
+        # Each fill commits on its own: the ones made before the failure are shown here, since
+        # hopper_fills_sensor leaves a run's fills to the run.
+        if results:
+            context.log_event(dg.AssetMaterialization(
+                asset_key="hopper", description=f"{len(results)} fills made before the run failed.",
+                metadata={**fills_metadata(results, slugs), "filled_by": "this run, before it failed"}))
+        raise
     for r in results:
         context.log.info(f"{slugs.get(r.campaign_id)}: {r.as_dict()}")
     return dg.MaterializeResult(metadata={**fills_metadata(results, slugs), "filled_by": "this run"},

@@ -114,7 +114,7 @@ def _scan(context, store, listing: Listing, parse, partitions_def, known: dict[t
 def inbox_sensor(context: dg.SensorEvaluationContext, bucket: BucketResource, database: DatabaseResource):
     store = bucket.get()
     listing = store.scan("inbox")
-    review = review_inbox(database.sensor_engine, store, listing.files, datetime.now(UTC))
+    review = review_inbox(database.engine, store, listing.files, datetime.now(UTC), reader=database.sensor_engine)
     for notice in review.notices:  # an upload refused or abandoned: logged once, as it happens
         context.log.warning(notice)
     return _scan(context, store, listing, parse_inbox_key, uploads, review.registered)

@@ -21,8 +21,8 @@ from tests.helpers import UPLOADS_CAMPAIGN, add_prospects, apply_campaign
 NOON = datetime(2026, 10, 21, 16, 0, tzinfo=UTC)  # 12:00 EDT, 11:00 CDT, 09:00 PDT, 06:00 HST
 
 
-def _campaign(engine, **dialing):
-    data = dict(UPLOADS_CAMPAIGN)
+def _campaign(engine, slug: str = "renewals", **dialing):
+    data = {**UPLOADS_CAMPAIGN, "slug": slug}
     data["dialing"] = {"hopper_min_level": 5, **dialing}
     return apply_campaign(engine, data, now=NOON - timedelta(days=2)).campaign_id
 
@@ -414,6 +414,40 @@ def test_hopper_asset_fills_due_campaigns(engine, dialer_env):
     assert metadata["queued"] == expected
 
 
+def test_a_hopper_run_failing_at_a_later_campaign_still_shows_the_fills_it_made(engine, dialer_env, monkeypatch):
+    """Each fill commits on its own and the sensor leaves a run's fills to the run: a run that fails
+    at its second campaign reports the first campaign's fill before it fails."""
+    import assets.hopper as hopper_assets
+    from campaigns.core.config import DialerConfig
+    from pipelines.definitions import defs, resources_for
+
+    first, second = _campaign(engine), _campaign(engine, slug="second")
+    now = datetime.now(UTC)
+    for cid in (first, second):
+        add_prospects(engine, cid, [{"phone": _phone(i + 10 * cid)} for i in range(3)], now=now)
+    real = hopper_assets.fill_campaign
+    asked: list[int] = []
+
+    def failing(engine_, campaign_id, at, **origin):
+        asked.append(campaign_id)
+        if len(asked) == 2:
+            raise RuntimeError("the database went away")
+        return real(engine_, campaign_id, at, **origin)
+
+    monkeypatch.setattr(hopper_assets, "fill_campaign", failing)
+    instance = dg.DagsterInstance.ephemeral()
+    result = defs.resolve_job_def("fill_hopper").execute_in_process(
+        instance=instance, resources=resources_for(DialerConfig.from_env()), raise_on_error=False)
+    assert not result.success
+    event = instance.get_latest_materialization_event(dg.AssetKey("hopper"))
+    assert event is not None and event.run_id == result.run_id and event.asset_materialization is not None
+    metadata = {k: v.value for k, v in event.asset_materialization.metadata.items()}
+    assert metadata["campaigns_filled"] == 1 and metadata["filled_by"] == "this run, before it failed"
+    with engine.connect() as conn:
+        assert [(f.campaign_id, f.filled_by) for f in conn.execute(sa.select(t.hopper_fills))] == [(asked[0], "run")]
+    assert sorted(asked) == [first, second]
+
+
 def test_no_run_per_fill_the_sensor_reports_each_fill_once_as_a_materialization(engine, dialer_env):
     """The daemons fill (hopper.fill_campaign on their tick); Dagster launches no run for it:
     hopper_fills_sensor reports the recorded fills after its cursor, once, without a run."""
@@ -520,6 +554,9 @@ def test_a_fill_committing_after_a_later_one_was_read_is_reported_once_by_a_late
     with engine.connect() as conn:
         assert hopper.fills_after(conn, gone, now, since=since) == ([], gone)
         assert hopper.fills_after(conn, gone, now + timedelta(seconds=1), since=since) == ([], hopper.FillsRead(final))
+        # A first read (no position: by time) also waits for the ids missing among those it read.
+        fills, read = hopper.fills_after(conn, hopper.FillsRead(), now, since=since)
+        assert [f.fill_id for f in fills] == [first, late, later, final] and set(read.waiting) == {rolled_back}
 
 
 @pytest.mark.parametrize("text", ["", "abc", "{}", '{"last": "7", "waiting": {}}', '{"last": 7, "waiting": []}',

@@ -424,7 +424,7 @@ def fills_after(conn: sa.Connection, read: FillsRead, now: datetime, *, since: d
     if fresh:
         seen = {fill.fill_id for fill in fresh}
         top = fresh[-1].fill_id or 0
-        lowest = max(last + 1 if last is not None else top, top - MAX_WAITING)
+        lowest = max(last + 1 if last is not None else fresh[0].fill_id or 0, top - MAX_WAITING)
         waiting.update({i: now for i in range(lowest, top) if i not in seen and i not in waiting})
         last = top
     elif last is None:

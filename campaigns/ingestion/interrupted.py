@@ -89,16 +89,20 @@ def _refuse_if_still_interrupted(engine: sa.Engine, upload_id: int, message: str
     return True
 
 
-def review_inbox(engine: sa.Engine, bucket: Bucket, listed: list[ObjectInfo], now: datetime) -> InboxReview:
+def review_inbox(engine: sa.Engine, bucket: Bucket, listed: list[ObjectInfo], now: datetime, *,
+                 reader: sa.Engine | None = None) -> InboxReview:
     """What to do with each listed file version already registered, after settling interrupted uploads.
 
     Refuses (and moves to rejected/) an interrupted upload restarted MAX_RESUMES
-    times, and abandons one whose file version is no longer in the inbox.
+    times, and abandons one whose file version is no longer in the inbox. The registered
+    uploads are read with `reader` (a sensor's engine, with its statement limit) when given;
+    a refusal, which deletes the upload's staged rows (millions, for a big file), is written
+    with `engine`.
     """
     pl = t.prospect_lists
     present = {(o.key, o.version) for o in listed}
     last_sign = sa.func.coalesce(pl.c.heartbeat_at, pl.c.created_at)
-    with engine.connect() as conn:
+    with (reader or engine).connect() as conn:
         rows = conn.execute(
             sa.select(
                 pl.c.id, pl.c.source_key, pl.c.source_version, pl.c.status, pl.c.archived_key,
