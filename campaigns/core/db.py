@@ -47,6 +47,11 @@ DRIVERS = ("sqlite", "sqlite+pysqlite", "postgresql+psycopg")
 _EXAMPLES = "e.g. `sqlite:////path/dialer.sqlite3` or `postgresql+psycopg://user@host:5432/db`"
 
 
+def count_if(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
+    """SQL: how many of the rows meet `condition` (0, not NULL, over no rows)."""
+    return sa.func.coalesce(sa.func.sum(sa.case((condition, 1), else_=0)), 0)
+
+
 def _shown(raw: str) -> str:
     """A URL as typed, for a message that cannot parse it: what may be a password becomes ***.
 

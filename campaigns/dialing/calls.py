@@ -33,6 +33,7 @@ from typing import Any, NamedTuple
 import sqlalchemy as sa
 
 from campaigns.core import schema as t
+from campaigns.core.db import count_if
 from campaigns.core.lifecycle import (
     AttemptStatus,
     CallEventType,
@@ -242,7 +243,7 @@ def live_counts(conn: sa.Connection, campaign_id: int) -> LiveCalls:
     a = t.call_attempts
     ringing, in_flight = conn.execute(
         sa.select(
-            sa.func.coalesce(sa.func.sum(sa.case((a.c.status.in_(AttemptStatus.not_answered()), 1), else_=0)), 0),
+            count_if(a.c.status.in_(AttemptStatus.not_answered())),
             sa.func.count(),
         ).where(a.c.campaign_id == campaign_id, a.c.ended_at.is_(None), a.c.status.in_(AttemptStatus.live()))
     ).one()
@@ -288,8 +289,8 @@ def abandon_counts(conn: sa.Connection, campaign_id: int, since: datetime, until
     for chunk in chunks:
         found, connected = conn.execute(
             sa.select(
-                sa.func.coalesce(sa.func.sum(sa.case((a.c.outcome == str(CallOutcome.ABANDONED), 1), else_=0)), 0),
-                sa.func.coalesce(sa.func.sum(sa.case((a.c.answered_at.is_not(None), 1), else_=0)), 0),
+                count_if(a.c.outcome == str(CallOutcome.ABANDONED)),
+                count_if(a.c.answered_at.is_not(None)),
             ).where(*where, *([] if chunk is None else [a.c.id.in_(chunk)]))
         ).one()
         abandoned += int(found)

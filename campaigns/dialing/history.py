@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 from campaigns.core import schema as t
+from campaigns.core.db import count_if
 from campaigns.core.lifecycle import AttemptStatus, CallOutcome
 from campaigns.dialing.predictive import COHORT_MAX, TALK_MAX, CallHistory, Dial, Talk
 
@@ -107,16 +108,13 @@ def call_counts(conn: sa.Connection, campaign_id: int, since: datetime, until: d
     """
     a = t.call_attempts
 
-    def count(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
-        return sa.func.coalesce(sa.func.sum(sa.case((condition, 1), else_=0)), 0)
-
     def within(column: sa.Column) -> sa.ColumnElement[bool]:
         return sa.and_(column > since, column <= until)
 
     placed, answered, abandoned, ended = conn.execute(
-        sa.select(count(within(a.c.placed_at)), count(within(a.c.answered_at)),
-                  count(sa.and_(within(a.c.ended_at), a.c.outcome == str(CallOutcome.ABANDONED))),
-                  count(within(a.c.ended_at)))
+        sa.select(count_if(within(a.c.placed_at)), count_if(within(a.c.answered_at)),
+                  count_if(sa.and_(within(a.c.ended_at), a.c.outcome == str(CallOutcome.ABANDONED))),
+                  count_if(within(a.c.ended_at)))
         .where(a.c.campaign_id == campaign_id, a.c.created_at > since - LONGEST_RING, a.c.created_at <= until)
     ).one()
     return CallCounts(int(placed), int(answered), int(abandoned), int(ended))

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from campaigns.core import schema as t
+from campaigns.core.db import count_if
 from campaigns.core.errors import DialerError
 from campaigns.core.lifecycle import HopperStatus, ProspectStatus
 from campaigns.dialing import hopper, national_registry
@@ -204,11 +205,6 @@ def not_dialable_summary(conn: sa.Connection, campaign_id: int, now: datetime, t
     return {"as_of": now.isoformat(), "open_prospects": total, "dialable_now": dialable,
             "top_reasons": top_reasons}
 
-
-
-def count_if(condition):
-    """SQL: how many of the rows meet `condition`."""
-    return sa.func.sum(sa.case((condition, 1), else_=0))
 
 
 REGISTRY_CODES = (Code.ON_NATIONAL_REGISTRY, Code.DNC_REGISTRY_STALE, Code.AREA_CODE_NOT_COVERED)

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 
 from campaigns.core import schema as t
+from campaigns.core.db import count_if
 from campaigns.core.lifecycle import CallOutcome, ProspectStatus
 from campaigns.dialing import calls, hopper
 from campaigns.dialing.dialability import DialRules, Place, window_open
@@ -58,7 +59,7 @@ def call_figures(conn: sa.Connection, campaign_id: int, now: datetime, sessions:
     a = t.call_attempts
     total, not_placed = conn.execute(
         sa.select(sa.func.count(),
-                  sa.func.coalesce(sa.func.sum(sa.case((a.c.outcome == str(CallOutcome.NOT_PLACED), 1), else_=0)), 0))
+                  count_if(a.c.outcome == str(CallOutcome.NOT_PLACED)))
         .where(a.c.campaign_id == campaign_id)
     ).one()
     abandoned, people = calls.abandon_counts(conn, campaign_id, *ALL_TIME)
